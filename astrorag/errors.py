@@ -1,0 +1,41 @@
+"""One exception hierarchy for astrorag.
+
+Every message says what went wrong *and* how to fix it; the CLI prints the message and exits
+with a non-zero code instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class AstroRagError(Exception):
+    """Root of every error astrorag raises on purpose."""
+
+    exit_code = 2
+
+
+class ConfigError(AstroRagError, ValueError):
+    """A setting has a wrong name, type or value."""
+
+
+class InputError(AstroRagError, ValueError):
+    """An input file or record cannot be read."""
+
+
+class IndexMismatchError(AstroRagError):
+    """An index was built with other embedding or chunking settings than the ones in use."""
+
+
+class IndexNotFoundError(AstroRagError, FileNotFoundError):
+    """The named index does not exist."""
+
+
+class BackendError(AstroRagError, LookupError):
+    """An unknown backend name, or a backend that cannot do what was asked."""
+
+
+class LLMUnavailableError(AstroRagError, ConnectionError):
+    """The language-model server is not answering or lacks the model."""
+
+
+class SourceError(AstroRagError, RuntimeError):
+    """A literature service (ADS, arXiv) answered with an error."""

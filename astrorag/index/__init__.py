@@ -1,0 +1,1 @@
+"""The index: embeddings, the Chroma + BM25 store and retrieval."""

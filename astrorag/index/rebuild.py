@@ -1,0 +1,40 @@
+"""Re-chunk and re-embed an index from its own stored records with the current settings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+from ..errors import IndexNotFoundError
+from ..ingest.pipeline import IngestReport, ingest_documents
+from ..settings import Settings
+from ..types import Document
+from .embed import get_embedder
+from .store import Index
+
+
+def rebuild_index(settings: Settings) -> IngestReport:
+    """Build a fresh index beside the old one from its ledger, then swap it in.
+
+    The old index stays untouched until the new one is complete, so an interrupted rebuild
+    loses nothing.
+    """
+    ledger = settings.index_path / "ledger.sqlite"
+    if not ledger.is_file():
+        raise IndexNotFoundError(f"no index {settings.index_name!r} in {settings.index_dir} to rebuild")
+    with sqlite3.connect(ledger) as db:
+        docs = [Document.from_dict(json.loads(r[0])) for r in db.execute("SELECT record FROM documents")]
+    staging = settings.replace(index_name=f"{settings.index_name}.rebuild")
+    Index.drop(staging)
+    index = Index.open(staging, create=True)
+    try:
+        report = ingest_documents(index, docs, get_embedder(settings), settings)
+    finally:
+        index.close()
+    old = settings.index_dir / f"{settings.index_name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    settings.index_path.replace(old)
+    staging.index_path.replace(settings.index_path)
+    shutil.rmtree(old, ignore_errors=True)
+    return report

@@ -1,0 +1,104 @@
+"""Hybrid retrieval: dense (Chroma) and keyword (BM25) candidates fused by reciprocal rank."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..settings import Settings
+from ..types import Evidence
+from .embed import Embedder
+from .store import Hit, Index
+
+MODES = ("dense", "bm25", "fused")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters: publication year range and arXiv category (``astro-ph.GA``) or archive (``astro-ph``)."""
+
+    year_min: int | None = None
+    year_max: int | None = None
+    category: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Filters":
+        return cls(settings.year_min, settings.year_max, settings.category)
+
+
+def reciprocal_rank_fusion(rankings: dict[str, list[Hit]], k: int = 60) -> list[tuple[str, float]]:
+    """Fuse ranked lists: score(d) = sum over lists of 1 / (k + rank), rank starting at 1.
+
+    Examples
+    --------
+    >>> fused = reciprocal_rank_fusion({"a": [Hit("x", 1), Hit("y", 0.5)], "b": [Hit("y", 9), Hit("z", 1)]})
+    >>> [doc for doc, _ in fused]
+    ['y', 'x', 'z']
+    """
+    scores: dict[str, float] = {}
+    for hits in rankings.values():
+        for rank, hit in enumerate(hits, start=1):
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+class Retriever:
+    """Searches one index.
+
+    Examples
+    --------
+    >>> r = Retriever(index, embedder, settings)  # doctest: +SKIP
+    >>> evidence = r.search("What powers little red dots?", k=5, filters=Filters(year_min=2024))  # doctest: +SKIP
+    """
+
+    def __init__(self, index: Index, embedder: Embedder, settings: Settings):
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+
+    def rankings(self, query: str, mode: str, filters: Filters, candidates: int) -> dict[str, list[Hit]]:
+        if mode not in MODES:
+            raise ConfigError(f"unknown retrieval mode {mode!r}; valid names: {', '.join(MODES)}")
+        out: dict[str, list[Hit]] = {}
+        if mode in ("dense", "fused"):
+            vector = self.embedder.encode_query(query)
+            out["dense"] = self.index.dense_search(vector, candidates, filters.year_min, filters.year_max,
+                                                   filters.category)
+        if mode in ("bm25", "fused"):
+            out["bm25"] = self.index.bm25_search(query, candidates, filters.year_min, filters.year_max,
+                                                 filters.category)
+        return out
+
+    def search(self, query: str, k: int | None = None, mode: str | None = None,
+               filters: Filters | None = None) -> list[Evidence]:
+        """Return the top-k chunks as Evidence with per-retriever scores and ranks and keys ``[1]..[k]``."""
+        k = k or self.settings.k
+        mode = mode or self.settings.retrieval_mode
+        filters = filters or Filters.from_settings(self.settings)
+        rankings = self.rankings(query, mode, filters, max(self.settings.candidates, k))
+        if mode == "fused":
+            ordered = reciprocal_rank_fusion(rankings, self.settings.rrf_k)[:k]
+        else:
+            ordered = [(h.chunk_id, h.score) for h in rankings[mode][:k]]
+        return self._to_evidence(ordered, rankings)
+
+    def _to_evidence(self, ordered: list[tuple[str, float]], rankings: dict[str, list[Hit]]) -> list[Evidence]:
+        chunks = self.index.chunks([cid for cid, _ in ordered])
+        docs = self.index.documents({c.doc_id for c in chunks.values()})
+        per: dict[str, dict[str, tuple[int, float]]] = {}
+        for name, hits in rankings.items():
+            for rank, hit in enumerate(hits, start=1):
+                per.setdefault(hit.chunk_id, {})[name] = (rank, hit.score)
+        evidence = []
+        for cid, fused in ordered:
+            chunk = chunks.get(cid)
+            if chunk is None:  # a vector whose ledger row was lost mid-write; skip rather than cite nothing
+                continue
+            doc = docs[chunk.doc_id]
+            info = per.get(cid, {})
+            evidence.append(Evidence(
+                key=str(len(evidence) + 1), kind="chunk", text=chunk.text, doc_id=doc.doc_id, chunk_id=cid,
+                title=doc.title, authors=doc.authors, year=doc.year, arxiv_id=doc.arxiv_id,
+                bibcode=doc.bibcode, url=doc.url, scores={n: s for n, (_, s) in info.items()},
+                ranks={n: r for n, (r, _) in info.items()}, fused_score=fused))
+        return evidence

@@ -1,0 +1,227 @@
+"""Read local files of paper records (arXiv-style or ADS-style) into Documents.
+
+A bad record never stops the file: it becomes a :class:`Problem` naming file, line and reason,
+and the good records are still returned.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ..errors import InputError
+from ..types import Document, normalize_arxiv_id
+
+SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A record that could not be read."""
+
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+@dataclass
+class ReadResult:
+    documents: list[Document] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def read_files(paths: Iterable[str | Path]) -> ReadResult:
+    """Read every file (folders are searched for supported files) into one result.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"
+    >>> _ = p.write_text('{"id": "2401.09981", "title": "LRDs", "abstract": "Red."}\\nnot json\\n')
+    >>> r = read_files([p])
+    >>> [d.doc_id for d in r.documents], str(r.problems[0]).endswith(":2: not valid JSON (Expecting value)")
+    (['2401.09981'], True)
+    """
+    result = ReadResult()
+    for path in _expand(paths):
+        for item in _read_one(path):
+            if isinstance(item, Problem):
+                result.problems.append(item)
+            else:
+                result.documents.append(item)
+    return result
+
+
+def _expand(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUPPORTED)
+            if not found:
+                raise InputError(f"folder {path} holds no {', '.join(SUPPORTED)} files")
+            files.extend(found)
+        elif path.is_file():
+            if path.suffix.lower() not in SUPPORTED:
+                raise InputError(
+                    f"{path}: unsupported file type {path.suffix or '(none)'}; use one of {', '.join(SUPPORTED)}"
+                )
+            files.append(path)
+        else:
+            raise InputError(f"{path} does not exist; check the path")
+    return files
+
+
+def _read_one(path: Path) -> Iterator[Document | Problem]:
+    if path.stat().st_size == 0:
+        yield Problem(str(path), 0, "file is empty: no records to ingest")
+        return
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        yield from _read_jsonl(path)
+    elif suffix == ".json":
+        yield from _read_json(path)
+    else:
+        yield from _read_csv(path)
+
+
+def _read_jsonl(path: Path) -> Iterator[Document | Problem]:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        seen_any = False
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            seen_any = True
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield Problem(str(path), number, f"not valid JSON ({exc.msg})")
+                continue
+            yield _to_document(record, path, number)
+        if not seen_any:
+            yield Problem(str(path), 0, "file holds only blank lines: no records to ingest")
+
+
+def _read_json(path: Path) -> Iterator[Document | Problem]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except json.JSONDecodeError as exc:
+        yield Problem(str(path), exc.lineno, f"not valid JSON ({exc.msg})")
+        return
+    if isinstance(data, dict):
+        # An ADS API response keeps its records under response.docs.
+        data = data.get("response", {}).get("docs", data.get("docs", data.get("records", [data])))
+    if not isinstance(data, list):
+        yield Problem(str(path), 1, "expected a list of records (or an ADS response with response.docs)")
+        return
+    for number, record in enumerate(data, start=1):
+        # Records in one JSON document have no line of their own; report their position instead.
+        yield _to_document(record, path, number)
+
+
+def _read_csv(path: Path) -> Iterator[Document | Problem]:
+    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames:
+            yield Problem(str(path), 1, "no header row")
+            return
+        line = 1
+        for row in reader:
+            start, line = line + 1, reader.line_num
+            if None in row:
+                yield Problem(str(path), start, f"{len(row[None])} more fields than the header has")
+                continue
+            yield _to_document({k: v for k, v in row.items() if k is not None}, path, start)
+
+
+def _to_document(record: Any, path: Path, line: int) -> Document | Problem:
+    if not isinstance(record, dict):
+        return Problem(str(path), line, f"expected an object with fields, got {type(record).__name__}")
+    try:
+        if record.get("bibcode"):
+            return _from_ads(record)
+        return _from_arxiv_or_plain(record)
+    except (ValueError, TypeError) as exc:
+        return Problem(str(path), line, str(exc))
+
+
+def _first(value: Any) -> Any:
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            return _as_list(json.loads(text))
+        except json.JSONDecodeError:
+            pass
+    return [p.strip() for p in re.split(r"[;|]", text) if p.strip()]
+
+
+def _year(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    match = re.match(r"\s*(\d{4})", str(value))
+    if not match:
+        raise ValueError(f"year/published {value!r} does not start with a four-digit year")
+    return int(match.group(1))
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        raise ValueError(f"citation_count {value!r} is not a number") from None
+
+
+def _require_title(record: dict[str, Any]) -> str:
+    title = _first(record.get("title"))
+    if not title or not str(title).strip():
+        raise ValueError("record has no title")
+    return str(title)
+
+
+def _from_ads(record: dict[str, Any]) -> Document:
+    identifiers = _as_list(record.get("identifier"))
+    arxiv_id = record.get("arxiv_id") or next(
+        (normalize_arxiv_id(i) for i in identifiers if normalize_arxiv_id(i)), None)
+    abstract = str(record.get("abstract") or "")  # many records (GCN circulars) have a title only
+    return Document.create(
+        title=_require_title(record), abstract=abstract, body=str(record.get("body") or ""),
+        authors=_as_list(record.get("author")), year=_year(record.get("year")),
+        arxiv_id=arxiv_id, bibcode=str(record["bibcode"]).strip(), doi=_first(record.get("doi")),
+        source="ads",
+        citation_count=_int_or_none(record.get("citation_count")), published=record.get("pubdate"),
+    )
+
+
+def _from_arxiv_or_plain(record: dict[str, Any]) -> Document:
+    raw_id = record.get("arxiv_id") or record.get("id") or record.get("entry_id")
+    arxiv_id = normalize_arxiv_id(raw_id)
+    text = str(record.get("abstract") or record.get("summary") or "")
+    body = str(record.get("body") or record.get("text") or "")
+    published = record.get("published") or record.get("date")
+    year = _year(record.get("year") or published)
+    authors = record.get("authors") or record.get("author")
+    return Document.create(
+        title=_require_title(record), abstract=text, body=body, authors=_as_list(authors), year=year,
+        arxiv_id=arxiv_id, doi=_first(record.get("doi")), categories=_as_list(record.get("categories")),
+        source="arxiv" if arxiv_id else "file", published=str(published) if published else None,
+        citation_count=_int_or_none(record.get("citation_count")),
+    )

@@ -1,0 +1,94 @@
+"""Extractive backend: no language model; the answer is the most relevant retrieved sentences."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import BackendError
+from ..index.embed import Embedder
+from ..types import Evidence
+from .base import LLMBackend
+
+HEADER = ("Extractive answer (no language model was used): the retrieved sentences most relevant to "
+          "the question, with their sources.")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
+_ABBREV = re.compile(r"\b(al|e\.g|i\.e|cf|Fig|Eq|approx|vs)\.$")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split text into sentences, keeping abbreviations such as "et al." together.
+
+    >>> split_sentences("Labbe et al. find red sources. They are compact! Why?")
+    ['Labbe et al. find red sources.', 'They are compact!', 'Why?']
+    """
+    pieces = _SENTENCE.split(" ".join(text.split()))
+    out: list[str] = []
+    for piece in pieces:
+        if out and _ABBREV.search(out[-1]):
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return [s for s in out if s]
+
+
+class ExtractiveBackend(LLMBackend):
+    """Picks sentences by embedding similarity to the question (lexical overlap without an embedder).
+
+    Examples
+    --------
+    >>> ev = [Evidence(key="1", kind="chunk", text="LRDs are compact. Their V-shaped SEDs suggest AGN.")]
+    >>> text = "".join(ExtractiveBackend(max_sentences=1).answer("Why are LRD SEDs V-shaped?", ev))
+    >>> text.splitlines()[-1]
+    '- Their V-shaped SEDs suggest AGN. [1]'
+    """
+
+    name = "extractive"
+    model = "extractive"
+    is_generative = False
+
+    def __init__(self, embedder: Embedder | None = None, max_sentences: int = 4, per_source: int = 2):
+        super().__init__()
+        self.embedder = embedder
+        self.max_sentences = max_sentences
+        self.per_source = per_source
+
+    def chat(self, messages: list[dict], stream: bool = False, format: dict | str | None = None) -> Iterator[str]:
+        raise BackendError(
+            "the extractive backend has no language model and cannot write free text; use --backend ollama "
+            "(with AstroSage-8B served by Ollama) or another generative backend for this command")
+
+    def answer(self, question: str, evidence: list[Evidence], history: list[dict] | None = None) -> Iterator[str]:
+        if not evidence:
+            yield "Extractive answer (no language model was used): nothing relevant was retrieved for this question."
+            return
+        candidates = [(ev, s) for ev in evidence for s in split_sentences(ev.text) if len(s) > 20]
+        scores = self._scores(question, [s for _, s in candidates])
+        # A small prior for the retriever's own ranking breaks ties between near-equal sentences.
+        rank_prior = np.array([0.02 / (1 + evidence.index(ev)) for ev, _ in candidates])
+        order = np.argsort(-(scores + rank_prior), kind="stable")
+        picked: list[tuple[Evidence, str]] = []
+        per: dict[str, int] = {}
+        for i in order:
+            ev, sentence = candidates[i]
+            if per.get(ev.key, 0) >= self.per_source:
+                continue
+            per[ev.key] = per.get(ev.key, 0) + 1
+            picked.append((ev, sentence))
+            if len(picked) == self.max_sentences:
+                break
+        yield HEADER + "\n"
+        for ev, sentence in picked:
+            yield f"\n- {sentence} [{ev.key}]"
+
+    def _scores(self, question: str, sentences: list[str]) -> np.ndarray:
+        if not sentences:
+            return np.zeros(0)
+        if self.embedder is not None:
+            vectors = self.embedder.encode([question, *sentences])
+            return vectors[1:] @ vectors[0]
+        q = set(_WORD.findall(question.lower()))
+        return np.array([len(q & set(_WORD.findall(s.lower()))) / (1 + len(q)) for s in sentences])

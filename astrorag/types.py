@@ -1,0 +1,205 @@
+"""Typed objects that cross module boundaries (never magic-key dicts)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+_ARXIV_NEW = re.compile(r"^\d{4}\.\d{4,5}$")
+_ARXIV_OLD = re.compile(r"^[a-z][a-z.-]*/\d{7}$", re.IGNORECASE)
+
+
+def content_hash(*parts: str, size: int = 16) -> str:
+    """Stable hex digest of some text parts, used for content-addressed ids.
+
+    >>> content_hash("a", "b") == content_hash("a", "b") != content_hash("ab")
+    True
+    """
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8"))
+        h.update(b"\x1f")
+    return h.hexdigest()[:size]
+
+
+def normalize_arxiv_id(raw: str | None) -> str | None:
+    """Return a bare arXiv id without URL prefix, ``arXiv:`` label or version, or None.
+
+    >>> normalize_arxiv_id("http://arxiv.org/abs/2509.07066v1")
+    '2509.07066'
+    >>> normalize_arxiv_id("arXiv:astro-ph/0601001v2")
+    'astro-ph/0601001'
+    >>> normalize_arxiv_id("10.1093/mnras/x") is None
+    True
+    """
+    if not raw:
+        return None
+    text = str(raw).strip()
+    text = re.sub(r"^https?://(export\.)?arxiv\.org/(abs|pdf)/", "", text)
+    text = re.sub(r"^arxiv:", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"v\d+$", "", text).removesuffix(".pdf")
+    if _ARXIV_NEW.match(text) or _ARXIV_OLD.match(text):
+        return text
+    return None
+
+
+@dataclass(frozen=True)
+class Document:
+    """One paper (or file) as astrorag stores it.
+
+    ``doc_id`` is stable across sources: the arXiv id, else the bibcode, else the DOI, else a
+    hash of the content, so the same paper ingested twice is the same document.
+
+    Examples
+    --------
+    >>> d = Document.create(title="Little red dots", abstract="Compact red sources.", arxiv_id="2401.09981")
+    >>> d.doc_id, d.url
+    ('2401.09981', 'https://arxiv.org/abs/2401.09981')
+    """
+
+    doc_id: str
+    title: str
+    abstract: str = ""
+    body: str = ""
+    authors: tuple[str, ...] = ()
+    year: int | None = None
+    arxiv_id: str | None = None
+    bibcode: str | None = None
+    doi: str | None = None
+    categories: tuple[str, ...] = ()
+    source: str = "file"
+    citation_count: int | None = None
+    published: str | None = None
+    url: str | None = None
+
+    @classmethod
+    def create(cls, *, title: str, abstract: str = "", body: str = "", **fields: Any) -> "Document":
+        """Build a Document, deriving ``doc_id`` and ``url`` from its identifiers."""
+        arxiv_id = normalize_arxiv_id(fields.pop("arxiv_id", None))
+        bibcode = (fields.pop("bibcode", None) or None)
+        doi = (fields.pop("doi", None) or None)
+        doc_id = arxiv_id or bibcode or (f"doi:{doi.lower()}" if doi else None) or \
+            "sha:" + content_hash(title, abstract, body)
+        url = fields.pop("url", None)
+        if not url:
+            if arxiv_id:
+                url = f"https://arxiv.org/abs/{arxiv_id}"
+            elif bibcode:
+                url = f"https://ui.adsabs.harvard.edu/abs/{bibcode}"
+            elif doi:
+                url = f"https://doi.org/{doi}"
+        fields["authors"] = tuple(fields.get("authors") or ())
+        fields["categories"] = tuple(fields.get("categories") or ())
+        return cls(doc_id=doc_id, title=" ".join(title.split()), abstract=abstract.strip(), body=body.strip(),
+                   arxiv_id=arxiv_id, bibcode=bibcode, doi=doi, url=url, **fields)
+
+    @property
+    def text(self) -> str:
+        """Abstract and body, the part that is chunked."""
+        return "\n\n".join(p for p in (self.abstract, self.body) if p)
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of everything that changes the stored chunks or their metadata."""
+        return content_hash(self.title, self.text, str(self.year), ";".join(self.categories),
+                            ";".join(self.authors), str(self.citation_count))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["authors"] = list(self.authors)
+        data["categories"] = list(self.categories)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Document":
+        data = dict(data)
+        data["authors"] = tuple(data.get("authors") or ())
+        data["categories"] = tuple(data.get("categories") or ())
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document's text; ``chunk_id`` hashes the document id, position and text."""
+
+    chunk_id: str
+    doc_id: str
+    position: int
+    text: str
+    section: str = ""
+
+    @classmethod
+    def create(cls, doc_id: str, position: int, text: str, section: str = "") -> "Chunk":
+        return cls(content_hash(doc_id, str(position), section, text), doc_id, position, text, section)
+
+
+@dataclass
+class Evidence:
+    """A retrieved chunk (or rule) with its scores per retriever, the fused score and its citation key."""
+
+    key: str
+    kind: str  # "chunk" or "rule"
+    text: str
+    doc_id: str | None = None
+    chunk_id: str | None = None
+    rule_id: str | None = None
+    title: str = ""
+    authors: tuple[str, ...] = ()
+    year: int | None = None
+    arxiv_id: str | None = None
+    bibcode: str | None = None
+    url: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
+    fused_score: float = 0.0
+
+    @property
+    def label(self) -> str:
+        """Short human reference: first author and year, or the title."""
+        if self.kind == "rule":
+            return f"rule {self.rule_id}"
+        who = self.authors[0].split(",")[0] if self.authors else ""
+        ident = self.arxiv_id or self.bibcode or self.doc_id or ""
+        head = f"{who} {self.year}".strip() if who else (str(self.year) if self.year else "")
+        return f"{head} ({ident})" if head else ident
+
+    def citation(self) -> dict[str, Any]:
+        """The citation record printed by ``ask --json``."""
+        return {"key": self.key, "kind": self.kind, "doc_id": self.doc_id, "rule_id": self.rule_id,
+                "arxiv_id": self.arxiv_id, "bibcode": self.bibcode, "title": self.title,
+                "authors": list(self.authors), "year": self.year, "url": self.url}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["authors"] = list(self.authors)
+        return data
+
+
+@dataclass
+class Answer:
+    """An answer with the evidence it saw and the citations it actually used."""
+
+    question: str
+    text: str
+    evidence: list[Evidence]
+    citations: list[Evidence]
+    backend: str
+    model: str
+    settings_fingerprint: str
+    dropped_citations: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "backend": self.backend,
+            "model": self.model,
+            "citations": [e.citation() for e in self.citations],
+            "dropped_citations": self.dropped_citations,
+            "notices": self.notices,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "settings_fingerprint": self.settings_fingerprint,
+        }

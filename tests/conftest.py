@@ -1,0 +1,56 @@
+"""Shared fixtures: tmp_path homes, one real embedder, a small real index, a fake Ollama server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests never reach a real Ollama by accident: point the default at a closed loopback port.
+os.environ["OLLAMA_HOST"] = os.environ.get("ASTRORAG_TEST_OLLAMA_HOST", "http://127.0.0.1:9")
+
+from astrorag.index.embed import get_embedder  # noqa: E402
+from astrorag.index.store import Index  # noqa: E402
+from astrorag.ingest.pipeline import ingest_documents  # noqa: E402
+from astrorag.ingest.records import read_files  # noqa: E402
+from astrorag.settings import Settings  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--live", action="store_true", help="run tests that talk to real external services")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--live"):
+        return
+    skip = pytest.mark.skip(reason="live test: needs a real service; run with --live")
+    for item in items:
+        if "live" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(index_dir=tmp_path / "indexes", progress=False, ingest_batch_size=8,
+                    ollama_host="http://127.0.0.1:9")
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    return get_embedder(Settings())
+
+
+@pytest.fixture(scope="session")
+def small_settings(tmp_path_factory) -> Settings:
+    """A real index (Chroma + BM25, real embeddings) over 40 real abstracts, built once per session."""
+    settings = Settings(index_dir=tmp_path_factory.mktemp("idx"), index_name="small", progress=False,
+                        ollama_host="http://127.0.0.1:9")
+    index = Index.open(settings, create=True)
+    ingest_documents(index, read_files([DATA / "abstracts_small.jsonl"]).documents, get_embedder(settings), settings)
+    index.close()
+    return settings

@@ -1,0 +1,44 @@
+from astrorag.index.embed import get_embedder
+from astrorag.index.retrieve import Filters, Retriever
+from astrorag.index.store import Index
+
+LRD_PAPERS = {"2505.06965", "2506.04350", "2503.00998", "2505.09542", "2510.06408"}
+
+
+def _retriever(settings):
+    return Retriever(Index.open(settings), get_embedder(settings), settings)
+
+
+def test_each_mode_finds_little_red_dot_papers(small_settings):
+    r = _retriever(small_settings)
+    for mode in ("dense", "bm25", "fused"):
+        evidence = r.search("What powers little red dots?", k=5, mode=mode)
+        assert len(evidence) == 5
+        assert [e.key for e in evidence] == ["1", "2", "3", "4", "5"]
+        assert len({e.doc_id for e in evidence} & LRD_PAPERS) >= 3, mode
+    fused = r.search("little red dots black hole envelope", k=3, mode="fused")
+    top = fused[0]
+    assert set(top.ranks) <= {"dense", "bm25"} and top.fused_score > 0
+    assert top.title and top.url.startswith("https://arxiv.org/abs/")
+
+
+def test_title_query_finds_its_paper(small_settings):
+    r = _retriever(small_settings)
+    docs = r.index.documents()
+    hits = 0
+    for doc in list(docs.values())[:20]:
+        hits += doc.doc_id in {e.doc_id for e in r.search(doc.title, k=5)}
+    assert hits >= 19
+
+
+def test_year_and_category_filters(small_settings):
+    r = _retriever(small_settings)
+    assert r.search("little red dots", k=5, filters=Filters(year_min=2026)) == []
+    assert r.search("little red dots", k=5, filters=Filters(year_max=2024)) == []
+    assert len(r.search("little red dots", k=5, filters=Filters(year_min=2025, year_max=2025))) == 5
+    docs = r.index.documents()
+    for mode in ("dense", "bm25"):
+        ev = r.search("galaxies and stars", k=8, mode=mode, filters=Filters(category="astro-ph.SR"))
+        assert ev and all("astro-ph.SR" in docs[e.doc_id].categories for e in ev)
+        ev = r.search("galaxies", k=8, mode=mode, filters=Filters(category="gr-qc"))
+        assert all(any(c == "gr-qc" for c in docs[e.doc_id].categories) for e in ev)
