@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from .graph.model import RuleGraph, load_graph
+from .graph.retrieve import graph_search, rule_to_evidence
 from .index.embed import Embedder, get_embedder
 from .index.retrieve import Filters, Retriever
 from .index.store import Index
@@ -34,6 +36,7 @@ class Assistant:
             build_sample_index(settings, self.embedder)
         self.index = Index.open(settings)
         self.retriever = Retriever(self.index, self.embedder, settings)
+        self.graph: RuleGraph = load_graph(settings.index_path)
         self.notices: list[str] = []
         if llm is None:
             selected = get_backend(backend or settings.backend, settings, self.embedder)
@@ -43,7 +46,17 @@ class Assistant:
         self.llm = llm
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None) -> list[Evidence]:
-        return self.retriever.search(question, k=k, filters=filters)
+        """Passages (keys 1..k), then the rules the question links to (R1..) and the indexed papers behind them."""
+        evidence = self.retriever.search(question, k=k, filters=filters)
+        if self.settings.graph_rules <= 0:
+            return evidence
+        matches = graph_search(self.graph, question, limit=self.settings.graph_rules)
+        rules = [rule_to_evidence(m, f"R{i}") for i, m in enumerate(matches, start=1)]
+        papers = [p for m in matches for p in m.rule.citations]
+        present = {e.doc_id for e in evidence}
+        extra = self.retriever.paper_evidence([p for p in dict.fromkeys(papers) if p not in present],
+                                              start_key=len(evidence) + 1)
+        return evidence + extra + rules
 
     def stream(self, question: str, history: list[dict] | None = None, k: int | None = None,
                filters: Filters | None = None) -> Iterator[str | Answer]:

@@ -66,6 +66,33 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the answer, citations and evidence as JSON")
     ask.set_defaults(func=cmd_ask)
 
+    rules = sub.add_parser("rules", help="the graph of SED-fitting rules").add_subparsers(dest="action", required=True)
+    rlist = rules.add_parser("list", parents=[common], help="list rules")
+    rlist.add_argument("--json", action="store_true")
+    rlist.add_argument("--origin", choices=["seed", "distilled", "learned"])
+    rlist.set_defaults(func=cmd_rules_list)
+    rshow = rules.add_parser("show", parents=[common], help="one rule with its papers and neighbours")
+    rshow.add_argument("rule_id")
+    rshow.add_argument("--json", action="store_true")
+    rshow.set_defaults(func=cmd_rules_show)
+    rgraph = rules.add_parser("graph", parents=[common], help="draw the graph (or the part around a node)")
+    rgraph.add_argument("--out", required=True, help="picture file, .png or .svg")
+    rgraph.add_argument("--around", help="a node such as rule:att-uvopt-over, symptom:mir_underestimated, "
+                        "parameter:fracAGN, paper:2409.14807")
+    rgraph.add_argument("--radius", type=int, default=2)
+    rgraph.set_defaults(func=cmd_rules_graph)
+    rdistill = rules.add_parser("distill", parents=[common], help="ask the LLM for rules from SED-fitting passages")
+    rdistill.add_argument("--limit", type=int, help="at most N passages")
+    rdistill.add_argument("--backend", help="ollama (default) or another generative backend")
+    rdistill.add_argument("--ollama-model")
+    rdistill.add_argument("--ollama-host")
+    rdistill.set_defaults(func=cmd_rules_distill)
+    rlearn = rules.add_parser("learn", parents=[common], help="update rule confidences from a fit log (JSONL)")
+    rlearn.add_argument("fitlog")
+    rlearn.add_argument("--improvement", type=float, default=0.2,
+                        help="fractional chi-square drop that counts as success (default 0.2)")
+    rlearn.set_defaults(func=cmd_rules_learn)
+
     bench = sub.add_parser("bench", parents=[common], help="measure ingest, re-ingest, retrieval speed and quality")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--limit", type=int, help="use only the first N sample abstracts")
@@ -162,7 +189,7 @@ def cmd_index_drop(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from .assistant import Assistant
-    from .types import Answer
+    from .types import Answer, normalize_arxiv_id
 
     settings = settings_from(args)
     assistant = Assistant(settings, backend=args.backend)
@@ -185,10 +212,105 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if answer.citations:
             print("\nSources:")
             for ev in answer.citations:
-                print(f"  [{ev.key}] {ev.label} {ev.title}\n       {ev.url or ''}")
+                if ev.kind == "rule":
+                    papers = ", ".join(f"arXiv:{p}" if normalize_arxiv_id(p) else p for p in ev.papers)
+                    print(f"  [{ev.key}] rule {ev.rule_id}: {ev.title}\n       papers: {papers}")
+                else:
+                    print(f"  [{ev.key}] {ev.label} {ev.title}\n       {ev.url or ''}")
         return 0
     finally:
         assistant.close()
+
+
+def _graph(settings: Settings):
+    from .graph.model import load_graph
+
+    return load_graph(settings.index_path)
+
+
+def cmd_rules_list(args: argparse.Namespace) -> int:
+    rules = [r for r in _graph(settings_from(args)).rules() if not args.origin or r.origin == args.origin]
+    if args.json:
+        _print_json([r.to_dict() for r in rules])
+        return 0
+    for r in rules:
+        print(f"{r.rule_id:<28} {r.origin:<9} {r.confidence:.2f}  {r.describe()}")
+    print(f"{len(rules)} rules")
+    return 0
+
+
+def cmd_rules_show(args: argparse.Namespace) -> int:
+    graph = _graph(settings_from(args))
+    rule = graph.get(args.rule_id)
+    if args.json:
+        _print_json(rule.to_dict())
+        return 0
+    print(f"{rule.rule_id} ({rule.origin}, confidence {rule.confidence:.2f}: prior {rule.prior_confidence:.2f}, "
+          f"{rule.successes} fits improved, {rule.failures} not; found {rule.support_count}x)")
+    print(f"  {rule.describe()}")
+    print(f"  why: {rule.rationale}")
+    if rule.supports:
+        print(f"  points to: {', '.join(rule.supports)}")
+    print(f"  papers: {', '.join(rule.citations) or '(fit outcomes only)'}")
+    if rule.contradicted_by:
+        print(f"  contradicted by: {', '.join(rule.contradicted_by)}")
+    return 0
+
+
+def cmd_rules_graph(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .graph.draw import draw
+
+    graph = _graph(settings_from(args))
+    if args.around:
+        graph = graph.neighbourhood(args.around, args.radius)
+    out = draw(graph, Path(args.out), title=f"around {args.around}" if args.around else "")
+    print(f"wrote {out} ({graph.graph.number_of_nodes()} nodes)")
+    return 0
+
+
+def cmd_rules_distill(args: argparse.Namespace) -> int:
+    from .graph.distill import distill, select_passages
+    from .graph.model import graph_path
+    from .index.store import Index
+    from .llm import get_backend
+
+    settings = settings_from(args)
+    llm = get_backend(args.backend or "ollama", settings).backend
+    index = Index.open(settings)
+    try:
+        chunks = index.chunks(index.chunk_ids())
+        docs = index.documents({c.doc_id for c in chunks.values()})
+        pairs = sorted(((c, docs[c.doc_id]) for c in chunks.values()), key=lambda p: (p[1].doc_id, p[0].position))
+        graph = _graph(settings)
+        report = distill(graph, llm, select_passages(pairs, args.limit))
+        graph.save(graph_path(settings.index_path))
+    finally:
+        index.close()
+    for reason in report.reasons:
+        print(reason, file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def cmd_rules_learn(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .graph.learn import learn, read_fitlog
+    from .graph.model import graph_path
+
+    settings = settings_from(args)
+    outcomes, problems = read_fitlog(Path(args.fitlog), args.improvement)
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    graph = _graph(settings)
+    report = learn(graph, outcomes)
+    report.problems = problems
+    settings.index_path.mkdir(parents=True, exist_ok=True)
+    graph.save(graph_path(settings.index_path))
+    print(report.summary())
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -64,6 +64,7 @@ class Settings:
     retrieval_mode: str = "fused"
     candidates: int = 50
     rrf_k: int = 60
+    graph_rules: int = 3
     year_min: int | None = None
     year_max: int | None = None
     category: str | None = None

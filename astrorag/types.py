@@ -151,6 +151,7 @@ class Evidence:
     arxiv_id: str | None = None
     bibcode: str | None = None
     url: str | None = None
+    papers: tuple[str, ...] = ()  # for a rule: the papers behind it
     scores: dict[str, float] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)
     fused_score: float = 0.0
@@ -169,11 +170,13 @@ class Evidence:
         """The citation record printed by ``ask --json``."""
         return {"key": self.key, "kind": self.kind, "doc_id": self.doc_id, "rule_id": self.rule_id,
                 "arxiv_id": self.arxiv_id, "bibcode": self.bibcode, "title": self.title,
-                "authors": list(self.authors), "year": self.year, "url": self.url}
+                "authors": list(self.authors), "year": self.year, "url": self.url,
+                "papers": list(self.papers)}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["authors"] = list(self.authors)
+        data["papers"] = list(self.papers)
         return data
 
 
@@ -203,3 +206,96 @@ class Answer:
             "evidence": [e.to_dict() for e in self.evidence],
             "settings_fingerprint": self.settings_fingerprint,
         }
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a rule says to do: adjust a CIGALE parameter, or change a module, in a direction."""
+
+    direction: str
+    parameter: str | None = None
+    module: str | None = None
+    range: str = ""
+    change: str = ""
+
+    def describe(self) -> str:
+        target = self.parameter or self.module or "the fit"
+        where = f" ({self.module})" if self.parameter and self.module else ""
+        words = {"increase": "increase", "decrease": "decrease", "widen": "widen the grid of",
+                 "narrow": "narrow the grid of", "fix": "fix", "free": "free", "check": "check",
+                 "add_module": "add the module", "switch_module": "switch to the module",
+                 "remove_module": "remove the module"}
+        text = f"{words.get(self.direction, self.direction)} {target}{where}"
+        if self.range:
+            text += f" to {self.range}" if self.direction in ("increase", "decrease", "widen", "fix") else f": {self.range}"
+        if self.change:
+            text += f": {self.change}"
+        return text
+
+
+@dataclass
+class Rule:
+    """A distilled SED-fitting rule with provenance.
+
+    ``confidence`` is the mean of a Beta posterior: the prior (``prior_confidence`` worth
+    ``PRIOR_WEIGHT`` pseudo-outcomes) updated by fit outcomes (``successes``, ``failures``).
+
+    Examples
+    --------
+    >>> r = Rule("r1", ("uv_overestimated",), Action("increase", "E_BV_lines"), "why", 0.8, ("2409.14807",), "seed")
+    >>> r.confidence
+    0.8
+    >>> r.successes, r.failures = 5, 0
+    >>> round(r.confidence, 3)
+    0.867
+    """
+
+    rule_id: str
+    condition: tuple[str, ...]
+    action: Action
+    rationale: str
+    prior_confidence: float
+    citations: tuple[str, ...]
+    origin: str  # seed | distilled | learned
+    supports: tuple[str, ...] = ()
+    contradicted_by: tuple[str, ...] = ()
+    successes: int = 0
+    failures: int = 0
+    support_count: int = 1  # how many times the rule was found (distillation) or proposed
+
+    PRIOR_WEIGHT = 10.0
+
+    @property
+    def confidence(self) -> float:
+        a = self.prior_confidence * self.PRIOR_WEIGHT + self.successes
+        b = (1 - self.prior_confidence) * self.PRIOR_WEIGHT + self.failures
+        return a / (a + b)
+
+    @property
+    def signature(self) -> str:
+        """Equal for rules that say the same thing (same symptoms, parameter, module, direction)."""
+        return "|".join([",".join(sorted(self.condition)), self.action.parameter or "", self.action.module or "",
+                         self.action.direction])
+
+    def describe(self) -> str:
+        from .graph.vocabulary import SYMPTOMS
+
+        when = "; ".join(SYMPTOMS[s][0] if s in SYMPTOMS else s.replace("_", " ") for s in self.condition)
+        return f"When {when}: {self.action.describe()}."
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule_id": self.rule_id, "condition": list(self.condition), "action": asdict(self.action),
+                "rationale": self.rationale, "confidence": round(self.confidence, 4),
+                "prior_confidence": self.prior_confidence, "successes": self.successes,
+                "failures": self.failures, "support_count": self.support_count, "origin": self.origin,
+                "citations": list(self.citations), "supports": list(self.supports),
+                "contradicted_by": list(self.contradicted_by), "summary": self.describe()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Rule":
+        return cls(rule_id=data["rule_id"], condition=tuple(data["condition"]), action=Action(**data["action"]),
+                   rationale=data["rationale"], prior_confidence=data["prior_confidence"],
+                   citations=tuple(data["citations"]), origin=data["origin"],
+                   supports=tuple(data.get("supports", ())), contradicted_by=tuple(data.get("contradicted_by", ())),
+                   successes=data.get("successes", 0), failures=data.get("failures", 0),
+                   support_count=data.get("support_count", 1))

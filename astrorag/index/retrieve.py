@@ -82,6 +82,15 @@ class Retriever:
             ordered = [(h.chunk_id, h.score) for h in rankings[mode][:k]]
         return self._to_evidence(ordered, rankings)
 
+    def paper_evidence(self, doc_ids: list[str], start_key: int) -> list[Evidence]:
+        """The opening chunk of each paper that is in the index (papers reached through the rule graph)."""
+        first = self.index.first_chunks(doc_ids)
+        ordered = [(first[d], 0.0) for d in doc_ids if d in first]
+        evidence = self._to_evidence(ordered, {"graph": [Hit(cid, 0.0) for cid, _ in ordered]})
+        for offset, ev in enumerate(evidence):
+            ev.key = str(start_key + offset)
+        return evidence
+
     def _to_evidence(self, ordered: list[tuple[str, float]], rankings: dict[str, list[Hit]]) -> list[Evidence]:
         chunks = self.index.chunks([cid for cid, _ in ordered])
         docs = self.index.documents({c.doc_id for c in chunks.values()})

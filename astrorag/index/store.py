@@ -190,6 +190,16 @@ class Index:
                 out[cid] = Chunk(cid, doc_id, pos, text, section)
         return out
 
+    def first_chunks(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        """doc_id -> chunk_id of its first chunk, for the documents present."""
+        out: dict[str, str] = {}
+        for doc_id in doc_ids:
+            row = self._db.execute("SELECT chunk_id FROM chunks WHERE doc_id=? ORDER BY position LIMIT 1",
+                                   (doc_id,)).fetchone()
+            if row:
+                out[doc_id] = row[0]
+        return out
+
     def chunk_ids(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT chunk_id FROM chunks ORDER BY chunk_id")]
 

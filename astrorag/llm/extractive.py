@@ -65,6 +65,16 @@ class ExtractiveBackend(LLMBackend):
         if not evidence:
             yield "Extractive answer (no language model was used): nothing relevant was retrieved for this question."
             return
+        rules = [ev for ev in evidence if ev.kind == "rule"]
+        evidence = [ev for ev in evidence if ev.kind != "rule"]
+        yield HEADER + "\n"
+        if rules:
+            # Curated rules are already the distilled answer to a fitting question: state them first.
+            yield "\nFitting rules that apply:"
+            for ev in rules:
+                yield f"\n- {ev.title} Papers: {', '.join(ev.papers)}. [{ev.key}]"
+            if evidence:
+                yield "\n\nFrom the retrieved papers:"
         candidates = [(ev, s) for ev in evidence for s in split_sentences(ev.text) if len(s) > 20]
         scores = self._scores(question, [s for _, s in candidates])
         # A small prior for the retriever's own ranking breaks ties between near-equal sentences.
@@ -80,7 +90,6 @@ class ExtractiveBackend(LLMBackend):
             picked.append((ev, sentence))
             if len(picked) == self.max_sentences:
                 break
-        yield HEADER + "\n"
         for ev, sentence in picked:
             yield f"\n- {sentence} [{ev.key}]"
 

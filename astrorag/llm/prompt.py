@@ -102,7 +102,7 @@ def check_citations(text: str, evidence: list[Evidence]) -> CitationCheck:
 def _looks_like_reference(inner: str) -> bool:
     tokens = [t.strip() for t in re.split(r"[,;]", inner)]
     return all(re.fullmatch(r"\d{1,3}", t) or normalize_arxiv_id(t) or re.fullmatch(r"\d{4}[A-Za-z&.]{5}[\w.]{9}[A-Z]", t)
-               or re.fullmatch(r"(?i)rule\s*[\w.-]+|R-[\w.-]+", t) for t in tokens if t)
+               or re.fullmatch(r"(?i)rule\s*[\w.-]+|R\d{1,3}", t) for t in tokens if t)
 
 
 def _key_order(key: str) -> tuple[int, str]:

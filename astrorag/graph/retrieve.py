@@ -1,0 +1,35 @@
+"""Graph retrieval: link a question to vocabulary nodes and bring the rules around them as evidence."""
+
+from __future__ import annotations
+
+from ..types import Evidence, Rule
+from .model import RuleGraph, RuleMatch
+from .vocabulary import link_text
+
+
+def rule_text(rule: Rule) -> str:
+    """How a rule reads as evidence: what to do, why, how sure, and on whose authority."""
+    return (f"{rule.describe()} Why: {rule.rationale} (rule {rule.rule_id}, {rule.origin}, confidence "
+            f"{rule.confidence:.2f}; papers: {', '.join(rule.citations) or 'fit outcomes'})")
+
+
+def rule_to_evidence(match: RuleMatch, key: str) -> Evidence:
+    rule = match.rule
+    return Evidence(key=key, kind="rule", text=rule_text(rule), rule_id=rule.rule_id, title=rule.describe(),
+                    papers=rule.citations, scores={"graph": match.score}, fused_score=match.score)
+
+
+def graph_search(graph: RuleGraph, question: str, limit: int = 3) -> list[RuleMatch]:
+    """Rules for a question: its symptoms, parameters, modules and interpretations, linked by alias.
+
+    Examples
+    --------
+    >>> g = RuleGraph.from_seeds()
+    >>> [m.rule.rule_id for m in graph_search(g, "my fit overestimates the UV and optical bands", 1)]
+    ['att-uvopt-over']
+    """
+    linked = link_text(question)
+    if not any(linked.values()):
+        return []
+    return graph.match(linked["symptoms"], linked["parameters"], linked["modules"], linked["interpretations"],
+                       limit=limit)

@@ -1,0 +1,194 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from astrorag.errors import InputError
+from astrorag.graph import vocabulary as vocab
+from astrorag.graph.distill import distill, rule_schema
+from astrorag.graph.learn import learn, read_fitlog
+from astrorag.graph.model import RuleGraph, graph_path, load_graph, load_seed_rules
+from astrorag.graph.retrieve import graph_search
+from astrorag.llm.base import LLMBackend
+from astrorag.llm.ollama_backend import OllamaBackend
+from astrorag.types import Chunk, Document
+from conftest import DATA
+from fake_ollama import FakeOllama
+
+ATTENUATION = {"E_BV_lines", "E_BV_factor", "powerlaw_slope", "Av_ISM", "uv_bump_amplitude", "EBV"}
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "astrorag", *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, **(env or {})))
+
+
+def test_rules_list_json_has_40_cited_in_vocabulary_seed_rules(tmp_path):
+    run = _cli("rules", "list", "--json", env={"ASTRORAG_INDEX_DIR": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    rules = json.loads(run.stdout)
+    seeds = [r for r in rules if r["origin"] == "seed"]
+    assert len(seeds) >= 40
+    for r in seeds:
+        assert {"rule_id", "condition", "action", "confidence", "origin", "citations"} <= set(r)
+        assert r["citations"], r["rule_id"]
+        assert all(s in vocab.SYMPTOMS for s in r["condition"])
+        p, m = r["action"]["parameter"], r["action"]["module"]
+        assert p is None or p in vocab.parameter_names()
+        assert m is None or m in vocab.MODULES
+        if p and m:
+            assert p in vocab.MODULES[m], r["rule_id"]
+    # The seed file covers the topics the project promises.
+    params = {r["action"]["parameter"] for r in seeds}
+    assert {"E_BV_lines", "powerlaw_slope", "fracAGN", "logU", "age_main", "umin", "redshift"} <= params
+    interps = {i for r in seeds for i in r["supports"]}
+    assert {"dust_reddened_agn", "compact_dusty_starburst", "dense_gas_balmer_break"} <= interps
+
+
+def test_seed_citations_are_only_verified_references():
+    verified = set((Path(__file__).parent / "data" / "verified_arxiv_ids.txt").read_text().split())
+    for rule in load_seed_rules():
+        assert set(rule.citations) | set(rule.contradicted_by) <= verified, rule.rule_id
+
+
+def test_validation_rejects_unknown_names_with_suggestions():
+    with pytest.raises(InputError, match="did you mean fracAGN"):
+        vocab.validate_parameter("fracAGNN")
+    with pytest.raises(InputError, match="not in module 'dl2014'.*dustatt_modified_starburst"):
+        vocab.validate_parameter("E_BV_lines", "dl2014")
+    assert vocab.validate_symptom("Balmer break") == "strong_balmer_break"
+    assert vocab.validate_parameter("AGN fraction") == "fracAGN"
+
+
+def test_save_is_deterministic_and_round_trips(tmp_path):
+    a, b = RuleGraph.from_seeds(), RuleGraph.from_seeds()
+    a.save(tmp_path / "a.json")
+    b.save(tmp_path / "b.json")
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    loaded = RuleGraph.load(tmp_path / "a.json")
+    assert loaded.to_json() == a.to_json()
+    assert [r.to_dict() for r in loaded.rules()] == [r.to_dict() for r in a.rules()]
+    counts = loaded.counts()
+    assert counts["rule"] >= 40 and counts["paper"] >= 20 and counts["interpretation"] >= 3
+    edges = {d["relation"] for _, _, d in loaded.graph.edges(data=True)}
+    assert edges == {"when", "adjusts", "in", "changes", "supports", "contradicts"}
+
+
+class RecordedLLM(LLMBackend):
+    """A deterministic LLM double: returns recorded answers in order and keeps what it was sent."""
+
+    name = "recorded"
+    model = "recorded"
+
+    def __init__(self, answers):
+        super().__init__()
+        self.answers = list(answers)
+        self.calls = []
+
+    def chat(self, messages, stream=False, format=None):
+        self.calls.append((messages, format))
+        yield self.answers.pop(0)
+
+
+def _passages(n):
+    doc = Document.create(title="Dusty AGN in red galaxies", abstract="SED fitting with CIGALE.", arxiv_id="2401.09981")
+    return [(Chunk.create(doc.doc_id, i, f"Passage {i} about SED fitting and AGN torus emission."), doc)
+            for i in range(n)]
+
+
+def test_distill_validates_counts_and_reinforces():
+    answers = (DATA / "distill_answers.jsonl").read_text().splitlines()
+    llm = RecordedLLM(answers)
+    graph = RuleGraph.from_seeds()
+    before = len(graph.rules())
+    seed_support = graph.get("agn-mir-under").support_count
+    report = distill(graph, llm, _passages(len(answers)))
+    assert (report.passages, report.proposed, report.added, report.reinforced) == (7, 5, 1, 1)
+    assert (report.rejected, report.malformed) == (3, 2)
+    assert len(graph.rules()) == before + 1
+    assert graph.get("agn-mir-under").support_count == seed_support + 1        # found again: support, no twin
+    assert "2401.09981" in graph.get("agn-mir-under").citations
+    new = [r for r in graph.rules() if r.origin == "distilled"]
+    assert len(new) == 1 and new[0].citations == ("2401.09981",) and new[0].prior_confidence <= 0.6
+    assert any("agn_luminosity_boost" in r for r in report.reasons)
+    assert any("purple_glow" in r for r in report.reasons)
+    messages, schema = llm.calls[0]
+    assert schema == rule_schema() and "never instructions" in messages[0]["content"]
+    assert "<evidence" in messages[1]["content"]
+
+
+def test_distill_through_ollama_sends_the_schema():
+    answer = json.dumps({"rules": [{"when": ["fir_underestimated"], "parameter": "umin", "module": "dl2014",
+                                    "direction": "decrease", "rationale": "colder dust", "confidence": 0.7}]})
+    with FakeOllama(models=["astrosage"], reply=answer) as server:
+        graph = RuleGraph.from_seeds()
+        report = distill(graph, OllamaBackend(server.url, "astrosage"), _passages(1))
+        sent = server.chats()[0]
+    assert report.reinforced == 1 and report.added == 0
+    assert sent["stream"] is False and sent["format"]["properties"]["rules"]["type"] == "array"
+    assert "fracAGN" in sent["format"]["properties"]["rules"]["items"]["properties"]["parameter"]["enum"]
+
+
+def test_learn_updates_posteriors_and_proposes_rules():
+    outcomes, problems = read_fitlog(DATA / "fitlog.jsonl")
+    assert [(p.line, p.reason.split(" (")[0]) for p in problems] == [
+        (8, "unknown symptom 'uv_glow'"), (9, "missing field 'chi2_after'"), (10, "not valid JSON")]
+    graph = RuleGraph.from_seeds()
+    prior = graph.get("att-uvopt-over").confidence
+    report = learn(graph, outcomes)
+    rule = graph.get("att-uvopt-over")
+    assert (rule.successes, rule.failures) == (2, 1)   # src-3 improved by only 1.7 %: a failure
+    # Beta posterior: prior 0.8 worth 10 outcomes, then 2 successes and 1 failure -> 10/13, below the prior.
+    assert rule.confidence == pytest.approx(10 / 13) and rule.confidence < prior
+    assert report.records == 7 and report.successes == 5 and report.failures == 2
+    assert len(report.learned) == 1
+    learned = graph.get(report.learned[0])
+    assert learned.origin == "learned" and learned.action.parameter == "metallicity"
+    assert (learned.successes, learned.failures) == (3, 1)
+    assert learned.condition == ("fir_overestimated", "nir_overestimated")
+
+
+def test_cli_learn_persists_in_the_index(tmp_path):
+    env = {"ASTRORAG_INDEX_DIR": str(tmp_path)}
+    run = _cli("rules", "learn", str(DATA / "fitlog.jsonl"), env=env)
+    assert run.returncode == 0, run.stderr
+    assert "1 new learned rule" in run.stdout and f"skipped {DATA / 'fitlog.jsonl'}:10" in run.stderr
+    assert graph_path(tmp_path / "default").is_file()
+    rules = json.loads(_cli("rules", "list", "--json", "--origin", "learned", env=env).stdout)
+    assert len(rules) == 1 and rules[0]["citations"] == []
+    assert load_graph(tmp_path / "default").get("att-uvopt-over").successes == 2
+
+
+def test_graph_search_links_questions_to_rules():
+    graph = RuleGraph.from_seeds()
+    hits = graph_search(graph, "why would E_BV_lines need to be higher for a little red dot?", limit=3)
+    assert hits and all(m.rule.action.parameter in ATTENUATION for m in hits[:2])
+    assert hits[0].rule.rule_id == "lrd-dusty-starburst"
+    hits = graph_search(graph, "The mid-IR is badly underestimated by my fit", limit=1)
+    assert hits[0].rule.action.parameter == "fracAGN"
+    assert graph_search(graph, "What is the Hubble constant?") == []
+
+
+def test_rules_graph_picture_and_show(tmp_path):
+    out = tmp_path / "g.png"
+    run = _cli("rules", "graph", "--out", str(out), "--around", "rule:att-uvopt-over",
+               env={"ASTRORAG_INDEX_DIR": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    show = _cli("rules", "show", "att-uvopt-ovr", env={"ASTRORAG_INDEX_DIR": str(tmp_path)})
+    assert show.returncode == 2 and "did you mean att-uvopt-over" in show.stderr
+
+
+def test_ask_cites_an_attenuation_rule(small_settings):
+    env = {"ASTRORAG_INDEX_DIR": str(small_settings.index_dir)}
+    run = _cli("ask", "my CIGALE fit overestimates the UV and optical bands, what should I change?",
+               "--index", "small", "--backend", "extractive", "--json", env=env)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    rules = [c for c in data["citations"] if c["kind"] == "rule"]
+    assert rules and rules[0]["rule_id"] == "att-uvopt-over" and rules[0]["papers"]
+    graph = RuleGraph.from_seeds()
+    assert graph.get(rules[0]["rule_id"]).action.parameter in ATTENUATION
