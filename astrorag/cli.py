@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+
+import numpy as np
 import os
 import sys
 from typing import Any, Callable
@@ -92,6 +94,30 @@ def build_parser() -> argparse.ArgumentParser:
     rlearn.add_argument("--improvement", type=float, default=0.2,
                         help="fractional chi-square drop that counts as success (default 0.2)")
     rlearn.set_defaults(func=cmd_rules_learn)
+
+    advise = sub.add_parser("advise", parents=[common], help="diagnose one source's SED and rank fitting actions")
+    advise.add_argument("file", help="photometry table: CSV, ECSV, FITS, Parquet or a CIGALE observation file")
+    advise.add_argument("--id", dest="source_id", help="source id (default: the first row)")
+    advise.add_argument("--z", type=float, help="redshift (overrides the table's column)")
+    advise.add_argument("--model-fluxes", help="model fluxes of a fit (CIGALE results or a per-band table)")
+    advise.add_argument("--flux-unit", help="uJy, nJy, mJy, Jy or ABmag when the columns do not say")
+    advise.add_argument("--plot", help="write the SED picture here (.png or .svg)")
+    advise.add_argument("--backend", help="narrative writer: auto, ollama or extractive (a plain report)")
+    advise.add_argument("--ollama-model")
+    advise.add_argument("--ollama-host")
+    advise.add_argument("--json", action="store_true")
+    advise.set_defaults(func=cmd_advise)
+
+    catalog = sub.add_parser("advise-catalog", parents=[common],
+                             help="diagnostics and LRD flags for every source of a catalog, with dask")
+    catalog.add_argument("file", help="CSV, Parquet or FITS catalog")
+    catalog.add_argument("--out", required=True, help="output .parquet or .csv")
+    catalog.add_argument("--scheduler", help="address of a dask-distributed scheduler (default: a LocalCluster)")
+    catalog.add_argument("--workers", type=int, help="LocalCluster workers (default: CPU count)")
+    catalog.add_argument("--z", type=float, help="one redshift for all sources")
+    catalog.add_argument("--flux-unit")
+    catalog.add_argument("--block-rows", type=int, default=100_000, help="rows per task")
+    catalog.set_defaults(func=cmd_advise_catalog)
 
     bench = sub.add_parser("bench", parents=[common], help="measure ingest, re-ingest, retrieval speed and quality")
     bench.add_argument("--json", action="store_true")
@@ -309,6 +335,66 @@ def cmd_rules_learn(args: argparse.Namespace) -> int:
     report.problems = problems
     settings.index_path.mkdir(parents=True, exist_ok=True)
     graph.save(graph_path(settings.index_path))
+    print(report.summary())
+    return 0
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    from .sed.advisor import advise_source, analyse
+    from .sed.photometry import attach_model, read_photometry
+    from .sed.plot import plot_advice
+
+    settings = settings_from(args)
+    phot = read_photometry(args.file, z=args.z, flux_unit=args.flux_unit,
+                           ids=[args.source_id] if args.source_id else None)
+    for problem in phot.problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    if len(phot) == 0:
+        print("no readable sources", file=sys.stderr)
+        return 1
+    phot = phot.select(np.arange(len(phot)) == 0) if not args.source_id else phot
+    if args.model_fluxes:
+        phot = attach_model(phot, args.model_fluxes, args.flux_unit)
+    llm = None
+    backend = args.backend or "extractive"
+    if backend != "extractive":
+        from .llm import get_backend
+
+        selected = get_backend(backend, settings)
+        if selected.notice:
+            print(selected.notice, file=sys.stderr)
+        llm = selected.backend
+    advice = advise_source(phot, 0, _graph(settings), llm, analyse(phot))
+    if args.plot:
+        advice.plot = str(plot_advice(advice, args.plot))
+    for notice in advice.notices:
+        print(f"notice: {notice}", file=sys.stderr)
+    if args.json:
+        _print_json(advice.to_dict())
+    else:
+        print(advice.narrative if advice.backend == "report" else structured_report_and(advice))
+        if advice.plot:
+            print(f"plot: {advice.plot}")
+    return 0
+
+
+def structured_report_and(advice) -> str:
+    from .sed.advisor import structured_report
+
+    return f"{advice.narrative}\n\n{structured_report(advice)}"
+
+
+def cmd_advise_catalog(args: argparse.Namespace) -> int:
+    from .sed.catalog import advise_catalog
+
+    settings = settings_from(args)
+    report = advise_catalog(args.file, args.out, scheduler=args.scheduler, workers=args.workers, z=args.z,
+                            flux_unit=args.flux_unit, block_rows=args.block_rows, graph=_graph(settings),
+                            progress=settings.progress)
+    for problem in report.problems[:50]:
+        print(f"skipped {problem}", file=sys.stderr)
+    if len(report.problems) > 50:
+        print(f"... and {len(report.problems) - 50} more skipped rows", file=sys.stderr)
     print(report.summary())
     return 0
 

@@ -299,3 +299,69 @@ class Rule:
                    supports=tuple(data.get("supports", ())), contradicted_by=tuple(data.get("contradicted_by", ())),
                    successes=data.get("successes", 0), failures=data.get("failures", 0),
                    support_count=data.get("support_count", 1))
+
+
+@dataclass
+class SED:
+    """One source's photometry: bands with pivot wavelengths, fluxes and errors in uJy, upper limits."""
+
+    source_id: str
+    redshift: float | None
+    bands: list[str]
+    wavelength_um: list[float]
+    flux_ujy: list[float | None]
+    error_ujy: list[float | None]
+    upper_limit: list[bool]
+    model_ujy: list[float | None] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RankedAction:
+    """A fitting action proposed by a rule, with why it ranks where it does."""
+
+    rank: int
+    rule_id: str
+    direction: str
+    parameter: str | None
+    module: str | None
+    range: str
+    change: str
+    summary: str
+    score: float
+    confidence: float
+    matched_symptoms: list[str]
+    citations: list[str]
+    rationale: str
+    supports: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Advice:
+    """What the SED advisor says about one source."""
+
+    source_id: str
+    redshift: float | None
+    sed: SED
+    diagnostics: dict[str, Any]
+    criteria: list[dict[str, Any]]
+    is_lrd: bool | None
+    symptoms: list[str]
+    actions: list[RankedAction]
+    interpretations: list[dict[str, Any]]
+    narrative: str
+    backend: str
+    plot: str | None = None
+    notices: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.source_id, "redshift": self.redshift, "is_lrd": self.is_lrd,
+                "diagnostics": self.diagnostics, "criteria": self.criteria, "symptoms": self.symptoms,
+                "actions": [a.to_dict() for a in self.actions], "interpretations": self.interpretations,
+                "narrative": self.narrative, "backend": self.backend, "plot": self.plot,
+                "notices": self.notices, "sed": self.sed.to_dict()}

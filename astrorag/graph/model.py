@@ -195,11 +195,14 @@ class RuleGraph:
         return dict(sorted(out.items()))
 
     def match(self, symptoms: Iterable[str], parameters: Iterable[str] = (), modules: Iterable[str] = (),
-              interpretations: Iterable[str] = (), limit: int | None = None) -> list[RuleMatch]:
+              interpretations: Iterable[str] = (), limit: int | None = None,
+              strict: bool = False) -> list[RuleMatch]:
         """Rank rules by how well the symptoms match their conditions, their confidence and support.
 
         A rule needs at least half of its symptoms present (or two of them); mentions of its
         parameter, module or interpretation add to its score (used when linking questions).
+        ``strict`` (the SED advisor, whose symptoms are measured, not guessed from words) needs all
+        of a rule's symptoms, or two thirds of them and at least two.
         """
         symptoms, parameters, modules = set(symptoms), set(parameters), set(modules)
         interpretations = set(interpretations)
@@ -208,7 +211,9 @@ class RuleGraph:
             matched = tuple(s for s in rule.condition if s in symptoms)
             coverage = len(matched) / len(rule.condition)
             score = 0.0
-            if matched and (coverage >= 0.5 or len(matched) >= 2):
+            enough = (coverage == 1.0 or (len(matched) >= 2 and coverage >= 2 / 3)) if strict else \
+                (coverage >= 0.5 or len(matched) >= 2)
+            if matched and enough:
                 score = rule.confidence * coverage * (1 + 0.25 * (len(matched) - 1))
             # A question that names a parameter, module or interpretation wants the rules about it.
             mention = (1.0 * (rule.action.parameter in parameters) + 0.5 * (rule.action.module in modules)

@@ -1,0 +1,1 @@
+"""The SED advisor: photometry in, deterministic diagnostics and LRD criteria, ranked fitting actions out."""

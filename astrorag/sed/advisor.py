@@ -1,0 +1,137 @@
+"""The SED advisor for one source: diagnostics, criteria, symptoms, ranked actions, narrative."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..graph.model import RuleGraph, RuleMatch
+from ..graph.retrieve import rule_to_evidence
+from ..graph.vocabulary import INTERPRETATIONS, SYMPTOMS
+from ..llm.base import LLMBackend
+from ..llm.prompt import check_citations
+from ..types import SED, Advice, RankedAction
+from . import criteria as crit
+from . import diagnostics, symptoms as symp
+from .photometry import Photometry
+
+ADVICE_QUESTION = ("This galaxy's photometry shows the diagnostics and symptoms listed in the evidence. "
+                   "Explain briefly what is anomalous about its SED or its fit, and which fitting changes to try "
+                   "first and why, citing the rules.")
+
+
+def analyse(phot: Photometry) -> tuple[dict[str, np.ndarray], list[crit.Criterion], np.ndarray, dict[str, np.ndarray]]:
+    """Diagnostics, criteria, the LRD flag and symptoms for every source (no LLM, vectorised)."""
+    diag = diagnostics.compute(phot)
+    criteria = crit.evaluate(phot, diag)
+    flag = crit.is_lrd(criteria, has_compactness="compactness" in phot.extras)
+    return diag, criteria, flag, symp.derive(diag, criteria, phot.extras)
+
+
+def rank_actions(graph: RuleGraph, symptoms: list[str], limit: int = 8) -> list[RankedAction]:
+    """Rules matching the symptoms, best first; one entry per distinct action (the best rule for it)."""
+    seen: set[tuple] = set()
+    ranked: list[RankedAction] = []
+    for m in graph.match(symptoms, strict=True):
+        a = m.rule.action
+        key = (a.parameter, a.module, a.direction)
+        if key in seen:
+            continue
+        seen.add(key)
+        ranked.append(_ranked(m, len(ranked) + 1))
+        if len(ranked) == limit:
+            break
+    return ranked
+
+
+def _ranked(m: RuleMatch, rank: int) -> RankedAction:
+    r = m.rule
+    return RankedAction(rank=rank, rule_id=r.rule_id, direction=r.action.direction, parameter=r.action.parameter,
+                        module=r.action.module, range=r.action.range, change=r.action.change,
+                        summary=r.action.describe(), score=round(m.score, 4), confidence=round(r.confidence, 3),
+                        matched_symptoms=list(m.matched), citations=list(r.citations), rationale=r.rationale,
+                        supports=list(r.supports))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else round(float(value), 4)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    return value
+
+
+def advise_source(phot: Photometry, i: int, graph: RuleGraph, llm: LLMBackend | None = None,
+                  analysis: tuple | None = None) -> Advice:
+    """Advice for source ``i`` of ``phot``. The LLM (when given and generative) writes the narrative."""
+    diag, criteria, flag, symptoms = analysis or analyse(phot)
+    names = [s for s in symp.SYMPTOM_ORDER if symptoms[s][i]]
+    actions = rank_actions(graph, names)
+    interpretations: dict[str, float] = {}
+    for a in actions:
+        for interp in a.supports:
+            interpretations[interp] = interpretations.get(interp, 0.0) + a.score
+    interp_list = [{"interpretation": k, "description": INTERPRETATIONS[k][0], "weight": round(v, 3)}
+                   for k, v in sorted(interpretations.items(), key=lambda kv: -kv[1])]
+    z = _clean(phot.z[i])
+    sed = SED(source_id=str(phot.ids[i]), redshift=z, bands=[b.short for b in phot.bands],
+              wavelength_um=[round(b.pivot_um, 4) for b in phot.bands],
+              flux_ujy=[_clean(v) for v in phot.flux[i]], error_ujy=[_clean(v) for v in phot.err[i]],
+              upper_limit=[bool(u) for u in phot.upper[i]],
+              model_ujy=None if phot.model is None else [_clean(v) for v in phot.model[i]])
+    diag_i = {k: _clean(v[i]) for k, v in diag.items()}
+    advice = Advice(source_id=str(phot.ids[i]), redshift=z, sed=sed, diagnostics=diag_i,
+                    criteria=[c.for_source(i) for c in criteria],
+                    is_lrd=None if np.isnan(flag[i]) else bool(flag[i]), symptoms=names, actions=actions,
+                    interpretations=interp_list, narrative="", backend="report")
+    if not np.isfinite(phot.z[i]):
+        advice.notices.append("no redshift: rest-frame diagnostics need one (give --z or a redshift column)")
+    advice.narrative = structured_report(advice)
+    if llm is not None and llm.is_generative and actions:
+        advice.narrative, dropped = llm_narrative(advice, graph, llm)
+        advice.backend = llm.name
+        if dropped:
+            advice.notices.append(f"dropped citation(s) of rules not given to the model: {', '.join(dropped)}")
+    return advice
+
+
+def structured_report(advice: Advice) -> str:
+    """The advice as plain text, with no language model: the same content the LLM narrative draws on."""
+    d = advice.diagnostics
+    lines = [f"Source {advice.source_id} at z = {advice.redshift if advice.redshift is not None else '?'}"]
+    lines.append(f"  beta_UV = {d.get('beta_uv')} ({d.get('n_uv')} bands), beta_opt = {d.get('beta_opt')} "
+                 f"({d.get('n_opt')} bands), turnover = {d.get('turnover_um')} micron, "
+                 f"Balmer-break colour = {d.get('balmer_break_mag')} mag, mid-IR slope = {d.get('mir_slope')}")
+    if d.get("chi2_red") is not None:
+        regions = ", ".join(f"{r} {d.get(f'resid_{r}')}" for r in ("uv", "optical", "nir", "mir", "fir")
+                            if d.get(f"resid_{r}") is not None)
+        lines.append(f"  fit: reduced chi2 = {d['chi2_red']}; mean (obs-model)/err by region: {regions}")
+    verdict = {True: "a little red dot", False: "not a little red dot", None: "not classifiable (bands missing)"}
+    passed = [c["name"] for c in advice.criteria if c["passed"]]
+    lines.append(f"  LRD: {verdict[advice.is_lrd]}; criteria passed: {', '.join(passed) or 'none'}")
+    lines.append(f"  symptoms: {', '.join(advice.symptoms) or 'none'}")
+    for a in advice.actions[:5]:
+        lines.append(f"  {a.rank}. {a.summary} [rule {a.rule_id}; confidence {a.confidence}; "
+                     f"papers {', '.join(a.citations) or 'fit outcomes'}]")
+    if advice.interpretations:
+        lines.append("  points to: " + ", ".join(i["interpretation"] for i in advice.interpretations))
+    return "\n".join(lines)
+
+
+def llm_narrative(advice: Advice, graph: RuleGraph, llm: LLMBackend) -> tuple[str, list[str]]:
+    """A short narrative from the LLM, given the report and the ranked rules as quoted evidence."""
+    from ..types import Evidence
+
+    evidence = [Evidence(key="D", kind="chunk", text=structured_report(advice), title="diagnostics")]
+    for a in advice.actions[:5]:
+        m = next(m for m in graph.match(advice.symptoms, strict=True) if m.rule.rule_id == a.rule_id)
+        evidence.append(rule_to_evidence(m, f"R{a.rank}"))
+    text = "".join(llm.answer(ADVICE_QUESTION, evidence))
+    check = check_citations(text, evidence)
+    return check.text, check.dropped
+
+
+def describe_symptom(name: str) -> str:
+    return SYMPTOMS[name][0]

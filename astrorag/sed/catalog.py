@@ -1,0 +1,279 @@
+"""``advise-catalog``: diagnostics and LRD flags for every source of a large catalog, on dask.
+
+The catalog is cut into blocks of rows (byte ranges of a CSV, row ranges of Parquet/FITS); each
+dask task reads only the columns it needs, runs the vectorised diagnostics and returns a small
+table; the driver writes results in input order as they arrive, so memory stays bounded by a few
+blocks whatever the catalog size. Any dask-distributed scheduler works; a LocalCluster is the default.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..graph.model import RuleGraph
+from ..ingest.records import Problem
+from . import symptoms as symp
+from .advisor import analyse, rank_actions
+from .photometry import ID_COLUMNS, Z_COLUMNS, build, detect_columns, read_csv_block
+
+OUTPUT_DIAGNOSTICS = ("beta_uv", "beta_opt", "turnover_um", "balmer_break_mag", "mir_slope", "chi2_red")
+
+
+@dataclass
+class CatalogReport:
+    sources: int = 0
+    lrd: int = 0
+    unclassifiable: int = 0
+    seconds: float = 0.0
+    process_seconds: float = 0.0
+    peak_memory_mb: float = 0.0
+    workers: int = 0
+    blocks: int = 0
+    out: str = ""
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.sources / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        return (f"{self.sources} sources in {self.seconds:.1f} s: {self.rate:,.0f} sources/s overall "
+                f"({self.sources / max(self.process_seconds, 1e-9):,.0f}/s after the cluster started), "
+                f"{self.blocks} blocks on {self.workers} workers; {self.lrd} flagged as LRD, "
+                f"{self.unclassifiable} not classifiable; {len(self.problems)} rows skipped; "
+                f"peak memory {self.peak_memory_mb:,.0f} MB (driver + workers); wrote {self.out}")
+
+
+def needed_columns(header: list[str], flux_unit: str | None) -> list[str]:
+    bands, _ = detect_columns(header, flux_unit)
+    if not bands:
+        raise InputError(f"no photometry columns among {', '.join(header[:15])}...")
+    lower = {h.lower(): h for h in header}
+    cols = [c for b in bands for c in (b.flux, b.err, *(x for alt in b.alternates for x in alt)) if c]
+    cols += [lower[c] for c in (*ID_COLUMNS, *Z_COLUMNS, "compactness") if c in lower]
+    return list(dict.fromkeys(cols))
+
+
+def csv_blocks(path: Path, block_rows: int) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """Header and (byte start, byte end, first line number) of blocks of about ``block_rows`` lines."""
+    with open(path, "rb") as fh:
+        head = fh.readline()
+        header = next(csv.reader([head.decode("utf-8", "replace")]))
+        blocks, start, line, count = [], fh.tell(), 2, 0
+        block_start, block_line = start, 2
+        while chunk := fh.read(1 << 24):
+            pos = 0
+            while True:
+                needed = block_rows - count
+                idx = -1
+                for _ in range(needed):
+                    idx = chunk.find(b"\n", pos)
+                    if idx < 0:
+                        break
+                    pos = idx + 1
+                    count += 1
+                if idx < 0 and count < block_rows:
+                    break
+                end = start + pos
+                blocks.append((block_start, end, block_line))
+                block_line += count
+                block_start, count = end, 0
+            start += len(chunk)
+        if start > block_start:
+            blocks.append((block_start, start, block_line))
+    return header, blocks
+
+
+def process_block(path: str, kind: str, start: int, end: int, first_line: int, header: list[str],
+                  needed: list[str], z: float | None, flux_unit: str | None) -> tuple[dict, list[Problem]]:
+    """One dask task: read a block, run the vectorised diagnostics, return plain arrays."""
+    if kind == "csv":
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            data = fh.read(end - start)
+        cols, lines, problems = read_csv_block(data, header, first_line, path, numeric=needed)
+        cols = {k: v for k, v in cols.items() if k in needed}
+    elif kind == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(path).read_row_group(start, columns=needed)
+        cols = {k: table.column(k).to_numpy(zero_copy_only=False) for k in needed}
+        lines, problems = np.arange(first_line, first_line + table.num_rows), []
+    else:  # fits
+        from astropy.io import fits
+
+        with fits.open(path, memmap=True) as hdul:
+            hdu = next(h for h in hdul if isinstance(h, fits.BinTableHDU))
+            rows = hdu.data[start:end]
+            cols = {k: np.asarray(rows[k]) for k in needed}
+        lines, problems = np.arange(first_line, first_line + (end - start)), []
+    phot = build(cols, lines, flux_unit, z, problems, strict_bands=False)
+    diag, criteria, flag, symptoms = analyse(phot)
+    out = {"id": phot.ids, "line": phot.lines, "z": phot.z, "is_lrd": flag}
+    for key in OUTPUT_DIAGNOSTICS:
+        out[key] = diag.get(key, np.full(len(phot), np.nan))
+    for c in criteria:
+        out[f"crit_{c.name}"] = c.passed
+    out["symptom_mask"] = symp.bitmask(symptoms)
+    return out, problems
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def advise_catalog(path: str | Path, out: str | Path, scheduler: str | None = None, workers: int | None = None,
+                   z: float | None = None, flux_unit: str | None = None, block_rows: int = 100_000,
+                   graph: RuleGraph | None = None, progress: bool = True) -> CatalogReport:
+    """Run the advisor's deterministic part over a catalog and write one row per source."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    t0 = time.perf_counter()
+    path, out = Path(path), Path(out)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise InputError(f"--out {out}: write .parquet or .csv")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        kind = "csv"
+        header, blocks = csv_blocks(path, block_rows)
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        kind = "parquet"
+        pf = pq.ParquetFile(path)
+        header = pf.schema_arrow.names
+        starts = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
+        blocks = [(i, i + 1, int(starts[i]) + 1) for i in range(pf.num_row_groups)]
+    elif suffix in (".fits", ".fit"):
+        from astropy.io import fits
+
+        kind = "fits"
+        with fits.open(path, memmap=True) as hdul:
+            hdu = next(h for h in hdul if isinstance(h, fits.BinTableHDU))
+            header, nrows = list(hdu.columns.names), hdu.data.shape[0]
+        blocks = [(s, min(s + block_rows, nrows), s + 1) for s in range(0, nrows, block_rows)]
+    else:
+        raise InputError(f"{path}: advise-catalog reads .csv, .parquet or .fits catalogs")
+    needed = needed_columns(header, flux_unit)
+    graph = graph or RuleGraph.from_seeds()
+    report = CatalogReport(out=str(out), blocks=len(blocks))
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        n = workers or os.cpu_count() or 1
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               memory_limit="3GiB")
+        client = Client(cluster)
+    try:
+        report.workers = len(client.scheduler_info()["workers"])
+        t1 = time.perf_counter()
+        futures = [client.submit(process_block, str(path), kind, s, e, line, header, needed, z, flux_unit,
+                                 key=f"block-{i}-{path.name}-{s}", pure=False)
+                   for i, (s, e, line) in enumerate(blocks)]
+        order = {f.key: i for i, f in enumerate(futures)}
+        writer = _Writer(out)
+        pending: dict[int, tuple[dict, list[Problem]]] = {}
+        next_index, actions_cache = 0, {}
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(futures), unit="block", desc="advise-catalog", disable=not progress, file=sys.stderr)
+        for future in as_completed(futures):
+            pending[order[future.key]] = future.result()
+            future.release()
+            bar.update(1)
+            while next_index in pending:
+                result, problems = pending.pop(next_index)
+                report.problems.extend(problems)
+                _finish_block(result, graph, actions_cache, report)
+                writer.write(result)
+                next_index += 1
+        bar.close()
+        writer.close()
+        report.process_seconds = time.perf_counter() - t1
+        worker_peaks = client.run(_peak_rss_mb)
+        report.peak_memory_mb = _peak_rss_mb() + sum(worker_peaks.values())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _finish_block(result: dict, graph: RuleGraph, cache: dict, report: CatalogReport) -> None:
+    """Symptom names and the top action, looked up once per distinct symptom set (there are few)."""
+    masks = result.pop("symptom_mask")
+    uniq, inverse = np.unique(masks, return_inverse=True)
+    names, rules, actions = [], [], []
+    for m in uniq:
+        if m not in cache:
+            symptoms = symp.unpack(int(m))
+            top = rank_actions(graph, symptoms, limit=1)
+            cache[m] = (";".join(symptoms), top[0].rule_id if top else "", top[0].summary if top else "")
+        names.append(cache[m][0]), rules.append(cache[m][1]), actions.append(cache[m][2])
+    result["symptoms"] = np.array(names, dtype=object)[inverse]
+    result["top_rule"] = np.array(rules, dtype=object)[inverse]
+    result["top_action"] = np.array(actions, dtype=object)[inverse]
+    flag = result["is_lrd"]
+    report.sources += len(flag)
+    report.lrd += int(np.nansum(flag == 1))
+    report.unclassifiable += int(np.isnan(flag).sum())
+
+
+class _Writer:
+    """Appends result blocks to a Parquet file (row groups) or a CSV file."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = out.with_name(out.name + ".partial")
+        self.writer = None
+        self.schema = None
+        self.first = True
+
+    def write(self, result: dict) -> None:
+        import pyarrow as pa
+
+        arrays = {}
+        for k, v in result.items():
+            if k == "is_lrd" or k.startswith("crit_"):
+                arrays[k] = pa.array(np.where(np.isnan(v), None, v == 1).tolist(), type=pa.bool_())
+            elif k in ("id", "symptoms", "top_rule", "top_action"):
+                arrays[k] = pa.array(np.asarray(v).astype(str))
+            else:
+                arrays[k] = pa.array(v)
+        table = pa.table(arrays)
+        if self.schema is None:
+            self.schema = table.schema
+        elif table.schema != self.schema:
+            table = table.cast(self.schema)  # e.g. a block whose column is all null
+        if self.out.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(self.tmp, table.schema)
+            self.writer.write_table(table)
+        else:
+            import pyarrow.csv as pacsv
+
+            with open(self.tmp, "ab" if not self.first else "wb") as fh:
+                pacsv.write_csv(table, fh, write_options=pacsv.WriteOptions(include_header=self.first))
+        self.first = False
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.tmp.exists():
+            self.tmp.replace(self.out)

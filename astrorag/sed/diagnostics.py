@@ -1,0 +1,136 @@
+"""Deterministic SED diagnostics, vectorised over sources: slopes, V shape, Balmer break, mid-IR, residuals.
+
+All slopes come from weighted least-squares power-law fits to AB magnitudes in rest-frame windows,
+m = -2.5 (beta + 2) log10(lambda) + c (f_lambda ~ lambda^beta), the form Kocevski et al. 2024
+(arXiv:2404.03576) use; the mid-IR slope is alpha in f_nu ~ lambda^alpha.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..graph.vocabulary import REGIONS
+from .photometry import DETECTION_SNR, Photometry
+
+BALMER_LIMIT_UM = 0.3645
+UV_WINDOW = (0.125, BALMER_LIMIT_UM)       # redward of Ly-alpha, blueward of the Balmer limit
+OPT_WINDOW = (0.38, 1.0)                   # redward of the Balmer break
+MIR_WINDOW = (1.0, 5.0)                    # rest near/mid-IR where hot dust rises
+MAG_ERR_FLOOR = 0.05                       # systematic floor so one tiny error cannot dominate a fit
+RESIDUAL_THRESHOLD = 2.0                   # mean (obs - model)/err of a region that counts as a misfit
+
+
+@dataclass
+class LineFit:
+    slope: np.ndarray      # d m / d log10(lambda)
+    intercept: np.ndarray
+    n: np.ndarray          # bands used
+
+    @property
+    def beta(self) -> np.ndarray:
+        """UV/optical slope beta in f_lambda ~ lambda^beta."""
+        return -self.slope / 2.5 - 2.0
+
+    @property
+    def alpha(self) -> np.ndarray:
+        """Slope alpha in f_nu ~ lambda^alpha."""
+        return -self.slope / 2.5
+
+
+def magnitudes(phot: Photometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """AB magnitudes, their errors, and the mask of detections (S/N >= 2, not an upper limit)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = np.where(phot.flux > 0, 23.9 - 2.5 * np.log10(phot.flux), np.nan)
+        mag_err = 1.0857362 * phot.err / phot.flux
+        detected = np.isfinite(mag) & np.isfinite(mag_err) & (phot.flux / phot.err >= DETECTION_SNR) & ~phot.upper
+    return mag, mag_err, detected
+
+
+def rest_wavelengths(phot: Photometry) -> np.ndarray:
+    return phot.pivots[None, :] / (1.0 + phot.z[:, None])
+
+
+def fit_lines(logw: np.ndarray, mag: np.ndarray, mag_err: np.ndarray, use: np.ndarray) -> LineFit:
+    """Weighted least squares of mag against log10(lambda), one line per row, only where ``use``."""
+    sig = np.sqrt(np.nan_to_num(mag_err, nan=1.0) ** 2 + MAG_ERR_FLOOR ** 2)
+    w = np.where(use, 1.0 / sig ** 2, 0.0)
+    x = np.where(use, logw, 0.0)
+    y = np.where(use, mag, 0.0)
+    s, sx, sy = w.sum(1), (w * x).sum(1), (w * y).sum(1)
+    sxx, sxy = (w * x * x).sum(1), (w * x * y).sum(1)
+    det = s * sxx - sx * sx
+    n = use.sum(1)
+    ok = (n >= 2) & (det > 1e-12 * np.maximum(s * s, 1e-30))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(ok, (s * sxy - sx * sy) / det, np.nan)
+        intercept = np.where(ok, (sy - slope * sx) / s, np.nan)
+    return LineFit(slope, intercept, n)
+
+
+def _nearest_band(rest: np.ndarray, usable: np.ndarray, lo: float, hi: float, target: float) -> np.ndarray:
+    """Index of the usable band whose rest wavelength is closest to ``target`` inside [lo, hi], or -1."""
+    inside = usable & (rest >= lo) & (rest <= hi)
+    dist = np.where(inside, np.abs(np.log(rest / target)), np.inf)
+    idx = np.argmin(dist, axis=1)
+    return np.where(np.isfinite(dist[np.arange(len(idx)), idx]), idx, -1)
+
+
+def compute(phot: Photometry) -> dict[str, np.ndarray]:
+    """All diagnostics as arrays of length N (NaN where the bands do not allow a value)."""
+    mag, mag_err, det = magnitudes(phot)
+    rest = rest_wavelengths(phot)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logw = np.log10(rest)
+    has_z = np.isfinite(phot.z)[:, None]
+    uv = fit_lines(logw, mag, mag_err, det & has_z & (rest >= UV_WINDOW[0]) & (rest < UV_WINDOW[1]))
+    opt = fit_lines(logw, mag, mag_err, det & has_z & (rest >= OPT_WINDOW[0]) & (rest <= OPT_WINDOW[1]))
+    is_miri = np.array([b.instrument == "miri" for b in phot.bands])[None, :]
+    mir_use = det & has_z & (rest >= MIR_WINDOW[0]) & (rest <= MIR_WINDOW[1])
+    mir = fit_lines(logw, mag, mag_err, mir_use)
+    mir_ok = (mir_use & (is_miri | (rest >= 2.0))).any(1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        turnover = np.where(np.isfinite(uv.slope) & np.isfinite(opt.slope) & (np.abs(uv.slope - opt.slope) > 1e-6),
+                            10 ** ((opt.intercept - uv.intercept) / (uv.slope - opt.slope)), np.nan)
+    # How far the rest-optical rises above the UV power law: large for a V shape or a strong break.
+    with np.errstate(invalid="ignore"):
+        predicted = uv.slope[:, None] * logw + uv.intercept[:, None]
+        in_opt = det & has_z & (rest >= OPT_WINDOW[0]) & (rest <= OPT_WINDOW[1])
+        excess = np.where(in_opt & np.isfinite(predicted), predicted - mag, -np.inf).max(1)
+    red_excess = np.where(np.isfinite(excess), excess, np.nan)
+    rows = np.arange(len(phot))
+    blue = _nearest_band(rest, det, 0.28, BALMER_LIMIT_UM, 0.33)
+    red = _nearest_band(rest, det, 0.37, 0.50, 0.42)
+    break_colour = np.where((blue >= 0) & (red >= 0), mag[rows, blue] - mag[rows, red], np.nan)
+    out = {
+        "beta_uv": uv.beta, "n_uv": uv.n, "beta_opt": opt.beta, "n_opt": opt.n,
+        "turnover_um": np.where(np.isfinite(turnover) & (turnover > 0.1) & (turnover < 2.0), turnover, np.nan),
+        "balmer_break_mag": break_colour, "red_excess_mag": red_excess,
+        "mir_slope": np.where(mir_ok, mir.alpha, np.nan), "n_mir": np.where(mir_ok, mir.n, 0),
+    }
+    out.update(residuals(phot, rest))
+    return out
+
+
+def residuals(phot: Photometry, rest: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-region mean of (obs - model)/err and the reduced chi-square, when model fluxes are given."""
+    n = len(phot)
+    if phot.model is None:
+        return {}
+    rest = rest_wavelengths(phot) if rest is None else rest
+    usable = np.isfinite(phot.flux) & np.isfinite(phot.err) & (phot.err > 0) & np.isfinite(phot.model) & ~phot.upper
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(usable, (phot.flux - phot.model) / phot.err, 0.0)
+    out: dict[str, np.ndarray] = {}
+    for region, (lo, hi) in REGIONS.items():
+        inside = usable & (rest >= lo) & (rest < hi)
+        count = inside.sum(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"resid_{region}"] = np.where(count > 0, np.where(inside, r, 0).sum(1) / count, np.nan)
+        out[f"n_{region}"] = count
+    k = usable.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["chi2_red"] = np.where(k > 0, (r ** 2).sum(1) / k, np.nan)
+    assert out["chi2_red"].shape == (n,)
+    return out

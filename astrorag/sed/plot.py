@@ -1,0 +1,91 @@
+"""The advisor's picture: photometry with errors and upper limits, the model, residual regions, slope fits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..graph.vocabulary import REGIONS
+from ..types import Advice
+from .diagnostics import BALMER_LIMIT_UM, OPT_WINDOW, UV_WINDOW
+
+REGION_COLOURS = {"uv": "#8172B3", "optical": "#55A868", "nir": "#DD8452", "mir": "#C44E52", "fir": "#937860"}
+
+
+def plot_advice(advice: Advice, out: str | Path) -> Path:
+    """Write a PNG/SVG: AB magnitude against rest wavelength, observed wavelength on the top axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sed = advice.sed
+    z = sed.redshift if sed.redshift is not None else 0.0
+    lam_obs = np.array(sed.wavelength_um)
+    lam = lam_obs / (1 + z)
+    flux = np.array([np.nan if v is None else v for v in sed.flux_ujy], dtype=float)
+    err = np.array([np.nan if v is None else v for v in sed.error_ujy], dtype=float)
+    upper = np.array(sed.upper_limit)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = 23.9 - 2.5 * np.log10(flux)
+        mag_err = 1.0857 * err / flux
+        detected = np.isfinite(mag) & np.isfinite(mag_err) & (flux / err >= 2) & ~upper
+        limit_flux = np.where(upper, flux, np.where(np.isfinite(err), np.maximum(flux, 0) + 2 * err, np.nan))
+        limit_mag = 23.9 - 2.5 * np.log10(limit_flux)
+    fig, ax = plt.subplots(figsize=(8.5, 5.2))
+    d = advice.diagnostics
+    for region, (lo, hi) in REGIONS.items():
+        resid = d.get(f"resid_{region}")
+        if resid is not None and abs(resid) >= 2:
+            ax.axvspan(lo, hi, color=REGION_COLOURS[region], alpha=0.12)
+            ax.text(np.sqrt(lo * min(hi, lam.max() * 1.5 if lam.size else hi)), 0.02,
+                    f"{region}: {'model too bright' if resid < 0 else 'model too faint'} ({resid:+.1f} sigma)",
+                    transform=ax.get_xaxis_transform(), fontsize=8, color=REGION_COLOURS[region], ha="center")
+    ax.axvline(BALMER_LIMIT_UM, color="grey", ls=":", lw=1)
+    ax.text(BALMER_LIMIT_UM, 0.97, " Balmer limit", transform=ax.get_xaxis_transform(), fontsize=8, color="grey",
+            va="top")
+    ax.errorbar(lam[detected], mag[detected], yerr=mag_err[detected], fmt="o", color="k", ms=5, capsize=2,
+                label="photometry")
+    nondet = ~detected & np.isfinite(limit_mag)
+    ax.plot(lam[nondet], limit_mag[nondet], "v", color="0.5", ms=7, label="2-sigma upper limit")
+    if sed.model_ujy is not None:
+        model = np.array([np.nan if v is None else v for v in sed.model_ujy], dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            model_mag = 23.9 - 2.5 * np.log10(model)
+        ok = np.isfinite(model_mag)
+        order = np.argsort(lam[ok])
+        ax.plot(lam[ok][order], model_mag[ok][order], "s--", color="#4C72B0", ms=5, mfc="none", label="model")
+    for key, window, colour in (("beta_uv", UV_WINDOW, "#8172B3"), ("beta_opt", OPT_WINDOW, "#C44E52")):
+        beta = d.get(key)
+        if beta is None:
+            continue
+        use = detected & (lam >= window[0]) & (lam <= window[1])
+        if use.sum() < 2:
+            continue
+        x = np.log10(lam[use])
+        slope = -2.5 * (beta + 2)
+        w = 1 / np.maximum(mag_err[use], 0.05) ** 2
+        c = np.sum(w * (mag[use] - slope * x)) / np.sum(w)
+        grid = np.linspace(lam[use].min() * 0.9, lam[use].max() * 1.1, 20)
+        ax.plot(grid, slope * np.log10(grid) + c, color=colour, lw=2, alpha=0.8,
+                label=f"{'UV' if key == 'beta_uv' else 'optical'} slope beta = {beta:.2f}")
+    from matplotlib.ticker import ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.invert_yaxis()
+    ax.set_xlabel("rest-frame wavelength [micron]")
+    ax.set_ylabel("AB magnitude")
+    lrd = {True: "LRD", False: "not LRD", None: "LRD: n/a"}[advice.is_lrd]
+    ax.set_title(f"{advice.source_id}  z = {z:.2f}  ({lrd})", fontsize=11)
+    top = ax.secondary_xaxis("top", functions=(lambda x: x * (1 + z), lambda x: x / (1 + z)))
+    top.set_xlabel("observed wavelength [micron]")
+    top.xaxis.set_major_formatter(ScalarFormatter())
+    ax.legend(fontsize=8, loc="best", frameon=False)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

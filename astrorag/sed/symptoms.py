@@ -1,0 +1,84 @@
+"""From diagnostics to rule-graph symptoms, vectorised: one boolean array per symptom."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph.vocabulary import REGIONS
+from .criteria import Criterion
+from .diagnostics import RESIDUAL_THRESHOLD
+
+#: Thresholds, each a published or conventional boundary (see the docstring of :func:`derive`).
+V_SHAPE_BETA_UV_MAX = -0.37       # Kocevski et al. 2024
+V_SHAPE_BETA_OPT_MIN = 0.0        # Kocevski et al. 2024
+BLUE_UV = -2.0
+RED_UV = -1.0
+STRONG_BREAK_MAG = 0.5
+FLAT_MIR_ALPHA = 0.5              # f_nu ~ lambda^alpha; hot dust rises with alpha >~ 1
+HIGH_CHI2 = 5.0
+
+SYMPTOM_ORDER = [
+    "v_shaped_sed", "red_optical_continuum", "blue_uv_slope", "red_uv_slope", "strong_balmer_break",
+    "sed_turnover_balmer_limit", "flat_mid_ir", "compact_source", "brown_dwarf_colours", "high_chi2",
+    *[f"{r}_{d}estimated" for r in REGIONS for d in ("over", "under")],
+]
+
+
+def derive(diag: dict[str, np.ndarray], criteria: list[Criterion], extras: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Boolean symptom arrays.
+
+    - v_shaped_sed: beta_UV < -0.37 and beta_opt > 0 (the Kocevski et al. 2024 slope cuts);
+    - red_optical_continuum / blue_uv_slope / red_uv_slope: beta_opt > 0, beta_UV < -2, beta_UV > -1;
+    - strong_balmer_break: the colour across rest 0.3645 micron > 0.5 mag;
+    - sed_turnover_balmer_limit: a V shape whose two power laws cross at 0.30-0.45 micron (Setton et al. 2024);
+    - flat_mid_ir: mid-IR slope alpha < 0.5 (no hot-dust rise);
+    - compact_source: compactness < 1.7 when the table has it;
+    - brown_dwarf_colours: red long-wavelength colours but F115W-F200W <= -0.5 (the Kokorev et al. 2024 cut);
+    - <region>_over/underestimated: mean (obs - model)/err of the region <= -2 / >= +2 (with a fit);
+    - high_chi2: reduced chi-square > 5 (with a fit).
+    """
+    n = len(diag["beta_uv"])
+    with np.errstate(invalid="ignore"):
+        buv, bopt = diag["beta_uv"], diag["beta_opt"]
+        out = {
+            "v_shaped_sed": (buv < V_SHAPE_BETA_UV_MAX) & (bopt > V_SHAPE_BETA_OPT_MIN),
+            "red_optical_continuum": bopt > V_SHAPE_BETA_OPT_MIN,
+            "blue_uv_slope": buv < BLUE_UV,
+            "red_uv_slope": buv > RED_UV,
+            "strong_balmer_break": diag["balmer_break_mag"] > STRONG_BREAK_MAG,
+            "flat_mid_ir": diag["mir_slope"] < FLAT_MIR_ALPHA,
+            "high_chi2": diag.get("chi2_red", np.full(n, np.nan)) > HIGH_CHI2,
+        }
+        out["sed_turnover_balmer_limit"] = out["v_shaped_sed"] & (diag["turnover_um"] > 0.30) & \
+            (diag["turnover_um"] < 0.45)
+        comp = extras.get("compactness")
+        out["compact_source"] = comp < 1.7 if comp is not None else np.zeros(n, dtype=bool)
+        by = {c.name: c for c in criteria}
+        kok = by.get("kokorev2024")
+        if kok is not None:
+            c115_200 = kok.terms["F115W-F200W"][0]
+            red_long = kok.terms["F277W-F444W"][0] > 0.7
+            out["brown_dwarf_colours"] = red_long & (c115_200 <= -0.5)
+        else:
+            out["brown_dwarf_colours"] = np.zeros(n, dtype=bool)
+        for region in REGIONS:
+            r = diag.get(f"resid_{region}")
+            if r is None:
+                out[f"{region}_overestimated"] = np.zeros(n, dtype=bool)
+                out[f"{region}_underestimated"] = np.zeros(n, dtype=bool)
+            else:
+                out[f"{region}_overestimated"] = r <= -RESIDUAL_THRESHOLD
+                out[f"{region}_underestimated"] = r >= RESIDUAL_THRESHOLD
+    return {k: np.asarray(out[k], dtype=bool) for k in SYMPTOM_ORDER}
+
+
+def bitmask(symptoms: dict[str, np.ndarray]) -> np.ndarray:
+    """Pack the symptoms of each source into one integer (for grouping a catalog by symptom set)."""
+    mask = np.zeros(len(next(iter(symptoms.values()))), dtype=np.int64)
+    for bit, name in enumerate(SYMPTOM_ORDER):
+        mask |= symptoms[name].astype(np.int64) << bit
+    return mask
+
+
+def unpack(mask: int) -> list[str]:
+    return [name for bit, name in enumerate(SYMPTOM_ORDER) if mask >> bit & 1]

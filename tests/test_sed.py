@@ -1,0 +1,194 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from astrorag.errors import InputError
+from astrorag.graph.model import RuleGraph
+from astrorag.sed import synthetic as syn
+from astrorag.sed.advisor import advise_source, analyse, rank_actions
+from astrorag.sed.filters import get_filter
+from astrorag.sed.photometry import Photometry, attach_model, read_photometry
+from astrorag.sed import symptoms as symp
+
+LRD_TABLE = Path(__file__).parent.parent / "astrorag" / "data" / "kokorev2024_lrd_dev.csv"
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "astrorag", *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, **(env or {})))
+
+
+def test_filter_pivots_come_from_the_curves():
+    # Pivot wavelengths of the real curves (NIRCam F150W 1.501, F444W 4.404; MIRI F770W 7.639 micron).
+    assert get_filter("F150W").pivot_um == pytest.approx(1.501, abs=0.005)
+    assert get_filter("jwst.nircam.F444W").pivot_um == pytest.approx(4.404, abs=0.005)
+    assert get_filter("f770w").pivot_um == pytest.approx(7.639, abs=0.01)
+    assert get_filter("f160w").source.startswith("curve:") and get_filter("f814w").source == "handbook"
+    assert get_filter("f150w2-f162m").name == "jwst.nircam.F162M"
+    with pytest.raises(InputError, match="unknown filter 'F356X'; close names: f356w"):
+        get_filter("F356X")
+
+
+def test_kokorev_table_reads_as_it_is():
+    phot = read_photometry(LRD_TABLE)
+    assert len(phot) == 60 and not phot.problems
+    j = phot.band_index("f444w")
+    assert np.isfinite(phot.flux[:, j]).all() and np.all(phot.z > 4)
+    # -99 means no coverage: F105W exists for only 12 of the 60.
+    assert np.isfinite(phot.flux[:, phot.band_index("f105w")]).sum() == 12
+
+
+def _write_cigale(tmp_path: Path) -> Path:
+    phot = read_photometry(LRD_TABLE, ids=["11219"])
+    bands = [b for b in phot.bands if np.isfinite(phot.flux[0, phot.bands.index(b)])]
+    names = [f"jwst.nircam.{b.name.split('.')[-1]}" if b.instrument == "nircam" else b.short for b in bands]
+    values = []
+    for b in bands:
+        j = phot.bands.index(b)
+        values += [f"{phot.flux[0, j] / 1000:.6e}", f"{phot.err[0, j] / 1000:.6e}"]
+    header = "# id redshift " + " ".join(f"{n} {n}_err" for n in names)
+    path = tmp_path / "obs.txt"
+    path.write_text(f"{header}\nlrd11219 {phot.z[0]:.4f} {' '.join(values)}\nbroken 5.0 1 2\n")
+    return path
+
+
+def test_cigale_observation_file_in_mjy_with_a_bad_line(tmp_path):
+    path = _write_cigale(tmp_path)
+    phot = read_photometry(path)
+    ref = read_photometry(LRD_TABLE, ids=["11219"])
+    assert list(phot.ids) == ["lrd11219"] and phot.z[0] == pytest.approx(5.4287, abs=1e-3)
+    j, k = phot.band_index("f444w"), ref.band_index("f444w")
+    assert phot.flux[0, j] == pytest.approx(ref.flux[0, k], rel=1e-5)     # mJy read back as uJy
+    assert [(p.line, "expected" in p.reason) for p in phot.problems] == [(3, True)]
+
+
+def test_units_upper_limits_and_magnitudes(tmp_path):
+    from astropy.table import Table
+    import astropy.units as u
+
+    t = Table({"id": ["s1", "s2"], "z": [6.0, 6.0], "F444W_flux": [900.0, 1200.0] * u.nJy,
+               "F444W_fluxerr": [30.0, 40.0] * u.nJy, "F150W_flux": [50.0, -10.0] * u.nJy,
+               "F150W_fluxerr": [10.0, 10.0] * u.nJy})
+    t.write(tmp_path / "p.ecsv")
+    t.write(tmp_path / "p.fits")
+    for name in ("p.ecsv", "p.fits"):
+        phot = read_photometry(tmp_path / name)
+        assert phot.flux[0, phot.band_index("f444w")] == pytest.approx(0.9)   # nJy -> uJy from the column unit
+    csv = tmp_path / "m.csv"
+    csv.write_text("id,redshift,mag_F444W,magerr_F444W,F150W_flux,F150W_fluxerr\n"
+                   "x,6,23.9,0.1,0.5,-1\n")
+    phot = read_photometry(csv)
+    assert phot.flux[0, phot.band_index("f444w")] == pytest.approx(1.0)
+    assert phot.upper[0, phot.band_index("f150w")]          # CIGALE convention: negative error = upper limit
+    with pytest.raises(InputError, match="close names: f444w"):
+        bad = tmp_path / "bad.csv"
+        bad.write_text("id,z,F444X_flux,F444X_fluxerr,F150W_flux,F150W_fluxerr\na,6,1,0.1,1,0.1\n")
+        read_photometry(bad)
+
+
+def _power_law(beta_uv, beta_opt, z=6.0, bands=syn.HIGHZ_BANDS) -> Photometry:
+    filt = [get_filter(b) for b in bands]
+    lam = np.array([f.pivot_um for f in filt])[None, :] / (1 + z)
+    fnu = syn.stellar_fnu(lam, np.array([beta_uv]), np.array([beta_opt]), np.array([0.0]))
+    fnu = fnu / fnu.max() * 2.0
+    return Photometry(np.array(["pl"]), np.array([z]), filt, fnu, fnu / 50.0, np.zeros_like(fnu, bool),
+                      np.array([1]))
+
+
+@pytest.mark.parametrize("beta_uv,beta_opt", [(-2.0, -1.5), (-1.5, 1.0), (-2.3, 2.0)])
+def test_slopes_recover_known_power_laws(beta_uv, beta_opt):
+    diag, criteria, flag, symptoms = analyse(_power_law(beta_uv, beta_opt))
+    assert diag["beta_uv"][0] == pytest.approx(beta_uv, abs=0.05)
+    assert diag["beta_opt"][0] == pytest.approx(beta_opt, abs=0.05)
+    v = beta_opt > 0
+    assert symptoms["v_shaped_sed"][0] == v
+    if v:
+        assert diag["turnover_um"][0] == pytest.approx(0.3645, rel=0.05)   # the V turns at the Balmer limit
+
+
+def test_lrd_flags_on_real_and_synthetic():
+    _, _, flag, _ = analyse(read_photometry(LRD_TABLE))
+    assert np.nanmean(flag == 1) >= 0.90
+    _, _, normal_flag, _ = analyse(syn.population("normal", 2000, seed=3))
+    assert np.mean(normal_flag == 1) <= 0.05
+    _, _, lrd_flag, _ = analyse(syn.population("lrd", 1000, seed=3))
+    assert np.mean(lrd_flag == 1) >= 0.8
+
+
+@pytest.mark.parametrize("kind", syn.MISSPECIFICATIONS)
+def test_injected_misspecification_ranks_the_right_action(kind):
+    graph = RuleGraph.from_seeds()
+    phot = syn.misspecified(kind, 200, seed=5)
+    _, _, _, symptoms = analyse(phot)
+    first = top3 = 0
+    for i in range(len(phot)):
+        names = [s for s in symp.SYMPTOM_ORDER if symptoms[s][i]]
+        ok = [syn.is_right(kind, a.parameter, a.module, a.direction) for a in rank_actions(graph, names, 3)]
+        first += bool(ok) and ok[0]
+        top3 += any(ok)
+    assert first / len(phot) >= 0.8 and top3 / len(phot) >= 0.95
+
+
+def test_advise_cli_json_and_plot(tmp_path):
+    out = tmp_path / "sed.png"
+    run = _cli("advise", str(LRD_TABLE), "--id", "11219", "--json", "--plot", str(out),
+               env={"ASTRORAG_INDEX_DIR": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["id"] == "11219" and data["redshift"] == pytest.approx(5.4287, abs=1e-3)
+    assert data["is_lrd"] is True and data["diagnostics"]["beta_opt"] > 0 and data["diagnostics"]["beta_uv"] < -1
+    assert "v_shaped_sed" in data["symptoms"]
+    names = {c["name"]: c for c in data["criteria"]}
+    assert names["kokorev2024"]["passed"] is True
+    assert any(t["threshold"] == "< 27.7" for t in names["kokorev2024"]["terms"])
+    assert data["actions"] and all({"parameter", "direction", "rule_id", "citations"} <= set(a) for a in data["actions"])
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_advise_with_model_fluxes_finds_the_misfit(tmp_path):
+    phot = syn.misspecified("too_little_attenuation", 1, seed=9)
+    cols = {"id": ["s"], "redshift": [phot.z[0]]}
+    model_cols = {"id": ["s"]}
+    for j, b in enumerate(phot.bands):
+        cols[f"{b.short}_flux"], cols[f"{b.short}_fluxerr"] = [phot.flux[0, j]], [phot.err[0, j]]
+        model_cols[f"best.{b.name}"] = [phot.model[0, j] / 1000.0]   # CIGALE results: best.<filter> in mJy
+    import csv
+    for name, data in (("obs.csv", cols), ("results.csv", model_cols)):
+        with open(tmp_path / name, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(list(data))
+            w.writerow([v[0] for v in data.values()])
+    run = _cli("advise", str(tmp_path / "obs.csv"), "--model-fluxes", str(tmp_path / "results.csv"), "--json",
+               env={"ASTRORAG_INDEX_DIR": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert {"uv_overestimated", "optical_overestimated"} <= set(data["symptoms"])
+    top = data["actions"][0]
+    assert (top["parameter"], top["direction"]) == ("E_BV_lines", "increase")
+    assert data["diagnostics"]["resid_uv"] < -2
+
+
+def test_advise_catalog_with_a_bad_row(tmp_path):
+    lines = LRD_TABLE.read_text().splitlines()
+    bad = lines[5].split(",")
+    bad[10] = "not-a-number"
+    rows = [lines[0], *lines[1:5], ",".join(bad), *lines[6:], "1,2,3"]
+    path = tmp_path / "cat.csv"
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out.parquet"
+    run = _cli("advise-catalog", str(path), "--out", str(out), "--workers", "1", "--block-rows", "20", "--quiet",
+               env={"ASTRORAG_INDEX_DIR": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    assert f"skipped {path}:6: column" in run.stderr and f"skipped {path}:{len(rows)}: expected" in run.stderr
+    assert "sources/s" in run.stdout and "59 sources" in run.stdout
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out).to_pydict()
+    assert len(table["id"]) == 59 and {"id", "is_lrd", "beta_uv", "beta_opt", "top_rule"} <= set(table)
+    assert table["line"][:5] == [2, 3, 4, 5, 7]                # input order, the bad line 6 left out
+    assert sum(bool(x) for x in table["is_lrd"]) >= 53
