@@ -45,6 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     files = ingest.add_parser("files", parents=[common], help="JSONL/JSON/CSV files of arXiv- or ADS-style records")
     files.add_argument("paths", nargs="+", metavar="PATH")
     files.set_defaults(func=cmd_ingest_files)
+    ads_p = ingest.add_parser("ads", parents=[common], help="NASA ADS search (token from ADS_API_TOKEN / ADS_DEV_KEY)")
+    ads_p.add_argument("--query", required=True, help="ADS query, e.g. 'abs:\"little red dots\" year:2023-2026'")
+    ads_p.add_argument("--rows", type=int, default=200, help="how many records at most (default 200)")
+    ads_p.add_argument("--sort", help="ADS sort, e.g. 'citation_count desc' or 'date desc'")
+    ads_p.set_defaults(func=cmd_ingest_ads)
+    arx = ingest.add_parser("arxiv", parents=[common], help="arXiv API search (one request per 3 s)")
+    arx.add_argument("--query", default="", help="arXiv query, e.g. 'cat:astro-ph.GA AND abs:\"little red dots\"'")
+    arx.add_argument("--id", dest="ids", nargs="+", help="arXiv ids to fetch instead of (or within) a query")
+    arx.add_argument("--max", type=int, default=100, help="how many results at most (default 100)")
+    arx.add_argument("--fulltext", action="store_true", help="download each PDF and index its text by section")
+    arx.set_defaults(func=cmd_ingest_arxiv)
 
     index = sub.add_parser("index", help="inspect or manage indexes").add_subparsers(dest="action", required=True)
     info = index.add_parser("info", parents=[common], help="counts, model and fingerprint of an index")
@@ -158,6 +169,40 @@ def cmd_ingest_files(args: argparse.Namespace) -> int:
         index.close()
     report.problems = result.problems
     print(f"index {settings.index_name!r}: {report.summary()}")
+    return 0
+
+
+def cmd_ingest_ads(args: argparse.Namespace) -> int:
+    from .index.embed import get_embedder
+    from .index.store import Index
+    from .ingest.ads_source import ingest_ads
+
+    settings = settings_from(args)
+    index = Index.open(settings, create=True)
+    try:
+        report = ingest_ads(args.query, index, get_embedder(settings), settings, rows=args.rows, sort=args.sort)
+    finally:
+        index.close()
+    print(f"index {settings.index_name!r}: ADS {report.summary()}")
+    return 0
+
+
+def cmd_ingest_arxiv(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .index.embed import get_embedder
+    from .index.store import Index
+    from .ingest.arxiv_source import ingest_arxiv
+
+    if not args.query and not args.ids:
+        raise ConfigError("give --query or --id")
+    settings = settings_from(args)
+    index = Index.open(settings, create=True)
+    try:
+        report = ingest_arxiv(args.query, index, get_embedder(settings), settings, max_results=args.max,
+                              fulltext=args.fulltext, id_list=args.ids)
+    finally:
+        index.close()
+    print(f"index {settings.index_name!r}: arXiv {report.summary()}")
     return 0
 
 

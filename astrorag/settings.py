@@ -68,6 +68,16 @@ class Settings:
     year_min: int | None = None
     year_max: int | None = None
     category: str | None = None
+    weight_recency: float = 0.0
+    weight_citations: float = 0.0
+    ads_url: str = "https://api.adsabs.harvard.edu/v1"
+    ads_page_size: int = 200
+    ads_min_remaining: int = 10
+    arxiv_url: str = "https://export.arxiv.org/api/query"
+    arxiv_page_size: int = 100
+    arxiv_delay_s: float = 3.0
+    http_retries: int = 5
+    http_backoff_s: float = 2.0
     backend: str = "auto"
     ollama_host: str = field(default_factory=_default_ollama_host)
     ollama_model: str = DEFAULT_OLLAMA_MODEL

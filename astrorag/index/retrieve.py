@@ -77,10 +77,33 @@ class Retriever:
         filters = filters or Filters.from_settings(self.settings)
         rankings = self.rankings(query, mode, filters, max(self.settings.candidates, k))
         if mode == "fused":
-            ordered = reciprocal_rank_fusion(rankings, self.settings.rrf_k)[:k]
+            ordered = reciprocal_rank_fusion(rankings, self.settings.rrf_k)
         else:
-            ordered = [(h.chunk_id, h.score) for h in rankings[mode][:k]]
-        return self._to_evidence(ordered, rankings)
+            ordered = [(h.chunk_id, h.score) for h in rankings[mode]]
+        if self.settings.weight_recency > 0 or self.settings.weight_citations > 0:
+            ordered = self._reweight(ordered)
+        return self._to_evidence(ordered[:k], rankings)
+
+    def _reweight(self, ordered: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        """Boost recent and much-cited papers, as pathfinder does (off unless a weight is set).
+
+        score * (1 + w_recency * exp(-age / 5 yr) + w_citations * log(1 + c) / log(1 + c_max)).
+        """
+        import math
+        import time as _time
+
+        weights = self.index.doc_weights()
+        chunks = self.index.chunks([cid for cid, _ in ordered])
+        now = _time.gmtime().tm_year
+        c_max = max((c or 0 for _, c in weights.values()), default=0)
+        rescored = []
+        for cid, score in ordered:
+            year, cites = weights.get(chunks[cid].doc_id, (None, None)) if cid in chunks else (None, None)
+            recency = math.exp(-max(now - year, 0) / 5.0) if year else 0.0
+            citation = math.log1p(cites or 0) / math.log1p(c_max) if c_max else 0.0
+            boost = 1 + self.settings.weight_recency * recency + self.settings.weight_citations * citation
+            rescored.append((cid, score * boost))
+        return sorted(rescored, key=lambda item: (-item[1], item[0]))
 
     def paper_evidence(self, doc_ids: list[str], start_key: int) -> list[Evidence]:
         """The opening chunk of each paper that is in the index (papers reached through the rule graph)."""

@@ -35,7 +35,11 @@ COLLECTION = "chunks"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY, content_hash TEXT NOT NULL, record TEXT NOT NULL,
-    year INTEGER, categories TEXT NOT NULL DEFAULT '', n_chunks INTEGER NOT NULL, ingested_at REAL NOT NULL);
+    year INTEGER, categories TEXT NOT NULL DEFAULT '', n_chunks INTEGER NOT NULL, ingested_at REAL NOT NULL,
+    arxiv_id TEXT, bibcode TEXT, doi TEXT, citation_count INTEGER);
+CREATE INDEX IF NOT EXISTS documents_arxiv ON documents(arxiv_id);
+CREATE INDEX IF NOT EXISTS documents_bibcode ON documents(bibcode);
+CREATE INDEX IF NOT EXISTS documents_doi ON documents(doi);
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, position INTEGER NOT NULL,
     section TEXT NOT NULL, text TEXT NOT NULL);
@@ -190,6 +194,28 @@ class Index:
                 out[cid] = Chunk(cid, doc_id, pos, text, section)
         return out
 
+    def related(self, doc: Document) -> list[Document]:
+        """Stored records of the same paper: same id, arXiv id, bibcode or DOI."""
+        rows = self._db.execute(
+            "SELECT record FROM documents WHERE doc_id=? OR (arxiv_id IS NOT NULL AND arxiv_id=?) OR "
+            "(bibcode IS NOT NULL AND bibcode=?) OR (doi IS NOT NULL AND doi=?)",
+            (doc.doc_id, doc.arxiv_id, doc.bibcode, doc.doi.lower() if doc.doi else None)).fetchall()
+        return [Document.from_dict(json.loads(r[0])) for r in rows]
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> None:
+        """Remove papers (their vectors first, then the ledger), e.g. when two records merge into one."""
+        for doc_id in doc_ids:
+            self.collection.delete(where={"doc_id": doc_id})
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('bm25_stale', '1')")
+            for doc_id in doc_ids:
+                self._db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+                self._db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
+
+    def doc_weights(self) -> dict[str, tuple[int | None, int | None]]:
+        """doc_id -> (year, citation count), for recency and citation weighting."""
+        return {r[0]: (r[1], r[2]) for r in self._db.execute("SELECT doc_id, year, citation_count FROM documents")}
+
     def first_chunks(self, doc_ids: Sequence[str]) -> dict[str, str]:
         """doc_id -> chunk_id of its first chunk, for the documents present."""
         out: dict[str, str] = {}
@@ -234,9 +260,10 @@ class Index:
             for c in chunks:
                 counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
             self._db.executemany(
-                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(d.doc_id, d.content_hash, json.dumps(d.to_dict(), sort_keys=True), d.year,
-                  ";".join(d.categories), counts.get(d.doc_id, 0), now) for d in by_id.values()])
+                  ";".join(d.categories), counts.get(d.doc_id, 0), now, d.arxiv_id, d.bibcode,
+                  d.doi.lower() if d.doi else None, d.citation_count) for d in by_id.values()])
 
     # ---- BM25 -------------------------------------------------------------------------------
     def bm25_is_stale(self) -> bool:

@@ -12,6 +12,7 @@ from ..index.store import Index
 from ..settings import Settings
 from ..types import Document
 from .chunking import chunk_document, embedding_text
+from .merge import merge_documents
 from .records import Problem
 
 
@@ -39,6 +40,45 @@ class IngestReport:
         return text
 
 
+def _identifiers(doc: Document) -> list[str]:
+    return [f"id:{doc.doc_id}"] + [f"{k}:{v.lower()}" for k, v in
+                                   (("arxiv", doc.arxiv_id), ("bib", doc.bibcode), ("doi", doc.doi)) if v]
+
+
+def merge_with_index(index: Index, documents: Sequence[Document], report: IngestReport) -> dict[str, Document]:
+    """Fold records of the same paper together (in the input and with the index) into one Document each.
+
+    Stored records that merge into a paper with another id (an ADS record keyed by bibcode meeting its
+    arXiv record) are removed, so the paper is stored once under its best id.
+    """
+    def combine(old: Document, new: Document) -> Document:
+        # The same source again is a newer version of the record; another source is merged in.
+        return new if old.source == new.source else merge_documents(old, new)
+
+    unique: dict[str, Document] = {}
+    keys: dict[str, str] = {}  # arXiv id / bibcode / DOI -> doc_id in ``unique``
+    for doc in documents:
+        idents = _identifiers(doc)
+        twin_id = next((keys[i] for i in idents if i in keys and keys[i] in unique), None)
+        if twin_id is not None:
+            report.duplicates_in_input += 1
+            doc = combine(unique.pop(twin_id), doc)
+            idents = _identifiers(doc)
+        unique[doc.doc_id] = doc
+        keys.update({i: doc.doc_id for i in idents})
+    merged: dict[str, Document] = {}
+    stale: list[str] = []
+    for doc in unique.values():
+        related = index.related(doc)
+        for old in related:
+            doc = combine(old, doc)
+        stale.extend(old.doc_id for old in related if old.doc_id != doc.doc_id)
+        merged[doc.doc_id] = doc
+    if stale:
+        index.delete_documents([d for d in dict.fromkeys(stale) if d not in merged])
+    return merged
+
+
 def ingest_documents(index: Index, documents: Sequence[Document], embedder: Embedder, settings: Settings,
                      progress: bool | None = None) -> IngestReport:
     """Add or update documents; unchanged ones (same content hash) cost only a lookup.
@@ -50,11 +90,7 @@ def ingest_documents(index: Index, documents: Sequence[Document], embedder: Embe
 
     start = time.perf_counter()
     report = IngestReport(seen=len(documents))
-    unique: dict[str, Document] = {}
-    for doc in documents:
-        if doc.doc_id in unique:
-            report.duplicates_in_input += 1
-        unique[doc.doc_id] = doc  # the last record of a paper wins, as a later export would
+    unique = merge_with_index(index, documents, report)
     known = index.content_hashes()
     todo = [d for d in unique.values() if known.get(d.doc_id) != d.content_hash]
     report.unchanged = len(unique) - len(todo)

@@ -1,0 +1,143 @@
+"""NASA ADS search through the ``ads`` package: cursor pages, retries, rate limits, resumable.
+
+The token comes from ADS_API_TOKEN or ADS_DEV_KEY (or ~/.ads/token); it is sent only in the
+Authorization header and never printed or logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import SourceError
+from ..index.embed import Embedder
+from ..index.store import Index
+from ..settings import Settings
+from .pipeline import IngestReport, ingest_documents
+from .records import _from_ads
+
+FIELDS = ["bibcode", "title", "author", "abstract", "year", "pub", "doi", "identifier", "citation_count",
+          "keyword", "pubdate"]
+TOKEN_VARS = ("ADS_API_TOKEN", "ADS_DEV_KEY")
+
+
+def find_token() -> str:
+    for var in TOKEN_VARS:
+        if os.environ.get(var, "").strip():
+            return os.environ[var].strip()
+    for path in (Path.home() / ".ads" / "token", Path.home() / ".ads" / "dev_key"):
+        if path.is_file() and path.read_text().strip():
+            return path.read_text().strip()
+    raise SourceError("no NASA ADS API token: set ADS_API_TOKEN (or ADS_DEV_KEY) to a token from "
+                      "https://ui.adsabs.harvard.edu/user/settings/token, or write it to ~/.ads/token")
+
+
+@dataclass
+class SourceReport:
+    fetched: int = 0
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    remaining: int | None = None
+    stopped_early: str = ""
+    ingest: IngestReport = field(default_factory=IngestReport)
+
+    def summary(self) -> str:
+        text = (f"{self.fetched} records in {self.pages} pages ({self.requests} requests, {self.retries} retries); "
+                f"{self.ingest.summary()}")
+        if self.remaining is not None:
+            text += f"; ADS requests remaining today: {self.remaining}"
+        if self.stopped_early:
+            text += f"; stopped early: {self.stopped_early}"
+        return text
+
+
+def checkpoint_key(kind: str, *parts: str) -> str:
+    return f"{kind}:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def ingest_ads(query: str, index: Index, embedder: Embedder, settings: Settings, rows: int = 200,
+               sort: str | None = None, sleep: Callable[[float], None] = time.sleep) -> SourceReport:
+    """Fetch up to ``rows`` records for an ADS query and ingest them page by page, checkpointing the cursor."""
+    import ads
+    import ads.exceptions
+    from tqdm.auto import tqdm
+
+    token = find_token()
+    key = checkpoint_key("ads", query, sort or "", str(rows))
+    state = json.loads(index.get_meta(key) or '{"cursor": "*", "fetched": 0, "done": false}')
+    if state["done"]:  # a finished query runs again from the start: new papers, fresh citation counts
+        state = {"cursor": "*", "fetched": 0, "done": False}
+    report = SourceReport(fetched=state["fetched"])
+    bar = tqdm(total=rows, initial=state["fetched"], unit="rec", desc="ADS", disable=not settings.progress,
+               file=sys.stderr)
+    while state["fetched"] < rows:
+        page_rows = min(settings.ads_page_size, rows - state["fetched"])
+        search = ads.SearchQuery(q=query, fl=FIELDS, rows=page_rows, sort=sort, cursorMark=state["cursor"],
+                                 max_pages=1, token=token)
+        search.HTTP_ENDPOINT = settings.ads_url.rstrip("/") + "/search/query"
+        last: dict = {}
+        search.session.hooks["response"].append(lambda r, *a, **k: last.update(status=r.status_code,
+                                                                                headers=r.headers))
+        for attempt in range(settings.http_retries + 1):
+            report.requests += 1
+            try:
+                search.execute()
+                break
+            except ads.exceptions.APIResponseError as exc:
+                status = last.get("status")
+                if status in (429, 500, 502, 503, 504) and attempt < settings.http_retries:
+                    report.retries += 1
+                    retry_after = (last.get("headers") or {}).get("Retry-After")
+                    sleep(float(retry_after) if retry_after and retry_after.isdigit()
+                          else settings.http_backoff_s * 2 ** attempt)
+                    continue
+                hint = {401: "the token was refused: check ADS_API_TOKEN",
+                        429: "ADS rate limit: try again after the daily reset"}.get(status, "")
+                raise SourceError(f"ADS answered HTTP {status} for {query!r}{': ' + hint if hint else ''} "
+                                  f"({str(exc)[:200]})") from None
+            except OSError as exc:  # connection refused, DNS, timeouts
+                if attempt < settings.http_retries:
+                    report.retries += 1
+                    sleep(settings.http_backoff_s * 2 ** attempt)
+                    continue
+                raise SourceError(f"cannot reach ADS at {settings.ads_url} ({exc.__class__.__name__}); check "
+                                  f"the network or ASTRORAG_ADS_URL") from None
+        docs = [_from_ads(dict(a._raw)) for a in search.response.articles if a._raw.get("bibcode")]
+        report.ingest = _add(report.ingest, ingest_documents(index, docs, embedder, settings, progress=False))
+        report.pages += 1
+        headers = last.get("headers") or {}
+        if headers.get("X-RateLimit-Remaining", "").isdigit():
+            report.remaining = int(headers["X-RateLimit-Remaining"])
+        next_cursor = search.response.json.get("nextCursorMark")
+        state["fetched"] += len(docs)
+        report.fetched = state["fetched"]
+        total = int(search.response.numFound)
+        finished = (not docs or next_cursor in (None, state["cursor"]) or state["fetched"] >= min(rows, total))
+        state.update(cursor=next_cursor or state["cursor"], done=finished)
+        index.set_meta(key, json.dumps(state))  # after the page is stored: a kill here re-fetches, no duplicates
+        bar.update(len(docs))
+        if finished:
+            break
+        if report.remaining is not None and report.remaining <= settings.ads_min_remaining:
+            report.stopped_early = (f"only {report.remaining} ADS requests remain today (keeping "
+                                    f"{settings.ads_min_remaining} in reserve); run the same command after the "
+                                    f"daily reset to continue from the checkpoint")
+            break
+    bar.close()
+    return report
+
+
+def _add(a: IngestReport, b: IngestReport) -> IngestReport:
+    return IngestReport(seen=a.seen + b.seen, added=a.added + b.added, updated=a.updated + b.updated,
+                        unchanged=a.unchanged + b.unchanged, duplicates_in_input=a.duplicates_in_input +
+                        b.duplicates_in_input, chunks_written=a.chunks_written + b.chunks_written,
+                        seconds=a.seconds + b.seconds, embed_seconds=a.embed_seconds + b.embed_seconds,
+                        problems=a.problems + b.problems)
+
