@@ -130,6 +130,42 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_argument("--block-rows", type=int, default=100_000, help="rows per task")
     catalog.set_defaults(func=cmd_advise_catalog)
 
+    ev = sub.add_parser("eval", help="the offline evaluation harness").add_subparsers(dest="suite_kind", required=True)
+    mcq = ev.add_parser("mcq", parents=[common], help="multiple-choice accuracy (AstroBench JSONL, MMLU CSV, Astro-QA CSV)")
+    mcq.add_argument("--suite", required=True)
+    mcq.add_argument("--mode", default="auto",
+                     help="closed, rag, retrieval, several joined by commas, or auto (rag with a model, else retrieval)")
+    mcq.add_argument("--format", default="auto", choices=["auto", "astrobench", "mmlu", "astroqa"])
+    mcq.add_argument("--backend")
+    mcq.add_argument("--ollama-model")
+    mcq.add_argument("--ollama-host")
+    mcq.add_argument("--limit", type=int)
+    mcq.add_argument("--k", type=int)
+    mcq.add_argument("--out", help="report folder (default eval/reports/<date>-mcq-<fingerprint>)")
+    mcq.set_defaults(func=cmd_eval_mcq)
+    ret = ev.add_parser("retrieval", parents=[common], help="recall@k, MRR, nDCG for each retriever")
+    ret.add_argument("--qrels", required=True, help="JSONL of {query, relevant: [ids]} (see eval/suites)")
+    ret.add_argument("--out")
+    ret.set_defaults(func=cmd_eval_retrieval)
+    sed = ev.add_parser("sed", parents=[common], help="LRD classification and injected mis-specification suites")
+    sed.add_argument("--n", type=int, default=2000, help="synthetic sources per population")
+    sed.add_argument("--seed", type=int, default=0)
+    sed.add_argument("--lrd-table", help="LRD photometry to classify (default: the bundled 60 Kokorev+2024 LRDs)")
+    sed.add_argument("--out")
+    sed.set_defaults(func=cmd_eval_sed)
+    cost = ev.add_parser("cost", parents=[common], help="tokens, latency per stage, cost for a billion sources")
+    cost.add_argument("--backend")
+    cost.add_argument("--questions", type=int, default=10)
+    cost.add_argument("--llm-fraction", type=float, default=0.01, help="share of sources that get an LLM narrative")
+    cost.add_argument("--output-tokens", type=int, default=250, help="assumed when the backend does not report")
+    cost.add_argument("--prefill-tps", type=float, default=34_000.0, help="GPU prefill tokens/s (H100, 8B)")
+    cost.add_argument("--decode-tps", type=float, default=1_700.0, help="GPU decode tokens/s at batch 64 (H100, 8B)")
+    cost.add_argument("--gpu-hour-usd", type=float, default=2.5)
+    cost.add_argument("--usd-per-mtok-in", type=float, default=0.0, help="API price per million input tokens")
+    cost.add_argument("--usd-per-mtok-out", type=float, default=0.0)
+    cost.add_argument("--out")
+    cost.set_defaults(func=cmd_eval_cost)
+
     bench = sub.add_parser("bench", parents=[common], help="measure ingest, re-ingest, retrieval speed and quality")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--limit", type=int, help="use only the first N sample abstracts")
@@ -441,6 +477,56 @@ def cmd_advise_catalog(args: argparse.Namespace) -> int:
     if len(report.problems) > 50:
         print(f"... and {len(report.problems) - 50} more skipped rows", file=sys.stderr)
     print(report.summary())
+    return 0
+
+
+def cmd_eval_mcq(args: argparse.Namespace) -> int:
+    from .evaluation.mcq import MODES, run_mcq
+    from .errors import ConfigError
+
+    settings = settings_from(args)
+    if args.mode == "auto":
+        from .llm import get_backend
+
+        selected = get_backend(args.backend or settings.backend, settings)
+        if selected.notice:
+            print(selected.notice, file=sys.stderr)
+        modes = ["rag"] if selected.backend.is_generative else ["retrieval"]
+        if not selected.backend.is_generative:
+            print("notice: no language model: scoring with the retrieval-only method (--mode retrieval)",
+                  file=sys.stderr)
+        run_mcq(args.suite, settings, modes, limit=args.limit, fmt=args.format, out=args.out,
+                llm=selected.backend if selected.backend.is_generative else None)
+        return 0
+    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise ConfigError(f"unknown mode(s) {', '.join(bad)}; use {', '.join(MODES)} or auto")
+    run_mcq(args.suite, settings, modes, backend=args.backend, limit=args.limit, fmt=args.format, out=args.out)
+    return 0
+
+
+def cmd_eval_retrieval(args: argparse.Namespace) -> int:
+    from .evaluation.retrieval_eval import run_retrieval_eval
+
+    run_retrieval_eval(args.qrels, settings_from(args), out=args.out)
+    return 0
+
+
+def cmd_eval_sed(args: argparse.Namespace) -> int:
+    from .evaluation.sed_eval import run_sed_eval
+
+    run_sed_eval(settings_from(args), n_synthetic=args.n, seed=args.seed, lrd_table=args.lrd_table, out=args.out)
+    return 0
+
+
+def cmd_eval_cost(args: argparse.Namespace) -> int:
+    from .evaluation.cost import run_cost
+
+    run_cost(settings_from(args), backend=args.backend, questions=args.questions, llm_fraction=args.llm_fraction,
+             output_tokens=args.output_tokens, prefill_tps=args.prefill_tps, decode_tps=args.decode_tps,
+             gpu_hour_usd=args.gpu_hour_usd, usd_per_mtok_in=args.usd_per_mtok_in,
+             usd_per_mtok_out=args.usd_per_mtok_out, out=args.out)
     return 0
 
 

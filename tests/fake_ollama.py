@@ -16,9 +16,10 @@ CREATED = "2025-06-01T12:00:00.000000Z"
 
 
 class FakeOllama:
-    def __init__(self, models=("astrosage",), reply: Callable[[dict], str] | str = "ok [1]"):
+    def __init__(self, models=("astrosage",), reply: Callable[[dict], str] | str = "ok [1]", logprobs=None):
         self.models = list(models)
         self.reply = reply
+        self.logprobs = logprobs  # body -> [(token, logprob), ...] when the request asks for logprobs
         self.requests: list[tuple[str, dict]] = []
         owner = self
 
@@ -67,6 +68,14 @@ class FakeOllama:
                 if model not in owner.models:
                     return self._send(404, {"error": f"model '{model}' not found, try pulling it first"})
                 text = owner.reply(body) if callable(owner.reply) else owner.reply
+                if body.get("logprobs") and owner.logprobs is not None:
+                    letters = owner.logprobs(body)
+                    top = [{"token": t, "logprob": lp} for t, lp in letters]
+                    return self._send(200, {"model": model, "created_at": CREATED, "done": True,
+                                            "done_reason": "length", "message": {"role": "assistant",
+                                                                                 "content": top[0]["token"]},
+                                            "logprobs": [{"token": top[0]["token"], "logprob": top[0]["logprob"],
+                                                          "top_logprobs": top}]})
                 final = {"model": model, "created_at": CREATED, "message": {"role": "assistant", "content": ""},
                          "done": True, "done_reason": "stop", "total_duration": 1_000_000,
                          "prompt_eval_count": sum(len(m["content"].split()) for m in body["messages"]),

@@ -37,14 +37,17 @@ CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY, content_hash TEXT NOT NULL, record TEXT NOT NULL,
     year INTEGER, categories TEXT NOT NULL DEFAULT '', n_chunks INTEGER NOT NULL, ingested_at REAL NOT NULL,
     arxiv_id TEXT, bibcode TEXT, doi TEXT, citation_count INTEGER);
-CREATE INDEX IF NOT EXISTS documents_arxiv ON documents(arxiv_id);
-CREATE INDEX IF NOT EXISTS documents_bibcode ON documents(bibcode);
-CREATE INDEX IF NOT EXISTS documents_doi ON documents(doi);
+
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, position INTEGER NOT NULL,
     section TEXT NOT NULL, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+IDENTIFIER_INDEXES = """
+CREATE INDEX IF NOT EXISTS documents_arxiv ON documents(arxiv_id);
+CREATE INDEX IF NOT EXISTS documents_bibcode ON documents(bibcode);
+CREATE INDEX IF NOT EXISTS documents_doi ON documents(doi);
 """
 
 
@@ -94,10 +97,26 @@ class Index:
         self.spec = spec
         self._db = sqlite3.connect(path / "ledger.sqlite", timeout=60)
         self._db.executescript(SCHEMA)
+        self._migrate()
+        self._db.executescript(IDENTIFIER_INDEXES)
         self._chroma = None
         self._collection = None
         self._bm25 = None
         self._bm25_ids: list[str] = []
+
+    def _migrate(self) -> None:
+        """Ledgers from before identifier columns existed get them, filled from the stored records."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(documents)")}
+        if "arxiv_id" in columns:
+            return
+        with self._db:
+            for name, kind in (("arxiv_id", "TEXT"), ("bibcode", "TEXT"), ("doi", "TEXT"), ("citation_count", "INTEGER")):
+                self._db.execute(f"ALTER TABLE documents ADD COLUMN {name} {kind}")
+            for doc_id, record in self._db.execute("SELECT doc_id, record FROM documents").fetchall():
+                d = json.loads(record)
+                self._db.execute("UPDATE documents SET arxiv_id=?, bibcode=?, doi=?, citation_count=? WHERE doc_id=?",
+                                 (d.get("arxiv_id"), d.get("bibcode"), (d.get("doi") or "").lower() or None,
+                                  d.get("citation_count"), doc_id))
 
     # ---- opening ---------------------------------------------------------------------------
     @classmethod

@@ -60,6 +60,27 @@ class OllamaBackend(LLMBackend):
             return False, f"Ollama at {self.host} lacks the model {self.model} (`ollama pull {self.model}`)"
         return True, ""
 
+    def option_logprobs(self, messages: list[dict], letters: str) -> list[float] | None:
+        """Log-probabilities of each option letter as the first answer token, or None if the server gives none."""
+        try:
+            response = self.client.chat(model=self.model, messages=messages, stream=False, logprobs=True,
+                                        top_logprobs=20, options={**self.options, "num_predict": 1})
+        except self._ollama.ResponseError:
+            return None  # an older server without logprobs: the caller falls back to reading the text
+        except (ConnectionError, OSError) as exc:
+            raise self._unreachable(exc) from exc
+        entries = getattr(response, "logprobs", None)
+        if not entries:
+            return None
+        top = {}
+        for cand in (entries[0].top_logprobs or []):
+            token = cand.token.strip().strip("(").upper()
+            if len(token) == 1 and token in letters and token not in top:
+                top[token] = cand.logprob
+        if not top:
+            return None
+        return [top.get(letter, float("-inf")) for letter in letters]
+
     def chat(self, messages: list[dict], stream: bool = False, format: dict | str | None = None) -> Iterator[str]:
         start = time.perf_counter()
         try:

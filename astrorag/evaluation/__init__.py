@@ -1,0 +1,1 @@
+"""The offline evaluation harness: multiple-choice accuracy, retrieval quality, SED advice, cost."""

@@ -1,0 +1,145 @@
+"""Retrieval quality: recall@k, MRR and nDCG@10 at the paper level, for dense, BM25, fused and fused+graph."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..settings import Settings
+from .report import markdown_table, pyplot, report_dir, text_table, write_json, write_jsonl
+
+MODES = ("dense", "bm25", "fused", "fused+graph")
+DEPTH = 50
+
+
+def load_qrels(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"qrels file {path} does not exist")
+    out = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            rel = rec["relevant"]
+            out.append({"qid": str(rec.get("qid", number)), "query": rec["query"],
+                        "relevant": [rel] if isinstance(rel, str) else list(rel)})
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise InputError(f"{path}:{number}: expected {{\"query\": ..., \"relevant\": [ids]}} ({exc})") from None
+    if not out:
+        raise InputError(f"{path}: no queries")
+    return out
+
+
+def ranked_docs(assistant, query: str, mode: str) -> list[str]:
+    """Papers in rank order (first chunk of each paper counts), up to DEPTH."""
+    from ..graph.retrieve import graph_search
+    from ..index.retrieve import reciprocal_rank_fusion
+    from ..index.store import Hit
+
+    base = "fused" if mode == "fused+graph" else mode
+    evidence = assistant.retriever.search(query, k=DEPTH, mode=base)
+    docs = list(dict.fromkeys(e.doc_id for e in evidence))
+    if mode == "fused+graph":
+        papers = [p for m in graph_search(assistant.graph, query, limit=5) for p in m.rule.citations]
+        present = assistant.index.documents(papers)
+        graph_list = [Hit(p, 0.0) for p in dict.fromkeys(papers) if p in present]
+        if graph_list:
+            fused = reciprocal_rank_fusion({"fused": [Hit(d, 0.0) for d in docs], "graph": graph_list},
+                                           assistant.settings.rrf_k)
+            docs = [d for d, _ in fused]
+    return docs[:DEPTH]
+
+
+def metrics(ranked: list[str], relevant: set[str], ks: list[int]) -> dict[str, float]:
+    out = {f"recall@{k}": len(set(ranked[:k]) & relevant) / len(relevant) for k in ks}
+    rr = next((1.0 / (i + 1) for i, d in enumerate(ranked) if d in relevant), 0.0)
+    dcg = sum(1.0 / math.log2(i + 2) for i, d in enumerate(ranked[:10]) if d in relevant)
+    idcg = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), 10)))
+    out.update({"mrr": rr, "ndcg@10": dcg / idcg if idcg else 0.0})
+    return out
+
+
+def run_retrieval_eval(qrels_path: str | Path, settings: Settings, ks=(1, 3, 5, 10, 20), modes=MODES,
+                       out: str | Path | None = None, log=print) -> dict:
+    from ..assistant import Assistant
+    from ..llm.extractive import ExtractiveBackend
+
+    qrels = load_qrels(qrels_path)
+    assistant = Assistant(settings, llm=ExtractiveBackend())
+    missing = [q["qid"] for q in qrels if not assistant.index.documents(q["relevant"])]
+    directory = report_dir(settings, "retrieval", out)
+    per_mode: dict[str, dict[str, float]] = {}
+    latencies: dict[str, list[float]] = {}
+    predictions = []
+    ks = list(ks)
+    for mode in modes:
+        sums: dict[str, float] = {}
+        latencies[mode] = []
+        for q in qrels:
+            t0 = time.perf_counter()
+            ranked = ranked_docs(assistant, q["query"], mode)
+            latencies[mode].append(time.perf_counter() - t0)
+            m = metrics(ranked, set(q["relevant"]), ks)
+            for key, value in m.items():
+                sums[key] = sums.get(key, 0.0) + value
+            predictions.append({"mode": mode, "qid": q["qid"], "query": q["query"], "relevant": q["relevant"],
+                                "ranked": ranked[:10], **m})
+        per_mode[mode] = {k: v / len(qrels) for k, v in sums.items()}
+    assistant.close()
+    write_jsonl(directory / "predictions.jsonl", predictions)
+    plots = _plots(per_mode, latencies, ks, directory)
+    best = max(per_mode, key=lambda m: (per_mode[m]["ndcg@10"], per_mode[m]["mrr"]))
+    report = {"kind": "retrieval", "qrels": str(qrels_path), "n": len(qrels), "modes": per_mode,
+              "best_mode": best, "latency_ms_p50": {m: float(np.percentile(l, 50) * 1000) for m, l in latencies.items()},
+              "queries_without_relevant_docs_in_index": missing, "settings_fingerprint": settings.fingerprint(),
+              "plots": plots}
+    write_json(directory / "report.json", report)
+    headers = ["mode", *[f"recall@{k}" for k in ks], "mrr", "ndcg@10", "p50 ms"]
+    rows = [[m, *[v[f"recall@{k}"] for k in ks], v["mrr"], v["ndcg@10"], round(report["latency_ms_p50"][m], 1)]
+            for m, v in per_mode.items()]
+    md = [f"# Retrieval evaluation: {Path(qrels_path).name}", "", f"{len(qrels)} queries; paper-level metrics; "
+          f"settings {settings.fingerprint()}; best mode by nDCG@10: {best}.", "", markdown_table(headers, rows), "",
+          *[f"![{p}]({p})" for p in plots]]
+    if missing:
+        md.append(f"\n{len(missing)} queries have no relevant paper in this index: {', '.join(missing[:10])}")
+    (directory / "report.md").write_text("\n".join(md) + "\n")
+    if log:
+        log(text_table(headers, rows))
+        log(f"report: {directory}")
+    report["dir"] = str(directory)
+    return report
+
+
+def _plots(per_mode, latencies, ks, directory: Path) -> list[str]:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for mode, v in per_mode.items():
+        ax.plot(ks, [v[f"recall@{k}"] for k in ks], marker="o", label=mode)
+    ax.set_xscale("log")
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("k")
+    ax.set_ylabel("recall@k")
+    ax.set_ylim(0, 1.02)
+    ax.legend(frameon=False)
+    ax.set_title("recall@k by retriever")
+    fig.tight_layout()
+    fig.savefig(directory / "recall_at_k.png", dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for mode, lat in latencies.items():
+        ax.hist(np.array(lat) * 1000, bins=30, alpha=0.5, label=mode)
+    ax.set_xlabel("latency per query [ms]")
+    ax.set_ylabel("queries")
+    ax.legend(frameon=False)
+    ax.set_title("retrieval latency")
+    fig.tight_layout()
+    fig.savefig(directory / "latency_hist.png", dpi=110)
+    plt.close(fig)
+    return ["recall_at_k.png", "latency_hist.png"]
