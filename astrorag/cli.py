@@ -166,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--out")
     cost.set_defaults(func=cmd_eval_cost)
 
+    srv = sub.add_parser("serve", parents=[common], help="start the Gradio app (same as python app.py)")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=7860)
+    srv.add_argument("--auth", help="USER:PASS")
+    srv.set_defaults(func=cmd_serve)
+
     bench = sub.add_parser("bench", parents=[common], help="measure ingest, re-ingest, retrieval speed and quality")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--limit", type=int, help="use only the first N sample abstracts")
@@ -527,6 +533,13 @@ def cmd_eval_cost(args: argparse.Namespace) -> int:
              output_tokens=args.output_tokens, prefill_tps=args.prefill_tps, decode_tps=args.decode_tps,
              gpu_hour_usd=args.gpu_hour_usd, usd_per_mtok_in=args.usd_per_mtok_in,
              usd_per_mtok_out=args.usd_per_mtok_out, out=args.out)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .ui import serve
+
+    serve(settings_from(args), args.host, args.port, args.auth)
     return 0
 
 

@@ -95,13 +95,15 @@ class Index:
     def __init__(self, path: Path, spec: dict[str, Any]):
         self.path = path
         self.spec = spec
-        self._db = sqlite3.connect(path / "ledger.sqlite", timeout=60)
+        # The app serves requests from worker threads; SQLite serialises the writes itself.
+        self._db = sqlite3.connect(path / "ledger.sqlite", timeout=60, check_same_thread=False)
         self._db.executescript(SCHEMA)
         self._migrate()
         self._db.executescript(IDENTIFIER_INDEXES)
         self._chroma = None
         self._collection = None
         self._bm25 = None
+        self._bm25_generation = ""
         self._bm25_ids: list[str] = []
 
     def _migrate(self) -> None:
@@ -310,6 +312,7 @@ class Index:
         shutil.rmtree(target, ignore_errors=True)
         tmp.replace(target)
         self.set_meta("bm25_stale", "0")
+        self.set_meta("bm25_generation", str(time.time_ns()))
         self._bm25 = None
 
     def _load_bm25(self) -> None:
@@ -317,6 +320,10 @@ class Index:
 
         if self.bm25_is_stale():
             self.rebuild_bm25()
+        generation = self.get_meta("bm25_generation", "")
+        if self._bm25 is not None and generation != self._bm25_generation:
+            self._bm25 = None  # another process or thread rebuilt the keyword index: reload it
+        self._bm25_generation = generation
         if self._bm25 is None:
             ids = json.loads((self.path / "bm25" / "ids.json").read_text())
             self._bm25_ids = ids

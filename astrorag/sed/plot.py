@@ -13,6 +13,18 @@ from .diagnostics import BALMER_LIMIT_UM, OPT_WINDOW, UV_WINDOW
 REGION_COLOURS = {"uv": "#8172B3", "optical": "#55A868", "nir": "#DD8452", "mir": "#C44E52", "fir": "#937860"}
 
 
+def _nice_ticks(axis, limits) -> None:
+    """Plain-number ticks (0.1, 0.2, 0.5, 1, 2 ...) on a log axis instead of 4x10^-1."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
+
+    lo, hi = sorted(limits)
+    ticks = [m * 10.0 ** e for e in range(-2, 4) for m in (1, 2, 3, 5) if lo <= m * 10.0 ** e <= hi]
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(ScalarFormatter())
+    axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())
+
+
 def plot_advice(advice: Advice, out: str | Path) -> Path:
     """Write a PNG/SVG: AB magnitude against rest wavelength, observed wavelength on the top axis."""
     import matplotlib
@@ -70,10 +82,8 @@ def plot_advice(advice: Advice, out: str | Path) -> Path:
         grid = np.linspace(lam[use].min() * 0.9, lam[use].max() * 1.1, 20)
         ax.plot(grid, slope * np.log10(grid) + c, color=colour, lw=2, alpha=0.8,
                 label=f"{'UV' if key == 'beta_uv' else 'optical'} slope beta = {beta:.2f}")
-    from matplotlib.ticker import ScalarFormatter
-
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    _nice_ticks(ax.xaxis, ax.get_xlim())
     ax.invert_yaxis()
     ax.set_xlabel("rest-frame wavelength [micron]")
     ax.set_ylabel("AB magnitude")
@@ -81,7 +91,7 @@ def plot_advice(advice: Advice, out: str | Path) -> Path:
     ax.set_title(f"{advice.source_id}  z = {z:.2f}  ({lrd})", fontsize=11)
     top = ax.secondary_xaxis("top", functions=(lambda x: x * (1 + z), lambda x: x / (1 + z)))
     top.set_xlabel("observed wavelength [micron]")
-    top.xaxis.set_major_formatter(ScalarFormatter())
+    _nice_ticks(top.xaxis, tuple(v * (1 + z) for v in ax.get_xlim()))
     ax.legend(fontsize=8, loc="best", frameon=False)
     fig.tight_layout()
     out = Path(out)

@@ -1,0 +1,343 @@
+"""The Gradio app: Ask (chat with sources), SED advisor and Library tabs. app.py only calls :func:`build_app`."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import tempfile
+import threading
+import traceback
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import AstroRagError
+from .settings import Settings
+from .types import Answer, Evidence, normalize_arxiv_id
+
+log = logging.getLogger("astrorag.app")
+LRD_EXAMPLES = Path(str(resources.files("astrorag") / "data" / "kokorev2024_lrd_dev.csv"))
+
+
+def _friendly(exc: Exception) -> str:
+    if isinstance(exc, AstroRagError):
+        return str(exc)
+    log.error("unexpected error\n%s", traceback.format_exc())
+    return f"Unexpected error ({exc.__class__.__name__}: {exc}). The server log has the details."
+
+
+def link_citations(text: str, evidence: list[Evidence]) -> str:
+    """Turn [1] into a link to the paper's page; rule keys stay plain (their papers are in the sources panel).
+
+    >>> ev = [Evidence(key="1", kind="chunk", text="t", url="https://arxiv.org/abs/2401.09981")]
+    >>> link_citations("AGN [1].", ev)
+    'AGN [[1](https://arxiv.org/abs/2401.09981)].'
+    """
+    import re
+
+    urls = {e.key: e.url for e in evidence if e.url}
+
+    def repl(m: re.Match) -> str:
+        keys = [k.strip() for k in m.group(1).split(",")]
+        parts = [f"[{k}]({urls[k]})" if k in urls else k for k in keys]
+        return "[" + ", ".join(parts) + "]"
+
+    return re.sub(r"\[((?:R?\d{1,3})(?:\s*,\s*R?\d{1,3})*)\]", repl, text)
+
+
+def paper_link(ident: str) -> str:
+    arxiv = normalize_arxiv_id(ident)
+    if arxiv:
+        return f"[arXiv:{arxiv}](https://arxiv.org/abs/{arxiv})"
+    return f"[{ident}](https://ui.adsabs.harvard.edu/abs/{ident})"
+
+
+def sources_markdown(answer: Answer) -> str:
+    if not answer.evidence:
+        return "_No sources retrieved._"
+    cited = {e.key for e in answer.citations}
+    lines = []
+    for ev in answer.evidence:
+        mark = "**cited**" if ev.key in cited else "retrieved"
+        if ev.kind == "rule":
+            papers = ", ".join(paper_link(p) for p in ev.papers)
+            lines.append(f"**[{ev.key}] rule `{ev.rule_id}`** ({mark})  \n{html.escape(ev.title)}  \npapers: {papers}")
+        else:
+            authors = ", ".join(ev.authors[:3]) + (" et al." if len(ev.authors) > 3 else "")
+            title = f"[{html.escape(ev.title)}]({ev.url})" if ev.url else html.escape(ev.title)
+            passage = html.escape(ev.text[:600]) + ("..." if len(ev.text) > 600 else "")
+            lines.append(f"**[{ev.key}]** {title} ({mark})  \n{authors or 'authors n/a'}, {ev.year or 'n.d.'} "
+                         f"({ev.arxiv_id or ev.bibcode or ev.doc_id})  \n> {passage}")
+    return "\n\n".join(lines)
+
+
+class AppState:
+    """Assistants cached per settings; one lock per index for writes."""
+
+    def __init__(self, base: Settings):
+        self.base = base
+        self._assistants: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def settings(self, backend: str, model: str, host: str, k: int, year_min, year_max) -> Settings:
+        return self.base.replace(backend=backend or "auto", ollama_model=model or self.base.ollama_model,
+                                 ollama_host=host or self.base.ollama_host, k=int(k or self.base.k),
+                                 year_min=int(year_min) if year_min else None,
+                                 year_max=int(year_max) if year_max else None)
+
+    def assistant(self, settings: Settings):
+        from .assistant import Assistant
+
+        key = settings.fingerprint() + settings.ollama_host + str(settings.index_path)
+        with self._lock:
+            if key not in self._assistants:
+                self._assistants[key] = Assistant(settings)
+            return self._assistants[key]
+
+
+def build_app(settings: Settings | None = None):
+    """The Gradio Blocks app."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    state = AppState(settings or Settings.load())
+    base = state.base
+
+    def ask(message: str, history: list[dict], backend, model, host, k, ymin, ymax) -> Iterator[tuple]:
+        history = list(history or [])
+        if not (message or "").strip():
+            yield history, gr.update(), gr.update(), ""
+            return
+        history.append({"role": "user", "content": message})
+        history.append({"role": "assistant", "content": ""})
+        try:
+            assistant = state.assistant(state.settings(backend, model, host, k, ymin, ymax))
+            notice = " ".join(assistant.notices)
+            badge = f"**Backend:** {assistant.llm.name} ({assistant.llm.model})" + \
+                (f"  \n_{html.escape(notice)}_" if notice else "")
+            earlier = [{"role": m["role"], "content": m["content"]} for m in history[:-2][-6:]
+                       if isinstance(m.get("content"), str)]
+            text = ""
+            for piece in assistant.stream(message, history=earlier):
+                if isinstance(piece, Answer):
+                    history[-1]["content"] = link_citations(piece.text, piece.evidence)
+                    extra = "".join(f"\n\n_{html.escape(n)}_" for n in piece.notices if n not in assistant.notices)
+                    yield history, sources_markdown(piece), badge + extra, ""
+                else:
+                    text += piece
+                    history[-1]["content"] = text
+                    yield history, gr.update(), badge, ""
+        except Exception as exc:  # shown in the page, never a traceback
+            history[-1]["content"] = f"⚠️ {_friendly(exc)}"
+            yield history, gr.update(), gr.update(), ""
+
+    def advise(upload, example_id, source_id, z, model_file, backend, model, host):
+        from .graph.model import load_graph
+        from .sed.advisor import advise_source, analyse
+        from .sed.photometry import attach_model, read_photometry
+        from .sed.plot import plot_advice
+
+        try:
+            path = upload if upload else LRD_EXAMPLES
+            wanted = (source_id or "").strip() or (example_id if not upload else None)
+            phot = read_photometry(path, z=float(z) if z else None, ids=[wanted] if wanted else None)
+            if len(phot) == 0:
+                raise AstroRagError(f"no readable sources in {Path(path).name}")
+            if not wanted:
+                import numpy as np
+
+                phot = phot.select(np.arange(len(phot)) == 0)
+            if model_file:
+                phot = attach_model(phot, model_file)
+            s = state.settings(backend, model, host, base.k, None, None)
+            llm = None
+            if backend and backend != "extractive":
+                from .llm import get_backend
+
+                chosen = get_backend(backend, s)
+                llm = chosen.backend if chosen.backend.is_generative else None
+            result = advise_source(phot, 0, load_graph(s.index_path), llm, analyse(phot))
+            out_dir = Path(tempfile.mkdtemp(prefix="astrorag-sed-"))
+            plot = plot_advice(result, out_dir / f"{result.source_id}.png")
+            result.plot = str(plot)
+            json_path = out_dir / f"{result.source_id}.json"
+            json_path.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+            return (str(plot), diagnostics_markdown(result), actions_markdown(result),
+                    result.narrative if result.backend != "report" else f"```\n{result.narrative}\n```",
+                    str(json_path))
+        except Exception as exc:
+            raise gr.Error(_friendly(exc)) from None
+
+    def library_stats() -> str:
+        from .graph.model import load_graph
+        from .index.store import Index
+
+        try:
+            if not Index.exists(base):
+                return f"No index named `{base.index_name}` yet: ask a question to build it from the sample corpus."
+            index = Index.open(base)
+            info = index.info()
+            index.close()
+            rules = load_graph(base.index_path).counts().get("rule", 0)
+            return (f"| index | documents | chunks | rules | embedding model | fingerprint |\n|---|---|---|---|---|---|\n"
+                    f"| {info['name']} | {info['documents']} | {info['chunks']} | {rules} | {info['embedding_model']} "
+                    f"| `{info['fingerprint']}` |")
+        except Exception as exc:
+            return f"⚠️ {_friendly(exc)}"
+
+    def ingest_files(files, progress=gr.Progress()):
+        from .index.embed import get_embedder
+        from .index.store import Index
+        from .ingest.pipeline import ingest_documents
+        from .ingest.records import read_files
+
+        try:
+            if not files:
+                raise AstroRagError("choose one or more JSONL/JSON/CSV files first")
+            progress(0.1, desc="reading records")
+            result = read_files([f if isinstance(f, str) else f.name for f in files])
+            progress(0.3, desc=f"embedding {len(result.documents)} records")
+            index = Index.open(base, create=True)
+            report = ingest_documents(index, result.documents, get_embedder(base), base, progress=False)
+            index.close()
+            problems = "".join(f"\n- skipped {p}" for p in result.problems[:20])
+            return f"Ingested: {report.summary()}{problems}", library_stats()
+        except Exception as exc:
+            return f"⚠️ {_friendly(exc)}", library_stats()
+
+    def ingest_remote(source, query, count, progress=gr.Progress()):
+        from .index.embed import get_embedder
+        from .index.store import Index
+
+        try:
+            if not (query or "").strip():
+                raise AstroRagError("type a query first")
+            progress(0.05, desc=f"querying {source}")
+            index = Index.open(base, create=True)
+            try:
+                if source == "ADS":
+                    from .ingest.ads_source import ingest_ads
+
+                    report = ingest_ads(query, index, get_embedder(base), base, rows=int(count))
+                else:
+                    from .ingest.arxiv_source import ingest_arxiv
+
+                    report = ingest_arxiv(query, index, get_embedder(base), base, max_results=int(count))
+            finally:
+                index.close()
+            return f"{source}: {report.summary()}", library_stats()
+        except Exception as exc:
+            return f"⚠️ {_friendly(exc)}", library_stats()
+
+    example_ids = _example_ids()
+    with gr.Blocks(title="astrorag") as demo:
+        gr.Markdown("# astrorag\nCitable answers and SED-fitting advice from the astronomy literature.")
+        with gr.Accordion("Settings", open=False):
+            with gr.Row():
+                backend = gr.Dropdown(["auto", "ollama", "extractive"], value=base.backend, label="backend")
+                model = gr.Textbox(value=base.ollama_model, label="Ollama model")
+                host = gr.Textbox(value=base.ollama_host, label="Ollama host")
+            with gr.Row():
+                k = gr.Slider(1, 20, value=base.k, step=1, label="passages (k)")
+                ymin = gr.Number(value=base.year_min, label="from year", precision=0)
+                ymax = gr.Number(value=base.year_max, label="to year", precision=0)
+        with gr.Tabs():
+            with gr.Tab("Ask", id="ask"):
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        chat = gr.Chatbot(label="astrorag", height=480, elem_id="chat")
+                        question = gr.Textbox(placeholder="Ask about astrophysics, e.g. What powers little red dots?",
+                                              label="question", elem_id="question")
+                        with gr.Row():
+                            send = gr.Button("Ask", variant="primary", elem_id="ask-button")
+                            clear = gr.Button("New conversation")
+                    with gr.Column(scale=2):
+                        badge = gr.Markdown("**Backend:** chosen on the first question", elem_id="backend")
+                        sources = gr.Markdown("_Sources appear here._", elem_id="sources")
+                inputs = [question, chat, backend, model, host, k, ymin, ymax]
+                send.click(ask, inputs, [chat, sources, badge, question])
+                question.submit(ask, inputs, [chat, sources, badge, question])
+                clear.click(lambda: ([], "_Sources appear here._"), None, [chat, sources])
+            with gr.Tab("SED advisor", id="sed"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        upload = gr.File(label="photometry table (CSV, ECSV, FITS, CIGALE)", type="filepath")
+                        example = gr.Dropdown(example_ids, value=example_ids[2] if len(example_ids) > 2 else None,
+                                              label="or a bundled LRD (Kokorev+2024)", elem_id="example")
+                        source_id = gr.Textbox(label="source id (for an uploaded table)")
+                        z = gr.Number(label="redshift (0: from the table)", value=0)
+                        model_file = gr.File(label="model fluxes of a fit (optional)", type="filepath")
+                        run = gr.Button("Advise", variant="primary", elem_id="advise-button")
+                    with gr.Column(scale=2):
+                        plot = gr.Image(label="SED", type="filepath", elem_id="sed-plot")
+                        narrative = gr.Markdown(elem_id="narrative")
+                with gr.Row():
+                    diag_md = gr.Markdown(elem_id="diagnostics")
+                    actions_md = gr.Markdown(elem_id="actions")
+                download = gr.File(label="advice (JSON)")
+                run.click(advise, [upload, example, source_id, z, model_file, backend, model, host],
+                          [plot, diag_md, actions_md, narrative, download])
+            with gr.Tab("Library", id="library"):
+                stats = gr.Markdown(library_stats(), elem_id="stats")
+                refresh = gr.Button("Refresh")
+                refresh.click(library_stats, None, stats)
+                with gr.Row():
+                    files = gr.File(label="records to ingest (JSONL/JSON/CSV)", file_count="multiple", type="filepath")
+                    ingest_btn = gr.Button("Ingest files")
+                with gr.Row():
+                    source = gr.Radio(["arXiv", "ADS"], value="arXiv", label="source")
+                    remote_query = gr.Textbox(label="query", placeholder="cat:astro-ph.GA AND abs:\"little red dots\"")
+                    count = gr.Number(value=50, label="how many", precision=0)
+                    remote_btn = gr.Button("Fetch and ingest")
+                status = gr.Markdown()
+                ingest_btn.click(ingest_files, files, [status, stats], concurrency_limit=1)
+                remote_btn.click(ingest_remote, [source, remote_query, count], [status, stats], concurrency_limit=1)
+    return demo
+
+
+def _example_ids() -> list[str]:
+    import csv
+
+    with open(LRD_EXAMPLES, newline="") as fh:
+        return [row["id"] for row in csv.DictReader(fh)]
+
+
+def diagnostics_markdown(advice) -> str:
+    d = advice.diagnostics
+    keys = [("beta_uv", "UV slope beta_UV"), ("beta_opt", "optical slope beta_opt"), ("turnover_um", "V turnover [micron]"),
+            ("balmer_break_mag", "Balmer-break colour [mag]"), ("red_excess_mag", "red excess over UV [mag]"),
+            ("mir_slope", "mid-IR slope alpha"), ("chi2_red", "reduced chi2 of the fit")]
+    rows = "\n".join(f"| {label} | {d.get(key) if d.get(key) is not None else 'n/a'} |" for key, label in keys)
+    verdict = {True: "**yes**", False: "no", None: "not classifiable"}[advice.is_lrd]
+    crit = "\n".join(
+        f"| {c['name']} ({c['paper']}) | {'yes' if c['passed'] else 'no' if c['passed'] is False else 'n/a'} | "
+        + "; ".join(f"{t['term']} = {t['value']} ({t['threshold']})" for t in c["terms"]) + " |"
+        for c in advice.criteria)
+    return (f"### Diagnostics: {advice.source_id}, z = {advice.redshift}\n| quantity | value |\n|---|---|\n{rows}\n\n"
+            f"**Little red dot:** {verdict}\n\n| criterion | passed | values (thresholds) |\n|---|---|---|\n{crit}\n\n"
+            f"**Symptoms:** {', '.join(advice.symptoms) or 'none'}")
+
+
+def actions_markdown(advice) -> str:
+    if not advice.actions:
+        return "### Actions\nNo rule matches these symptoms."
+    rows = "\n".join(f"| {a.rank} | {html.escape(a.summary)} | `{a.rule_id}` | {a.confidence} | "
+                     f"{', '.join(paper_link(p) for p in a.citations)} |" for a in advice.actions)
+    interp = ", ".join(i["interpretation"] for i in advice.interpretations)
+    return (f"### Ranked actions\n| # | action | rule | confidence | papers |\n|---|---|---|---|---|\n{rows}\n\n"
+            f"**Points to:** {interp or 'no interpretation'}")
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None) -> None:
+    demo = build_app(settings)
+    credentials = None
+    if auth:
+        if ":" not in auth:
+            raise AstroRagError("--auth takes USER:PASS")
+        credentials = tuple(auth.split(":", 1))
+    if host not in ("127.0.0.1", "localhost") and not credentials:
+        print(f"warning: serving on {host} without --auth: anyone who can reach it can use it")
+    demo.queue(default_concurrency_limit=2).launch(server_name=host, server_port=port, auth=credentials,
+                                                    show_error=False, share=False)

@@ -1,0 +1,109 @@
+"""The Gradio app in a real browser: Playwright driving Debian's chromium (never `playwright install`)."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from astrorag.ui import link_citations
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ROOT = Path(__file__).parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(small_settings, tmp_path):
+    port = _free_port()
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), ASTRORAG_INDEX_NAME="small",
+               GRADIO_ANALYTICS_ENABLED="False", OLLAMA_HOST="http://127.0.0.1:9")
+    log = open(tmp_path / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError((tmp_path / "app.log").read_text())
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+def test_app_binds_loopback_only(app_url):
+    assert app_url.startswith("http://127.0.0.1:")
+    port = int(app_url.rsplit(":", 1)[1].strip("/"))
+    addresses = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None) if a[0] == socket.AF_INET}
+    for addr in addresses - {"127.0.0.1"}:
+        with socket.socket() as s:
+            s.settimeout(1)
+            assert s.connect_ex((addr, port)) != 0, f"the app answers on {addr}"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (apt-get install chromium)")
+def test_ask_and_sed_tabs_in_a_browser(app_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(app_url)
+        page.locator("#question textarea").fill("What powers little red dots?")
+        page.locator("#ask-button").click()
+        page.wait_for_function("() => document.querySelector('#sources').innerText.includes('cited')", timeout=120_000)
+        chat = page.locator("#chat").inner_text()
+        assert "Extractive answer" in chat and "little red dot" in chat.lower()
+        sources = page.locator("#sources").inner_text()
+        assert "Little Red Dot" in sources and "(cited)" in sources
+        assert page.locator("#sources a[href^='https://arxiv.org/abs/']").count() >= 1
+        assert "extractive" in page.locator("#backend").inner_text()
+        assert page.locator("#chat a[href^='https://arxiv.org/abs/']").count() >= 1   # in-text citations link
+        page.screenshot(path=str(shots / "ask.png"), full_page=True)
+
+        page.get_by_role("tab", name="SED advisor").click()
+        page.locator("#advise-button").click()
+        page.wait_for_selector("#sed-plot img", timeout=60_000)
+        page.wait_for_function("() => document.querySelector('#actions').innerText.includes('Ranked actions')",
+                               timeout=60_000)
+        actions = page.locator("#actions").inner_text()
+        assert "lrd-" in actions and "arXiv:" in actions
+        assert "Little red dot: yes" in page.locator("#diagnostics").inner_text()
+        page.screenshot(path=str(shots / "sed.png"), full_page=True)
+        browser.close()
+    for shot in ("ask.png", "sed.png"):
+        assert (shots / shot).read_bytes()[:4] == b"\x89PNG"
+    keep = os.environ.get("ASTRORAG_SCREENSHOTS_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for shot in shots.iterdir():
+            shutil.copy(shot, Path(keep) / shot.name)
+
+
+def test_citation_links():
+    from astrorag.types import Evidence
+
+    ev = [Evidence(key="1", kind="chunk", text="", url="https://arxiv.org/abs/2505.06965"),
+          Evidence(key="R1", kind="rule", text="", rule_id="x")]
+    assert link_citations("A [1, R1] and [O III].", ev) == \
+        "A [[1](https://arxiv.org/abs/2505.06965), R1] and [O III]."
