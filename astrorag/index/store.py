@@ -51,10 +51,10 @@ CREATE INDEX IF NOT EXISTS documents_doi ON documents(doi);
 """
 
 
-def index_fingerprint(settings: Settings, embedding_backend: str = "torch") -> dict[str, Any]:
+def index_fingerprint(settings: Settings) -> dict[str, Any]:
     """What must agree between an index and the settings that read or extend it."""
     _, identity = resolve_model_path(settings.embedding_model)
-    spec = {"embedding_model": identity, "embedding_backend": embedding_backend,
+    spec = {"embedding_model": identity, "embedding_backend": settings.embedding_backend,
             "chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap,
             "chunker": CHUNKER_VERSION}
     spec["fingerprint"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
@@ -122,9 +122,9 @@ class Index:
 
     # ---- opening ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, settings: Settings, create: bool = False, embedding_backend: str = "torch") -> "Index":
+    def open(cls, settings: Settings, create: bool = False) -> "Index":
         path = settings.index_path
-        spec = index_fingerprint(settings, embedding_backend)
+        spec = index_fingerprint(settings)
         manifest = path / "manifest.json"
         if manifest.is_file():
             stored = json.loads(manifest.read_text())
