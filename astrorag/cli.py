@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", help="add papers to an index").add_subparsers(dest="source", required=True)
     files = ingest.add_parser("files", parents=[common], help="JSONL/JSON/CSV files of arXiv- or ADS-style records")
     files.add_argument("paths", nargs="+", metavar="PATH")
+    files.add_argument("--scheduler", help="embed on dask workers: a scheduler address, or 'local' for a LocalCluster")
     files.set_defaults(func=cmd_ingest_files)
     ads_p = ingest.add_parser("ads", parents=[common], help="NASA ADS search (token from ADS_API_TOKEN / ADS_DEV_KEY)")
     ads_p.add_argument("--query", required=True, help="ADS query, e.g. 'abs:\"little red dots\" year:2023-2026'")
@@ -129,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_argument("--flux-unit")
     catalog.add_argument("--block-rows", type=int, default=100_000, help="rows per task")
     catalog.add_argument("--json", action="store_true", help="print the run's report as JSON")
+    catalog.add_argument("--llm", action="store_true",
+                         help="also write LLM narratives for flagged sources (<out>.narratives.jsonl), in parallel")
+    catalog.add_argument("--llm-limit", type=int, default=100, help="at most this many narratives")
+    catalog.add_argument("--backend", help="narrative backend: openai (default with --llm) or ollama")
     catalog.set_defaults(func=cmd_advise_catalog)
 
     ev = sub.add_parser("eval", help="the offline evaluation harness").add_subparsers(dest="suite_kind", required=True)
@@ -208,12 +213,27 @@ def cmd_ingest_files(args: argparse.Namespace) -> int:
         print("no readable records: nothing ingested", file=sys.stderr)
         return 1
     index = Index.open(settings, create=True)
+    client = cluster = None
     try:
-        report = ingest_documents(index, result.documents, get_embedder(settings), settings)
+        if args.scheduler:
+            from dask.distributed import Client, LocalCluster
+
+            if args.scheduler == "local":
+                cluster = LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None)
+                client = Client(cluster)
+            else:
+                client = Client(args.scheduler)
+        report = ingest_documents(index, result.documents, get_embedder(settings) if client is None else None,
+                                  settings, client=client)
     finally:
         index.close()
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
     report.problems = result.problems
-    print(f"index {settings.index_name!r}: {report.summary()}")
+    where = f" (embedded on dask: {args.scheduler})" if args.scheduler else ""
+    print(f"index {settings.index_name!r}: {report.summary()}{where}")
     return 0
 
 
@@ -478,9 +498,20 @@ def cmd_advise_catalog(args: argparse.Namespace) -> int:
     from .sed.catalog import advise_catalog
 
     settings = settings_from(args)
+    llm = None
+    if args.llm:
+        from .errors import BackendError
+        from .llm import get_backend
+
+        llm = get_backend(args.backend or "openai", settings).backend
+        if not llm.is_generative:
+            raise BackendError("--llm needs a language model: --backend openai (vLLM, llama.cpp) or ollama")
+        ok, why = llm.available()
+        if not ok:
+            raise BackendError(f"--llm: {why}")
     report = advise_catalog(args.file, args.out, scheduler=args.scheduler, workers=args.workers, z=args.z,
                             flux_unit=args.flux_unit, block_rows=args.block_rows, graph=_graph(settings),
-                            progress=settings.progress)
+                            progress=settings.progress, llm=llm, llm_limit=args.llm_limit)
     for problem in report.problems[:50]:
         print(f"skipped {problem}", file=sys.stderr)
     if len(report.problems) > 50:
@@ -490,7 +521,7 @@ def cmd_advise_catalog(args: argparse.Namespace) -> int:
                      "seconds": report.seconds, "sources_per_s": report.rate,
                      "sources_per_s_after_start": report.sources / max(report.process_seconds, 1e-9),
                      "peak_memory_mb": report.peak_memory_mb, "workers": report.workers, "out": report.out,
-                     "skipped_rows": len(report.problems)})
+                     "skipped_rows": len(report.problems), "narratives": report.narratives})
     else:
         print(report.summary())
     return 0

@@ -82,6 +82,10 @@ class Settings:
     backend: str = "auto"
     ollama_host: str = field(default_factory=_default_ollama_host)
     ollama_model: str = DEFAULT_OLLAMA_MODEL
+    openai_url: str = "http://127.0.0.1:8000/v1"
+    openai_model: str = "AstroMLab/AstroSage-8B"
+    llm_concurrency: int = 8
+    chroma_url: str | None = None
     num_ctx: int = 8192
     temperature: float = 0.2
     llm_timeout_s: float = 300.0

@@ -1,7 +1,7 @@
 """Cost per answer and per advised source, measured here and projected to a billion sources.
 
-Tokens come from the backend when it reports them (Ollama); otherwise the prompt a model would get is
-counted with tiktoken's cl100k_base (close to Llama 3's tokenizer for English) and output tokens are
+Tokens come from the backend when it reports them (Ollama, OpenAI-compatible servers); otherwise the prompt
+a model would get is counted with cl100k_base (the encoding llama-index ships) (close to Llama 3's tokenizer for English) and output tokens are
 the assumed ``output_tokens``. The projection sets the result beside Mephisto's published cost (Sun,
 Ting et al. 2024, arXiv:2409.14807: about USD 1 or 15 GPU-minutes per source).
 """
@@ -23,10 +23,11 @@ MEPHISTO_GPU_MIN_PER_SOURCE = 15.0
 
 
 def count_tokens(messages: list[dict]) -> int:
-    import tiktoken
+    """cl100k_base tokens plus 4 per message for the chat template; llama-index ships the encoding (offline)."""
+    from llama_index.core.utils import get_tokenizer
 
-    enc = tiktoken.get_encoding("cl100k_base")
-    return sum(len(enc.encode(m["content"])) + 4 for m in messages)
+    encode = get_tokenizer()
+    return sum(len(encode(m["content"])) + 4 for m in messages)
 
 
 def run_cost(settings: Settings, backend: str | None = None, questions: int = 10, sources: int = 1_000_000,

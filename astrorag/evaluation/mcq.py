@@ -311,7 +311,7 @@ def _plot_modes(results: list[ModeResult], directory: Path) -> list[str]:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     acc = [r.accuracy for r in scored]
-    err = np.array([[r.accuracy - r.ci95[0], r.ci95[1] - r.accuracy] for r in scored]).T
+    err = np.maximum(np.array([[r.accuracy - r.ci95[0], r.ci95[1] - r.accuracy] for r in scored]).T, 0.0)
     ax.bar([r.mode for r in scored], acc, yerr=err, capsize=6, color="#4C72B0")
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy (95% interval)")

@@ -61,7 +61,8 @@ def run_sed_eval(settings: Settings, n_synthetic: int = 2000, seed: int = 0, lrd
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8))
     labels = [r[0].replace(": ", "\n") for r in rows]
-    ax.barh(labels, [r[2] for r in rows], xerr=np.array([[r[2] - r[3], r[4] - r[2]] for r in rows]).T, color="#55A868")
+    err = np.maximum(np.array([[r[2] - r[3], r[4] - r[2]] for r in rows]).T, 0.0)  # rounding can make a bound cross
+    ax.barh(labels, [r[2] for r in rows], xerr=err, color="#55A868")
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
     ax.tick_params(labelsize=7)

@@ -74,6 +74,14 @@ def category_key(category: str) -> str:
     return f"cat:{category}" if "." in category else f"arch:{category}"
 
 
+def collection_name(index_name: str) -> str:
+    """A Chroma collection name for an index on a shared server: [a-zA-Z0-9._-], alphanumeric at both ends."""
+    import re
+
+    name = re.sub(r"[^a-zA-Z0-9._-]", "-", index_name).strip("._-") or "index"
+    return f"{name}-chunks"
+
+
 @dataclass(frozen=True)
 class Hit:
     chunk_id: str
@@ -92,8 +100,9 @@ class Index:
     (0, 0)
     """
 
-    def __init__(self, path: Path, spec: dict[str, Any]):
+    def __init__(self, path: Path, spec: dict[str, Any], chroma_url: str | None = None):
         self.path = path
+        self.chroma_url = chroma_url
         self.spec = spec
         # The app serves requests from worker threads; SQLite serialises the writes itself.
         self._db = sqlite3.connect(path / "ledger.sqlite", timeout=60, check_same_thread=False)
@@ -130,7 +139,7 @@ class Index:
             stored = json.loads(manifest.read_text())
             if stored.get("fingerprint") != spec["fingerprint"]:
                 raise IndexMismatchError(_mismatch_message(settings, stored, spec))
-            return cls(path, stored)
+            return cls(path, stored, settings.chroma_url)
         if not create:
             raise IndexNotFoundError(
                 f"no index named {settings.index_name!r} in {settings.index_dir}; build it with "
@@ -142,7 +151,7 @@ class Index:
         tmp = manifest.with_suffix(".tmp")
         tmp.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
         tmp.replace(manifest)
-        return cls(path, spec)
+        return cls(path, spec, settings.chroma_url)
 
     @staticmethod
     def exists(settings: Settings) -> bool:
@@ -157,6 +166,9 @@ class Index:
 
     def close(self) -> None:
         self._db.close()
+        session = getattr(getattr(self._chroma, "_server", None), "_session", None)
+        if session is not None and hasattr(session, "close"):
+            session.close()  # an HttpClient keeps a connection pool open otherwise
 
     @property
     def collection(self):
@@ -165,12 +177,20 @@ class Index:
 
             from .chroma_ef import ChromaEmbeddingGuard
 
-            self._chroma = chromadb.PersistentClient(
-                str(self.path / "chroma"), settings=chromadb.config.Settings(anonymized_telemetry=False))
+            config = chromadb.config.Settings(anonymized_telemetry=False)
+            if self.chroma_url:
+                from urllib.parse import urlparse
+
+                url = urlparse(self.chroma_url)
+                self._chroma = chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or 8000,
+                                                   ssl=url.scheme == "https", settings=config)
+                name = collection_name(self.path.name)  # one server holds many indexes
+            else:
+                self._chroma = chromadb.PersistentClient(str(self.path / "chroma"), settings=config)
+                name = COLLECTION
             # Always pass our own embedding function: chroma's default downloads a model.
             self._collection = self._chroma.get_or_create_collection(
-                COLLECTION, embedding_function=ChromaEmbeddingGuard(),
-                configuration={"hnsw": {"space": "cosine"}})
+                name, embedding_function=ChromaEmbeddingGuard(), configuration={"hnsw": {"space": "cosine"}})
         return self._collection
 
     # ---- ledger ---------------------------------------------------------------------------
@@ -392,7 +412,7 @@ class Index:
         return {
             "name": self.path.name, "path": str(self.path),
             "documents": self.count_documents(), "chunks": self.count_chunks(),
-            "vectors": self.collection.count(),
+            "vectors": self.collection.count(), "chroma": self.chroma_url or "embedded",
             "embedding_model": self.spec["embedding_model"],
             "embedding_backend": self.spec.get("embedding_backend", "torch"),
             "chunk_size": self.spec["chunk_size"], "chunk_overlap": self.spec["chunk_overlap"],

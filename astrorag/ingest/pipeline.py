@@ -79,12 +79,28 @@ def merge_with_index(index: Index, documents: Sequence[Document], report: Ingest
     return merged
 
 
+def _embed_on_worker(settings: Settings, texts: list[str]):
+    """A dask task: embed texts with the worker's own (cached) copy of the embedder."""
+    import numpy as np
+
+    from ..index.embed import get_embedder
+
+    try:
+        import torch
+
+        torch.set_num_threads(1)  # one thread per worker process: the workers are the parallelism
+    except ImportError:  # pragma: no cover
+        pass
+    return np.asarray(get_embedder(settings).encode(texts), dtype=np.float32)
+
+
 def ingest_documents(index: Index, documents: Sequence[Document], embedder: Embedder, settings: Settings,
-                     progress: bool | None = None) -> IngestReport:
+                     progress: bool | None = None, client=None) -> IngestReport:
     """Add or update documents; unchanged ones (same content hash) cost only a lookup.
 
     Work is committed in batches of ``settings.ingest_batch_size`` documents, so a killed ingest
-    resumes where it stopped when run again.
+    resumes where it stopped when run again. With a dask ``client``, embedding runs on its workers
+    (a few batches in flight) while this process alone writes to the store, in order.
     """
     from tqdm.auto import tqdm
 
@@ -99,19 +115,40 @@ def ingest_documents(index: Index, documents: Sequence[Document], embedder: Embe
     show = settings.progress if progress is None else progress
     bar = tqdm(total=len(todo), unit="doc", desc="ingest", disable=not show or not todo, file=sys.stderr)
     size = settings.ingest_batch_size
-    for begin in range(0, len(todo), size):
-        batch = todo[begin:begin + size]
+
+    def prepare(batch):
         chunks, texts = [], []
         for doc in batch:
             for chunk in chunk_document(doc, settings.chunk_size, settings.chunk_overlap):
                 chunks.append(chunk)
                 texts.append(embedding_text(doc.title, chunk))
-        t0 = time.perf_counter()
-        vectors = embedder.encode(texts)
-        report.embed_seconds += time.perf_counter() - t0
-        index.write_batch(batch, chunks, vectors)
-        report.chunks_written += len(chunks)
-        bar.update(len(batch))
+        return chunks, texts
+
+    batches = [todo[b:b + size] for b in range(0, len(todo), size)]
+    if client is None:
+        for batch in batches:
+            chunks, texts = prepare(batch)
+            t0 = time.perf_counter()
+            vectors = embedder.encode(texts)
+            report.embed_seconds += time.perf_counter() - t0
+            index.write_batch(batch, chunks, vectors)
+            report.chunks_written += len(chunks)
+            bar.update(len(batch))
+    else:
+        window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+        pending: list = []
+        for batch in batches + [None] * window:
+            if batch is not None:
+                chunks, texts = prepare(batch)
+                pending.append((batch, chunks, client.submit(_embed_on_worker, settings, texts, pure=False)))
+            if len(pending) >= window or (batch is None and pending):
+                done_batch, chunks, future = pending.pop(0)
+                t0 = time.perf_counter()
+                vectors = future.result()
+                report.embed_seconds += time.perf_counter() - t0
+                index.write_batch(done_batch, chunks, vectors)
+                report.chunks_written += len(chunks)
+                bar.update(len(done_batch))
     bar.close()
     if todo or index.bm25_is_stale():
         index.rebuild_bm25()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -11,10 +12,14 @@ from ..settings import Settings
 from .base import LLMBackend, Usage
 from .extractive import ExtractiveBackend
 from .ollama_backend import OllamaBackend
+from .openai_backend import OpenAIBackend
 
 BACKENDS: dict[str, Callable[[Settings, Embedder | None], LLMBackend]] = {
     "ollama": lambda s, e: OllamaBackend(s.ollama_host, s.ollama_model, s.num_ctx, s.temperature, s.llm_timeout_s),
     "extractive": lambda s, e: ExtractiveBackend(embedder=e),
+    # The key, if the server wants one, comes from OPENAI_API_KEY in the environment (never a setting on disk).
+    "openai": lambda s, e: OpenAIBackend(s.openai_url, s.openai_model, os.environ.get("OPENAI_API_KEY"),
+                                         s.temperature, timeout=s.llm_timeout_s, concurrency=s.llm_concurrency),
 }
 
 
@@ -43,7 +48,7 @@ def get_backend(name: str, settings: Settings, embedder: Embedder | None = None)
     >>> get_backend("gpt", Settings())
     Traceback (most recent call last):
     ...
-    astrorag.errors.BackendError: unknown backend 'gpt'; valid names: auto, extractive, ollama
+    astrorag.errors.BackendError: unknown backend 'gpt'; valid names: auto, extractive, ollama, openai
     """
     if name == "auto":
         ollama = BACKENDS["ollama"](settings.replace(llm_timeout_s=min(settings.llm_timeout_s, 300.0)), embedder)
@@ -57,4 +62,4 @@ def get_backend(name: str, settings: Settings, embedder: Embedder | None = None)
     return Selected(BACKENDS[name](settings, embedder))
 
 
-__all__ = ["LLMBackend", "Usage", "OllamaBackend", "ExtractiveBackend", "get_backend", "backend_names", "BACKENDS"]
+__all__ = ["LLMBackend", "Usage", "OllamaBackend", "OpenAIBackend", "ExtractiveBackend", "get_backend", "backend_names", "BACKENDS"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -32,7 +33,16 @@ class LLMBackend:
     is_generative: bool = True
 
     def __init__(self) -> None:
-        self.last_usage = Usage()
+        self._local = threading.local()  # requests run in parallel threads: usage is per thread
+
+    @property
+    def last_usage(self) -> Usage:
+        """Tokens and time of this thread's last call."""
+        return getattr(self._local, "usage", None) or Usage()
+
+    @last_usage.setter
+    def last_usage(self, usage: Usage) -> None:
+        self._local.usage = usage
 
     def available(self) -> tuple[bool, str]:
         """``(True, "")`` when ready, else ``(False, reason-with-fix)``."""

@@ -40,12 +40,21 @@ class CatalogReport:
     blocks: int = 0
     out: str = ""
     problems: list[Problem] = field(default_factory=list)
+    narratives: dict = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return self.sources / self.seconds if self.seconds else 0.0
 
     def summary(self) -> str:
+        extra = ""
+        if self.narratives:
+            n = self.narratives
+            extra = (f"; {n['count']} LLM narratives in {n['seconds']:.1f} s ({n['concurrency']} in parallel, "
+                     f"{n['prompt_tokens']} prompt + {n['output_tokens']} output tokens) -> {n['path']}")
+        return self._base() + extra
+
+    def _base(self) -> str:
         return (f"{self.sources} sources in {self.seconds:.1f} s: {self.rate:,.0f} sources/s overall "
                 f"({self.sources / max(self.process_seconds, 1e-9):,.0f}/s after the cluster started), "
                 f"{self.blocks} blocks on {self.workers} workers; {self.lrd} flagged as LRD, "
@@ -94,7 +103,7 @@ def csv_blocks(path: Path, block_rows: int) -> tuple[list[str], list[tuple[int, 
 
 
 def process_block(path: str, kind: str, start: int, end: int, first_line: int, header: list[str],
-                  needed: list[str], z: float | None, flux_unit: str | None) -> tuple[dict, list[Problem]]:
+                  needed: list[str], z: float | None, flux_unit: str | None, keep: int = 0) -> tuple[dict, list[Problem]]:
     """One dask task: read a block, run the vectorised diagnostics, return plain arrays."""
     if kind == "csv":
         with open(path, "rb") as fh:
@@ -124,6 +133,9 @@ def process_block(path: str, kind: str, start: int, end: int, first_line: int, h
     for c in criteria:
         out[f"crit_{c.name}"] = c.passed
     out["symptom_mask"] = symp.bitmask(symptoms)
+    if keep:  # photometry of the first flagged sources, for the LLM narratives the driver may write
+        flagged = np.flatnonzero(flag == 1)[:keep]
+        out["_flagged"] = phot.select(np.isin(np.arange(len(phot)), flagged))
     return out, problems
 
 
@@ -133,7 +145,8 @@ def _peak_rss_mb() -> float:
 
 def advise_catalog(path: str | Path, out: str | Path, scheduler: str | None = None, workers: int | None = None,
                    z: float | None = None, flux_unit: str | None = None, block_rows: int = 100_000,
-                   graph: RuleGraph | None = None, progress: bool = True) -> CatalogReport:
+                   graph: RuleGraph | None = None, progress: bool = True, llm=None,
+                   llm_limit: int = 100) -> CatalogReport:
     """Run the advisor's deterministic part over a catalog and write one row per source."""
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -179,12 +192,14 @@ def advise_catalog(path: str | Path, out: str | Path, scheduler: str | None = No
     try:
         report.workers = len(client.scheduler_info()["workers"])
         t1 = time.perf_counter()
-        futures = [client.submit(process_block, str(path), kind, s, e, line, header, needed, z, flux_unit,
+        keep = llm_limit if llm is not None else 0
+        futures = [client.submit(process_block, str(path), kind, s, e, line, header, needed, z, flux_unit, keep,
                                  key=f"block-{i}-{path.name}-{s}", pure=False)
                    for i, (s, e, line) in enumerate(blocks)]
         order = {f.key: i for i, f in enumerate(futures)}
         writer = _Writer(out)
         pending: dict[int, tuple[dict, list[Problem]]] = {}
+        to_narrate: list = []
         next_index, actions_cache = 0, {}
         from tqdm.auto import tqdm
 
@@ -195,6 +210,9 @@ def advise_catalog(path: str | Path, out: str | Path, scheduler: str | None = No
             bar.update(1)
             while next_index in pending:
                 result, problems = pending.pop(next_index)
+                flagged = result.pop("_flagged", None)
+                if flagged is not None and len(to_narrate) < llm_limit:
+                    to_narrate.extend((flagged, i) for i in range(min(len(flagged), llm_limit - len(to_narrate))))
                 report.problems.extend(problems)
                 _finish_block(result, graph, actions_cache, report)
                 writer.write(result)
@@ -202,6 +220,8 @@ def advise_catalog(path: str | Path, out: str | Path, scheduler: str | None = No
         bar.close()
         writer.close()
         report.process_seconds = time.perf_counter() - t1
+        if llm is not None and to_narrate:
+            report.narratives = write_narratives(to_narrate, graph, llm, out.with_name(out.stem + ".narratives.jsonl"))
         worker_peaks = client.run(_peak_rss_mb)
         report.peak_memory_mb = _peak_rss_mb() + sum(worker_peaks.values())
     finally:
@@ -210,6 +230,38 @@ def advise_catalog(path: str | Path, out: str | Path, scheduler: str | None = No
             cluster.close()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def write_narratives(items: list, graph: RuleGraph, llm, path: Path) -> dict:
+    """Advice with an LLM narrative for each flagged source, requests in parallel; tokens and latency per request."""
+    import json
+
+    from .advisor import advise_source, llm_narrative
+
+    def one(item):
+        phot, i = item
+        advice = advise_source(phot, i, graph)
+        t0 = time.perf_counter()
+        if not advice.actions:
+            return {"id": advice.source_id, "narrative": advice.narrative, "prompt_tokens": 0, "output_tokens": 0,
+                    "seconds": 0.0, "backend": "report"}
+        text, dropped = llm_narrative(advice, graph, llm)
+        usage = llm.last_usage
+        return {"id": advice.source_id, "narrative": text, "dropped_citations": dropped,
+                "prompt_tokens": usage.prompt_tokens, "output_tokens": usage.output_tokens,
+                "seconds": round(time.perf_counter() - t0, 3), "backend": llm.name,
+                "top_rule": advice.actions[0].rule_id}
+
+    t0 = time.perf_counter()
+    runner = getattr(llm, "map", None)
+    rows = runner(one, items) if runner else [one(item) for item in items]
+    with open(path, "w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+    return {"count": len(rows), "seconds": time.perf_counter() - t0, "path": str(path),
+            "concurrency": getattr(llm, "concurrency", 1),
+            "prompt_tokens": sum(r["prompt_tokens"] or 0 for r in rows),
+            "output_tokens": sum(r["output_tokens"] or 0 for r in rows)}
 
 
 def _finish_block(result: dict, graph: RuleGraph, cache: dict, report: CatalogReport) -> None:

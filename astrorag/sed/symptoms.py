@@ -27,7 +27,8 @@ SYMPTOM_ORDER = [
 def derive(diag: dict[str, np.ndarray], criteria: list[Criterion], extras: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Boolean symptom arrays.
 
-    - v_shaped_sed: beta_UV < -0.37 and beta_opt > 0 (the Kocevski et al. 2024 slope cuts);
+    - v_shaped_sed: beta_UV < -0.37 and beta_opt > 0 (the Kocevski et al. 2024 slope cuts), or the source
+      passes the LRD colour selection (blue UV and red optical colours);
     - red_optical_continuum / blue_uv_slope / red_uv_slope: beta_opt > 0, beta_UV < -2, beta_UV > -1;
     - strong_balmer_break: the colour across rest 0.3645 micron > 0.5 mag;
     - sed_turnover_balmer_limit: a V shape whose two power laws cross at 0.30-0.45 micron (Setton et al. 2024);
@@ -40,8 +41,12 @@ def derive(diag: dict[str, np.ndarray], criteria: list[Criterion], extras: dict[
     n = len(diag["beta_uv"])
     with np.errstate(invalid="ignore"):
         buv, bopt = diag["beta_uv"], diag["beta_opt"]
+        from .criteria import is_lrd
+
+        # A V shape by the slopes, or by the published colour cuts (blue UV, red optical colours).
+        colour_v = np.nan_to_num(is_lrd(criteria, has_compactness="compactness" in extras), nan=0.0) == 1
         out = {
-            "v_shaped_sed": (buv < V_SHAPE_BETA_UV_MAX) & (bopt > V_SHAPE_BETA_OPT_MIN),
+            "v_shaped_sed": ((buv < V_SHAPE_BETA_UV_MAX) & (bopt > V_SHAPE_BETA_OPT_MIN)) | colour_v,
             "red_optical_continuum": bopt > V_SHAPE_BETA_OPT_MIN,
             "blue_uv_slope": buv < BLUE_UV,
             "red_uv_slope": buv > RED_UV,

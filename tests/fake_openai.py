@@ -1,0 +1,84 @@
+"""A loopback server speaking the OpenAI chat-completions API (what vLLM and llama.cpp serve).
+
+It records the largest number of requests in flight at once, so tests can see parallel batches.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenAI:
+    def __init__(self, model: str = "astrosage", reply="Raise E_BV_lines first [R1].", delay_s: float = 0.0):
+        self.model, self.reply, self.delay_s = model, reply, delay_s
+        self.requests: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _json(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path.endswith("/models"):
+                    return self._json(200, {"object": "list", "data": [
+                        {"id": owner.model, "object": "model", "created": 1700000000, "owned_by": "vllm"}]})
+                self._json(404, {"error": {"message": "not found"}})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                with owner._lock:
+                    owner.requests.append(body)
+                    owner.in_flight += 1
+                    owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
+                try:
+                    time.sleep(owner.delay_s)
+                    if body.get("model") != owner.model:
+                        return self._json(404, {"error": {"message": f"model {body.get('model')} not found"}})
+                    text = owner.reply(body) if callable(owner.reply) else owner.reply
+                    prompt = sum(len(m["content"].split()) for m in body["messages"])
+                    usage = {"prompt_tokens": prompt, "completion_tokens": len(text.split()),
+                             "total_tokens": prompt + len(text.split())}
+                    if body.get("stream"):
+                        self.send_response(200)
+                        self.send_header("Content-Type", "text/event-stream")
+                        self.end_headers()
+                        for word in text.split(" "):
+                            chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": owner.model,
+                                     "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
+                            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        last = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": owner.model,
+                                "choices": [], "usage": usage}
+                        self.wfile.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
+                        return
+                    self._json(200, {"id": "c1", "object": "chat.completion", "created": 1, "model": owner.model,
+                                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                                  "finish_reason": "stop"}], "usage": usage})
+                finally:
+                    with owner._lock:
+                        owner.in_flight -= 1
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

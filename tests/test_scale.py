@@ -1,0 +1,138 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from astrorag.errors import LLMUnavailableError
+from astrorag.index.store import Index
+from astrorag.ingest.pipeline import ingest_documents
+from astrorag.ingest.records import read_files
+from astrorag.llm.openai_backend import OpenAIBackend
+from conftest import DATA
+from fake_openai import FakeOpenAI
+
+LRD_TABLE = Path(__file__).parent.parent / "astrorag" / "data" / "kokorev2024_lrd_dev.csv"
+
+
+def test_openai_backend_contract():
+    with FakeOpenAI(model="astrosage", reply="Accretion [1].") as server:
+        b = OpenAIBackend(server.url, "astrosage", concurrency=4)
+        assert b.available() == (True, "")
+        assert "".join(b.chat([{"role": "user", "content": "hi there"}])) == "Accretion [1]."
+        streamed = list(b.chat([{"role": "user", "content": "hi"}], stream=True))
+        assert len(streamed) > 1 and "".join(streamed).strip() == "Accretion [1]."
+        assert b.last_usage.output_tokens == 2 and b.last_usage.prompt_tokens == 1
+        assert server.requests[1]["stream"] is True and server.requests[0]["temperature"] == 0.2
+        wrong = OpenAIBackend(server.url, "other")
+        assert not wrong.available()[0]
+        with pytest.raises(LLMUnavailableError, match="no model 'other'"):
+            list(wrong.chat([{"role": "user", "content": "x"}]))
+    with pytest.raises(LLMUnavailableError, match="no OpenAI-compatible server"):
+        list(OpenAIBackend("http://127.0.0.1:9/v1", "m", timeout=1).chat([{"role": "user", "content": "x"}]))
+
+
+def test_openai_map_runs_requests_in_parallel():
+    with FakeOpenAI(delay_s=0.3) as server:
+        b = OpenAIBackend(server.url, "astrosage", concurrency=4)
+        t0 = time.perf_counter()
+        out = b.map(lambda i: "".join(b.chat([{"role": "user", "content": f"q{i}"}])), list(range(8)))
+        elapsed = time.perf_counter() - t0
+    assert len(out) == 8 and server.max_in_flight == 4
+    assert elapsed < 8 * 0.3  # serial would take 2.4 s
+    assert len(b.usages) == 8
+
+
+def test_advise_catalog_llm_narratives_in_parallel(tmp_path):
+    with FakeOpenAI(model="astrosage", reply="The V shape points to a reddened AGN [R1].", delay_s=0.2) as server:
+        out = tmp_path / "flags.csv"
+        env = dict(os.environ, ASTRORAG_INDEX_DIR=str(tmp_path), ASTRORAG_OPENAI_URL=server.url,
+                   ASTRORAG_OPENAI_MODEL="astrosage", ASTRORAG_LLM_CONCURRENCY="4")
+        run = subprocess.run([sys.executable, "-m", "astrorag", "advise-catalog", str(LRD_TABLE), "--out", str(out),
+                              "--workers", "1", "--llm", "--llm-limit", "8", "--json", "--quiet"],
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        report = json.loads(run.stdout)
+        assert report["narratives"]["count"] == 8 and server.max_in_flight >= 2
+        rows = [json.loads(l) for l in (tmp_path / "flags.narratives.jsonl").read_text().splitlines()]
+        written = [r for r in rows if r["backend"] == "openai"]
+        assert len(rows) == 8 and len(written) >= 6       # a flagged source with no matching rule gets the report
+        assert all(r["output_tokens"] == 9 and r["prompt_tokens"] > 100 and r["seconds"] > 0 for r in written)
+        assert all("[R1]" in r["narrative"] for r in written)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    port = _free_port()
+    exe = Path(sys.executable).with_name("chroma")
+    proc = subprocess.Popen([str(exe), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import urllib.request
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("chroma run did not start")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_chroma_server_mode(chroma_server, settings, embedder, tmp_path):
+    s = settings.replace(chroma_url=chroma_server)
+    index = Index.open(s, create=True)
+    docs = read_files([DATA / "abstracts_small.jsonl"]).documents
+    ingest_documents(index, docs, embedder, s)
+    assert index.collection.count() == index.count_chunks() > 40
+    assert not (s.index_path / "chroma").exists()          # the vectors live on the server
+    from astrorag.index.retrieve import Retriever
+
+    hits = Retriever(index, embedder, s).search("black hole envelopes in little red dots", k=3)
+    assert hits[0].doc_id == "2505.06965"
+    again = ingest_documents(index, docs, embedder, s)
+    assert again.chunks_written == 0 and index.collection.count() == index.count_chunks()
+    index.close()
+    import chromadb
+
+    client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_server.rsplit(":", 1)[1]),
+                                 settings=chromadb.config.Settings(anonymized_telemetry=False))
+    assert "default-chunks" in [c.name for c in client.list_collections()]
+
+
+def test_dask_ingest_matches_local(settings, embedder, tmp_path):
+    docs = read_files([DATA / "abstracts_small.jsonl"]).documents
+    local = Index.open(settings.replace(index_name="local"), create=True)
+    ingest_documents(local, docs, embedder, settings)
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(settings.index_dir), ASTRORAG_INGEST_BATCH_SIZE="8")
+    run = subprocess.run([sys.executable, "-m", "astrorag", "ingest", "files", str(DATA / "abstracts_small.jsonl"),
+                          "--index", "dask", "--scheduler", "local", "--quiet"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "dask" in run.stdout
+    distributed = Index.open(settings.replace(index_name="dask"))
+    assert distributed.chunk_ids() == local.chunk_ids()
+    ids = local.chunk_ids()[:5]
+    a = local.collection.get(ids=ids, include=["embeddings"])
+    b = distributed.collection.get(ids=ids, include=["embeddings"])
+    order_a = np.argsort(a["ids"])
+    order_b = np.argsort(b["ids"])
+    assert np.allclose(np.asarray(a["embeddings"])[order_a], np.asarray(b["embeddings"])[order_b], atol=1e-5)
+    local.close()
+    distributed.close()
