@@ -10,9 +10,9 @@ import pytest
 from astrorag.errors import InputError
 from astrorag.graph.model import RuleGraph
 from astrorag.sed import synthetic as syn
-from astrorag.sed.advisor import advise_source, analyse, rank_actions
+from astrorag.sed.advisor import analyse, rank_actions
 from astrorag.sed.filters import get_filter
-from astrorag.sed.photometry import Photometry, attach_model, read_photometry
+from astrorag.sed.photometry import Photometry, read_photometry
 from astrorag.sed import symptoms as symp
 
 LRD_TABLE = Path(__file__).parent.parent / "astrorag" / "data" / "kokorev2024_lrd_dev.csv"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..settings import Settings
-from .report import markdown_table, pyplot, report_dir, text_table, write_json, write_jsonl
+from .report import finish_report, markdown_table, pyplot, report_dir, write_jsonl
 
 MEPHISTO_USD_PER_SOURCE = 1.0
 MEPHISTO_GPU_MIN_PER_SOURCE = 15.0
@@ -122,7 +122,6 @@ def run_cost(settings: Settings, backend: str | None = None, questions: int = 10
     plt.close(fig)
     report = {"kind": "cost", "per_answer": per_answer, "projection": projection,
               "settings_fingerprint": settings.fingerprint(), "plots": ["latency_by_stage.png"]}
-    write_json(directory / "report.json", report)
     table = [["astrorag", f"{usd:,.0f}", f"{usd / billion:.2e}", f"{gpu_hours:,.0f}", f"{gpu_hours * 60 / billion:.2e}",
               f"{cpu_hours:,.0f}"],
              ["Mephisto (published)", f"{MEPHISTO_USD_PER_SOURCE * billion:,.0f}", f"{MEPHISTO_USD_PER_SOURCE:.2e}",
@@ -139,10 +138,4 @@ def run_cost(settings: Settings, backend: str | None = None, questions: int = 10
           f"tokens each) at {prefill_tps:,.0f} prefill and {decode_tps:,.0f} decode tokens/s per GPU, "
           f"USD {gpu_hour_usd}/GPU-hour.", "", markdown_table(headers, table), "",
           "![latency_by_stage.png](latency_by_stage.png)"]
-    (directory / "report.md").write_text("\n".join(md) + "\n")
-    if log:
-        log(text_table(["stage", "p50 ms", "p95 ms"], stage_rows))
-        log(text_table(headers, table))
-        log(f"report: {directory}")
-    report["dir"] = str(directory)
-    return report
+    return finish_report(directory, report, md, [(["stage", "p50 ms", "p95 ms"], stage_rows), (headers, table)], log)

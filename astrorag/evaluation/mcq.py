@@ -22,7 +22,7 @@ from ..errors import BackendError, InputError
 from ..llm.base import LLMBackend
 from ..llm.prompt import quote_evidence
 from ..settings import Settings
-from .report import markdown_table, pyplot, report_dir, text_table, wilson_interval, write_json, write_jsonl
+from .report import finish_report, markdown_table, pyplot, report_dir, wilson_interval, write_jsonl
 
 LETTERS = "ABCDEFGH"
 FORMATS = ("auto", "astrobench", "mmlu", "astroqa")
@@ -283,7 +283,6 @@ def run_mcq(suite: str | Path, settings: Settings, modes: list[str], backend: st
     }
     plots = _plot_modes(results, directory)
     report["plots"] = plots
-    write_json(directory / "report.json", report)
     headers = ["mode", "n", "accuracy", "ci95 low", "ci95 high", "unparsed", "seconds"]
     rows = [[r.mode, r.n, r.accuracy if r.accuracy is not None else "n/a", r.ci95[0] if r.ci95 else "n/a",
              r.ci95[1] if r.ci95 else "n/a", r.unparsed, round(r.seconds, 1)] for r in results]
@@ -296,12 +295,7 @@ def run_mcq(suite: str | Path, settings: Settings, modes: list[str], backend: st
         md += ["", f"{len(notes)} rows skipped, e.g. {notes[0]}"]
     for notice in report["notices"]:
         md.append(f"\nNote: {notice}")
-    (directory / "report.md").write_text("\n".join(md) + "\n")
-    if log:
-        log(text_table(headers, rows))
-        log(f"report: {directory}")
-    report["dir"] = str(directory)
-    return report
+    return finish_report(directory, report, md, [(headers, rows)], log)
 
 
 def _plot_modes(results: list[ModeResult], directory: Path) -> list[str]:

@@ -70,6 +70,18 @@ def text_table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join([line, "-" * len(line)] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells])
 
 
+def finish_report(directory: Path, report: dict, markdown: list[str], tables: list[tuple[list[str], list[list[Any]]]],
+                  log=print) -> dict:
+    """Write report.json and report.md, print the summary tables, and return the report with its folder."""
+    write_json(directory / "report.json", report)
+    (directory / "report.md").write_text("\n".join(markdown) + "\n")
+    if log:
+        for headers, rows in tables:
+            log(text_table(headers, rows))
+        log(f"report: {directory}")
+    return {**report, "dir": str(directory)}
+
+
 def pyplot():
     import matplotlib
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..settings import Settings
-from .report import markdown_table, pyplot, report_dir, text_table, write_json, write_jsonl
+from .report import finish_report, markdown_table, pyplot, report_dir, write_jsonl
 
 MODES = ("dense", "bm25", "fused", "fused+graph")
 DEPTH = 50
@@ -100,7 +100,6 @@ def run_retrieval_eval(qrels_path: str | Path, settings: Settings, ks=(1, 3, 5, 
               "best_mode": best, "latency_ms_p50": {m: float(np.percentile(l, 50) * 1000) for m, l in latencies.items()},
               "queries_without_relevant_docs_in_index": missing, "settings_fingerprint": settings.fingerprint(),
               "plots": plots}
-    write_json(directory / "report.json", report)
     headers = ["mode", *[f"recall@{k}" for k in ks], "mrr", "ndcg@10", "p50 ms"]
     rows = [[m, *[v[f"recall@{k}"] for k in ks], v["mrr"], v["ndcg@10"], round(report["latency_ms_p50"][m], 1)]
             for m, v in per_mode.items()]
@@ -109,12 +108,7 @@ def run_retrieval_eval(qrels_path: str | Path, settings: Settings, ks=(1, 3, 5, 
           *[f"![{p}]({p})" for p in plots]]
     if missing:
         md.append(f"\n{len(missing)} queries have no relevant paper in this index: {', '.join(missing[:10])}")
-    (directory / "report.md").write_text("\n".join(md) + "\n")
-    if log:
-        log(text_table(headers, rows))
-        log(f"report: {directory}")
-    report["dir"] = str(directory)
-    return report
+    return finish_report(directory, report, md, [(headers, rows)], log)
 
 
 def _plots(per_mode, latencies, ks, directory: Path) -> list[str]:

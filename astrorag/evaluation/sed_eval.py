@@ -14,7 +14,7 @@ from ..sed import synthetic as syn
 from ..sed.advisor import analyse, rank_actions
 from ..sed.photometry import read_photometry
 from ..settings import Settings
-from .report import markdown_table, pyplot, report_dir, text_table, wilson_interval, write_json, write_jsonl
+from .report import finish_report, markdown_table, pyplot, report_dir, wilson_interval, write_jsonl
 
 
 def run_sed_eval(settings: Settings, n_synthetic: int = 2000, seed: int = 0, lrd_table: str | Path | None = None,
@@ -74,14 +74,8 @@ def run_sed_eval(settings: Settings, n_synthetic: int = 2000, seed: int = 0, lrd
               "synthetic_normal_flag_rate": rows[1][2], "synthetic_lrd_flag_rate": rows[2][2],
               "misspecification": misspec, "seed": seed, "seconds": seconds, "plots": ["sed_suites.png"],
               "settings_fingerprint": settings.fingerprint()}
-    write_json(directory / "report.json", report)
     headers = ["suite", "n", "rate", "ci95 low", "ci95 high"]
     md = ["# SED advisor evaluation", "", f"LRD table {table.name}; {n_synthetic} synthetic galaxies per population "
           f"(seed {seed}); the synthetic generators are described in astrorag/sed/synthetic.py.", "",
           markdown_table(headers, rows), "", "![sed_suites.png](sed_suites.png)"]
-    (directory / "report.md").write_text("\n".join(md) + "\n")
-    if log:
-        log(text_table(headers, rows))
-        log(f"report: {directory}")
-    report["dir"] = str(directory)
-    return report
+    return finish_report(directory, report, md, [(headers, rows)], log)

@@ -77,7 +77,7 @@ def csv_blocks(path: Path, block_rows: int) -> tuple[list[str], list[tuple[int, 
     with open(path, "rb") as fh:
         head = fh.readline()
         header = next(csv.reader([head.decode("utf-8", "replace")]))
-        blocks, start, line, count = [], fh.tell(), 2, 0
+        blocks, start, count = [], fh.tell(), 0
         block_start, block_line = start, 2
         while chunk := fh.read(1 << 24):
             pos = 0
