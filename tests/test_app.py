@@ -35,8 +35,8 @@ def app_url(small_settings, tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=2)
-            break
+            with urllib.request.urlopen(url, timeout=2):
+                break
         except OSError:
             if proc.poll() is not None:
                 raise AssertionError((tmp_path / "app.log").read_text())

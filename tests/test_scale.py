@@ -83,8 +83,8 @@ def chroma_server(tmp_path):
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
-            break
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1):
+                break
         except OSError:
             time.sleep(0.3)
     else:
@@ -108,12 +108,16 @@ def test_chroma_server_mode(chroma_server, settings, embedder, tmp_path):
     assert hits[0].doc_id == "2505.06965"
     again = ingest_documents(index, docs, embedder, s)
     assert again.chunks_written == 0 and index.collection.count() == index.count_chunks()
+    server_client = index._chroma
     index.close()
     import chromadb
 
     client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_server.rsplit(":", 1)[1]),
                                  settings=chromadb.config.Settings(anonymized_telemetry=False))
     assert "default-chunks" in [c.name for c in client.list_collections()]
+    for c in (client, server_client):  # chromadb keeps its HTTP pools open for the life of the process
+        for holder in (c, c._admin_client):
+            holder._server._session.close()
 
 
 def test_dask_ingest_matches_local(settings, embedder, tmp_path):

@@ -166,9 +166,8 @@ class Index:
 
     def close(self) -> None:
         self._db.close()
-        session = getattr(getattr(self._chroma, "_server", None), "_session", None)
-        if session is not None and hasattr(session, "close"):
-            session.close()  # an HttpClient keeps a connection pool open otherwise
+        # An HttpClient's connection pool is left open: chromadb shares it between every client of the same
+        # server in this process, so closing it here would break the others.
 
     @property
     def collection(self):
