@@ -482,16 +482,15 @@ def cmd_advise(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(advice.to_dict())
     else:
-        print(advice.narrative if advice.backend == "report" else structured_report_and(advice))
+        if advice.backend == "report":
+            print(advice.narrative)
+        else:
+            from .sed.advisor import structured_report
+
+            print(f"{advice.narrative}\n\n{structured_report(advice)}")
         if advice.plot:
             print(f"plot: {advice.plot}")
     return 0
-
-
-def structured_report_and(advice) -> str:
-    from .sed.advisor import structured_report
-
-    return f"{advice.narrative}\n\n{structured_report(advice)}"
 
 
 def cmd_advise_catalog(args: argparse.Namespace) -> int:

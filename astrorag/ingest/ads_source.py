@@ -110,7 +110,7 @@ def ingest_ads(query: str, index: Index, embedder: Embedder, settings: Settings,
                 raise SourceError(f"cannot reach ADS at {settings.ads_url} ({exc.__class__.__name__}); check "
                                   f"the network or ASTRORAG_ADS_URL") from None
         docs = [_from_ads(dict(a._raw)) for a in search.response.articles if a._raw.get("bibcode")]
-        report.ingest = _add(report.ingest, ingest_documents(index, docs, embedder, settings, progress=False))
+        report.ingest += ingest_documents(index, docs, embedder, settings, progress=False)
         report.pages += 1
         headers = last.get("headers") or {}
         if headers.get("X-RateLimit-Remaining", "").isdigit():
@@ -132,12 +132,3 @@ def ingest_ads(query: str, index: Index, embedder: Embedder, settings: Settings,
             break
     bar.close()
     return report
-
-
-def _add(a: IngestReport, b: IngestReport) -> IngestReport:
-    return IngestReport(seen=a.seen + b.seen, added=a.added + b.added, updated=a.updated + b.updated,
-                        unchanged=a.unchanged + b.unchanged, duplicates_in_input=a.duplicates_in_input +
-                        b.duplicates_in_input, chunks_written=a.chunks_written + b.chunks_written,
-                        seconds=a.seconds + b.seconds, embed_seconds=a.embed_seconds + b.embed_seconds,
-                        problems=a.problems + b.problems)
-

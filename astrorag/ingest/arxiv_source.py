@@ -11,7 +11,7 @@ from ..index.embed import Embedder
 from ..index.store import Index
 from ..settings import Settings
 from ..types import Document
-from .ads_source import SourceReport, _add, checkpoint_key
+from .ads_source import SourceReport, checkpoint_key
 from .pipeline import ingest_documents
 
 
@@ -87,7 +87,7 @@ def ingest_arxiv(query: str, index: Index, embedder: Embedder, settings: Setting
 
 
 def _flush(batch, index, embedder, settings, report, state, key) -> None:
-    report.ingest = _add(report.ingest, ingest_documents(index, batch, embedder, settings, progress=False))
+    report.ingest += ingest_documents(index, batch, embedder, settings, progress=False)
     state["offset"] += len(batch)
     report.fetched = state["offset"]
     report.pages += 1 if batch else 0

@@ -30,6 +30,10 @@ class IngestReport:
     embed_seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
 
+    def __add__(self, other: "IngestReport") -> "IngestReport":
+        """Totals of two reports (a paged source ingests page by page)."""
+        return IngestReport(**{f: getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__})
+
     def summary(self) -> str:
         rate = self.chunks_written / self.seconds if self.seconds else 0.0
         text = (f"{self.seen} records: {self.added} added, {self.updated} updated, {self.unchanged} unchanged"
