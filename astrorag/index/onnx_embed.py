@@ -99,6 +99,24 @@ class OnnxEmbedder(Embedder):
 
 
 def export(reference: SentenceTransformerEmbedder, folder: Path, quant: str) -> None:
+    """Export, quantise and check; onnxruntime's tools reconfigure the root logger, which is put back after."""
+    import logging
+    import warnings
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        root.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            # The tracer's notes on Python control flow and onnxruntime's pre-processing hint are expected here.
+            warnings.simplefilter("ignore")
+            _export(reference, folder, quant)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def _export(reference: SentenceTransformerEmbedder, folder: Path, quant: str) -> None:
     """Export the transformer to ONNX, quantise, check against torch, and only then publish the folder."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
