@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from .embed import Embedder, SentenceTransformerEmbedder
+from .embed import Embedder, SentenceTransformerEmbedder, resolve_model_path
 
 MIN_COSINE = 0.99
 PROBE = [
@@ -72,13 +72,16 @@ class OnnxEmbedder(Embedder):
         self.batch_size = 32
 
     @classmethod
-    def build(cls, model: str, index_dir: Path, quant: str = "int8", device: str = "cpu") -> "OnnxEmbedder":
-        """Load the cached export, or export, quantise and check it now (about a minute on 2 cores)."""
-        reference = SentenceTransformerEmbedder(model, device="cpu")
-        folder = cache_dir(index_dir, reference.identity, quant)
+    def build(cls, model: str, index_dir: Path, quant: str = "int8") -> "OnnxEmbedder":
+        """Load the cached export, or export, quantise and check it now (seconds on 2 cores).
+
+        The torch model is loaded only to export and check; a cached export does not need it.
+        """
+        identity = resolve_model_path(model)[1]
+        folder = cache_dir(index_dir, identity, quant)
         if not (folder / "meta.json").is_file():
-            export(reference, folder, quant)
-        return cls(folder, reference.identity, quant)
+            export(SentenceTransformerEmbedder(model, device="cpu"), folder, quant)
+        return cls(folder, identity, quant)
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         if len(texts) == 0:

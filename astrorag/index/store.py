@@ -350,7 +350,7 @@ class Index:
             rows = dict((r[0], (r[1], r[2])) for r in self._db.execute(
                 "SELECT c.chunk_id, d.year, d.categories FROM chunks c JOIN documents d USING(doc_id)"))
             self._bm25_years = np.array([rows[i][0] if rows[i][0] is not None else -1 for i in ids], dtype=int)
-            self._bm25_cats = [rows[i][1] for i in ids]
+            self._bm25_cats = [set(category_keys(rows[i][1].split(";"))) if rows[i][1] else set() for i in ids]
 
     def bm25_search(self, query: str, n: int, year_min: int | None = None, year_max: int | None = None,
                     category: str | None = None) -> list[Hit]:
@@ -383,7 +383,7 @@ class Index:
             mask &= (self._bm25_years <= year_max) & (self._bm25_years >= 0)
         if category:
             key = category_key(category)
-            mask &= np.array([key in category_keys(c.split(";")) if c else False for c in self._bm25_cats])
+            mask &= np.array([key in keys for keys in self._bm25_cats])
         return mask
 
     # ---- dense ------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ def analyse(phot: Photometry) -> tuple[dict[str, np.ndarray], list[crit.Criterio
     diag = diagnostics.compute(phot)
     criteria = crit.evaluate(phot, diag)
     flag = crit.is_lrd(criteria, has_compactness="compactness" in phot.extras)
-    return diag, criteria, flag, symp.derive(diag, criteria, phot.extras)
+    return diag, criteria, flag, symp.derive(diag, criteria, phot.extras, flag)
 
 
 def rank_actions(graph: RuleGraph, symptoms: list[str], limit: int = 8) -> list[RankedAction]:
@@ -125,9 +125,8 @@ def llm_narrative(advice: Advice, graph: RuleGraph, llm: LLMBackend) -> tuple[st
     from ..types import Evidence
 
     evidence = [Evidence(key="D", kind="chunk", text=structured_report(advice), title="diagnostics")]
-    for a in advice.actions[:5]:
-        m = next(m for m in graph.match(advice.symptoms, strict=True) if m.rule.rule_id == a.rule_id)
-        evidence.append(rule_to_evidence(m, f"R{a.rank}"))
+    matches = {m.rule.rule_id: m for m in graph.match(advice.symptoms, strict=True)}
+    evidence += [rule_to_evidence(matches[a.rule_id], f"R{a.rank}") for a in advice.actions[:5]]
     text = "".join(llm.answer(ADVICE_QUESTION, evidence))
     check = check_citations(text, evidence)
     return check.text, check.dropped

@@ -24,7 +24,8 @@ SYMPTOM_ORDER = [
 ]
 
 
-def derive(diag: dict[str, np.ndarray], criteria: list[Criterion], extras: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def derive(diag: dict[str, np.ndarray], criteria: list[Criterion], extras: dict[str, np.ndarray],
+           lrd_flag: np.ndarray) -> dict[str, np.ndarray]:
     """Boolean symptom arrays.
 
     - v_shaped_sed: beta_UV < -0.37 and beta_opt > 0 (the Kocevski et al. 2024 slope cuts), or the source
@@ -41,10 +42,8 @@ def derive(diag: dict[str, np.ndarray], criteria: list[Criterion], extras: dict[
     n = len(diag["beta_uv"])
     with np.errstate(invalid="ignore"):
         buv, bopt = diag["beta_uv"], diag["beta_opt"]
-        from .criteria import is_lrd
-
-        # A V shape by the slopes, or by the published colour cuts (blue UV, red optical colours).
-        colour_v = np.nan_to_num(is_lrd(criteria, has_compactness="compactness" in extras), nan=0.0) == 1
+        # A V shape by the slopes, or by the published colour cuts (``lrd_flag``, from criteria.is_lrd).
+        colour_v = np.nan_to_num(lrd_flag, nan=0.0) == 1
         out = {
             "v_shaped_sed": ((buv < V_SHAPE_BETA_UV_MAX) & (bopt > V_SHAPE_BETA_OPT_MIN)) | colour_v,
             "red_optical_continuum": bopt > V_SHAPE_BETA_OPT_MIN,
