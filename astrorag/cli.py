@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-
-import numpy as np
 import os
 import sys
 from typing import Any, Callable
@@ -451,20 +449,16 @@ def cmd_rules_learn(args: argparse.Namespace) -> int:
 
 def cmd_advise(args: argparse.Namespace) -> int:
     from .sed.advisor import advise_source, analyse
-    from .sed.photometry import attach_model, read_photometry
+    from .sed.photometry import load_source
     from .sed.plot import plot_advice
 
     settings = settings_from(args)
-    phot = read_photometry(args.file, z=args.z, flux_unit=args.flux_unit,
-                           ids=[args.source_id] if args.source_id else None)
+    phot = load_source(args.file, args.source_id, args.z, args.flux_unit, args.model_fluxes)
     for problem in phot.problems:
         print(f"skipped {problem}", file=sys.stderr)
     if len(phot) == 0:
         print("no readable sources", file=sys.stderr)
         return 1
-    phot = phot.select(np.arange(len(phot)) == 0) if not args.source_id else phot
-    if args.model_fluxes:
-        phot = attach_model(phot, args.model_fluxes, args.flux_unit)
     llm = None
     backend = args.backend or "extractive"
     if backend != "extractive":

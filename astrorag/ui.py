@@ -136,21 +136,15 @@ def build_app(settings: Settings | None = None):
     def advise(upload, example_id, source_id, z, model_file, backend, model, host):
         from .graph.model import load_graph
         from .sed.advisor import advise_source, analyse
-        from .sed.photometry import attach_model, read_photometry
+        from .sed.photometry import load_source
         from .sed.plot import plot_advice
 
         try:
             path = upload if upload else LRD_EXAMPLES
             wanted = (source_id or "").strip() or (example_id if not upload else None)
-            phot = read_photometry(path, z=float(z) if z else None, ids=[wanted] if wanted else None)
+            phot = load_source(path, wanted, float(z) if z else None, model_fluxes=model_file)
             if len(phot) == 0:
                 raise AstroRagError(f"no readable sources in {Path(path).name}")
-            if not wanted:
-                import numpy as np
-
-                phot = phot.select(np.arange(len(phot)) == 0)
-            if model_file:
-                phot = attach_model(phot, model_file)
             s = state.settings(backend, model, host, base.k, None, None)
             llm = None
             if backend and backend != "extractive":

@@ -381,6 +381,22 @@ def read_photometry(path: str | Path, z: float | None = None, flux_unit: str | N
     return phot
 
 
+def load_source(path: str | Path, source_id: str | None = None, z: float | None = None,
+                flux_unit: str | None = None, model_fluxes: str | Path | None = None) -> Photometry:
+    """One source for the advisor: ``source_id``, or the first readable row; model fluxes attached if given.
+
+    Returns an empty Photometry (with the read problems) when no row could be read.
+    """
+    phot = read_photometry(path, z=z, flux_unit=flux_unit, ids=[source_id] if source_id else None)
+    if len(phot) == 0:
+        return phot
+    if not source_id:
+        phot = phot.select(np.arange(len(phot)) == 0)
+    if model_fluxes:
+        phot = attach_model(phot, model_fluxes, flux_unit)
+    return phot
+
+
 def attach_model(phot: Photometry, path: str | Path, flux_unit: str | None = None) -> Photometry:
     """Attach model fluxes from a fit: CIGALE results (``best.<band>`` in mJy) or any per-band table."""
     cols, lines, problems, units = read_table(path)
