@@ -5,18 +5,6 @@ from __future__ import annotations
 from ..types import Document
 
 
-def same_paper(a: Document, b: Document) -> bool:
-    """True when two records share an arXiv id, a bibcode or a DOI.
-
-    >>> x = Document.create(title="t", arxiv_id="2401.09981")
-    >>> y = Document.create(title="t", bibcode="2024ApJ...968...38K", arxiv_id="2401.09981")
-    >>> same_paper(x, y)
-    True
-    """
-    return bool((a.arxiv_id and a.arxiv_id == b.arxiv_id) or (a.bibcode and a.bibcode == b.bibcode)
-                or (a.doi and b.doi and a.doi.lower() == b.doi.lower()))
-
-
 def merge_documents(old: Document, new: Document) -> Document:
     """Merge two records of one paper, keeping the arXiv id, the bibcode and ADS's citation count.
 
