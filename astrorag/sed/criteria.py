@@ -42,8 +42,9 @@ class Colours:
 
     def __init__(self, phot: Photometry):
         self.phot = phot
+        # Colours use every positive flux; the detections (S/N >= 2) are kept for the slope criteria.
+        self.mag, self.mag_err, self.detected = magnitudes(phot)
         with np.errstate(divide="ignore", invalid="ignore"):
-            self.mag = np.where(phot.flux > 0, 23.9 - 2.5 * np.log10(phot.flux), np.nan)
             self.snr = phot.flux / phot.err
         self.n = len(phot)
 
@@ -141,7 +142,7 @@ KOCEVSKI_BANDS = [
 
 
 def _kocevski(phot: Photometry, col: Colours) -> Criterion:
-    mag, mag_err, det = magnitudes(phot)
+    mag, mag_err, det = col.mag, col.mag_err, col.detected
     n = len(phot)
     beta_uv, beta_opt = np.full(n, np.nan), np.full(n, np.nan)
     logw = np.log10(phot.pivots)[None, :].repeat(n, 0)
