@@ -1,35 +1,65 @@
-"""Answering questions: retrieve evidence, let a backend write, keep only honest citations."""
+"""Answering questions: retrieve evidence, let a writer (a language model or the extractive answerer)
+write, keep only honest citations."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol
 
 from .graph.model import RuleGraph, load_graph
 from .graph.retrieve import graph_search, rule_to_evidence
-from .index.embed import Embedder, get_embedder
-from .index.retrieve import Filters, Retriever
+from .index.embed import Embedder
+from .index.embedders import get_embedder
+from .index.retrieve import Retriever
 from .index.store import Index
 from .ingest.sample import build_sample_index
 from .llm import LLMBackend, get_backend
-from .llm.prompt import check_citations
+from .llm.extractive import ExtractiveAnswerer
+from .llm.prompt import build_messages, check_citations, count_tokens
 from .settings import Settings
-from .types import Answer, Evidence
+from .types import Answer, Evidence, QueryParams, number_evidence
+
+#: Tokens kept free in the context window for the model's reply.
+ANSWER_TOKENS = 1024
+
+
+class Writer(Protocol):
+    """What writes an answer: an :class:`LLMBackend` or the :class:`ExtractiveAnswerer`."""
+
+    name: str
+    model: str
+
+    def answer(self, question: str, evidence: list[Evidence], history: list[dict] | None = None) -> Iterator[str]:
+        ...
+
+
+@dataclass
+class Prepared:
+    """What one question sends to the writer: the numbered evidence, the chat messages and any notices."""
+
+    question: str
+    evidence: list[Evidence]
+    messages: list[dict]
+    prompt_tokens: int | None = None
+    notices: list[str] = field(default_factory=list)
 
 
 class Assistant:
-    """The question-answering entry point used by the CLI and the app.
+    """The question-answering entry point used by the CLI, the app and the evaluation harness.
 
-    The default index is built from the bundled sample corpus the first time it is needed.
+    The default index is built from the bundled sample corpus the first time it is needed. Per-call
+    options (k, retrieval mode, filters) travel in :class:`~astrorag.types.QueryParams`, so one
+    Assistant (one open index, one backend probe) serves every call.
 
     Examples
     --------
     >>> a = Assistant(Settings(), backend="extractive")  # doctest: +SKIP
-    >>> answer = a.ask("What powers little red dots?")  # doctest: +SKIP
+    >>> answer = a.ask("What powers little red dots?", QueryParams(k=4))  # doctest: +SKIP
     >>> [c.arxiv_id for c in answer.citations]  # doctest: +SKIP
     """
 
     def __init__(self, settings: Settings, backend: str | None = None, embedder: Embedder | None = None,
-                 llm: LLMBackend | None = None):
+                 llm: LLMBackend | None = None, purpose: str = "ask"):
         self.settings = settings
         self.embedder = embedder or get_embedder(settings)
         if not Index.exists(settings) and settings.index_name == "default":
@@ -39,48 +69,74 @@ class Assistant:
         self.graph: RuleGraph = load_graph(settings.index_path)
         self.notices: list[str] = []
         if llm is None:
-            selected = get_backend(backend or settings.backend, settings, self.embedder)
-            llm = selected.backend
+            selected = get_backend(settings, purpose, backend)
+            llm = selected.llm
             if selected.notice:
                 self.notices.append(selected.notice)
-        self.llm = llm
+        self.llm: LLMBackend | None = llm
+        self.writer: Writer = llm if llm is not None else ExtractiveAnswerer(self.embedder)
 
-    def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None) -> list[Evidence]:
-        """Passages (keys 1..k), then the rules the question links to (R1..) and the indexed papers behind them."""
-        evidence = self.retriever.search(question, k=k, filters=filters)
-        if self.settings.graph_rules <= 0:
-            return evidence
-        matches = graph_search(self.graph, question, limit=self.settings.graph_rules)
-        rules = [rule_to_evidence(m, f"R{i}") for i, m in enumerate(matches, start=1)]
-        papers = [p for m in matches for p in m.rule.citations]
-        present = {e.doc_id for e in evidence}
-        extra = self.retriever.paper_evidence([p for p in dict.fromkeys(papers) if p not in present],
-                                              start_key=len(evidence) + 1)
-        return evidence + extra + rules
+    def retrieve(self, question: str, params: QueryParams | None = None) -> list[Evidence]:
+        """Passages (keys 1..k), the indexed papers behind the linked rules (k+1..), then the rules (R1..)."""
+        p = (params or QueryParams()).resolve(self.settings)
+        passages = self.retriever.search(question, k=p.k, mode=p.mode, filters=p.filters)
+        if not p.graph_rules or p.graph_rules <= 0:
+            return number_evidence(passages)
+        matches = graph_search(self.graph, question, limit=p.graph_rules)
+        rules = [rule_to_evidence(m, "R") for m in matches]
+        present = {e.doc_id for e in passages}
+        wanted = [d for d in dict.fromkeys(c for m in matches for c in m.rule.citations) if d not in present]
+        papers = self.retriever.paper_evidence(wanted)
+        return number_evidence(passages + papers, rules)
 
-    def stream(self, question: str, history: list[dict] | None = None, k: int | None = None,
-               filters: Filters | None = None) -> Iterator[str | Answer]:
+    def prepare(self, question: str, params: QueryParams | None = None,
+                history: list[dict] | None = None) -> Prepared:
+        """Retrieve and build exactly the prompt that :meth:`stream` sends (``eval cost`` prices this).
+
+        With a language model, passages that would not fit ``num_ctx`` (less room for the reply) are
+        dropped from the end, lowest-ranked first, and a notice says so.
+        """
+        evidence = self.retrieve(question, params)
+        messages = build_messages(question, evidence, history)
+        if self.llm is None:
+            return Prepared(question, evidence, messages)
+        notices = []
+        budget = self.settings.num_ctx - ANSWER_TOKENS
+        tokens = count_tokens(messages)
+        dropped = 0
+        while tokens > budget and any(e.kind == "chunk" for e in evidence):
+            last = max(i for i, e in enumerate(evidence) if e.kind == "chunk")
+            evidence = evidence[:last] + evidence[last + 1:]
+            dropped += 1
+            messages = build_messages(question, evidence, history)
+            tokens = count_tokens(messages)
+        if dropped:
+            notices.append(f"{dropped} lowest-ranked passage(s) left out to fit num_ctx={self.settings.num_ctx} "
+                           f"tokens; raise --num-ctx / ASTRORAG_NUM_CTX or lower --k")
+        return Prepared(question, evidence, messages, tokens, notices)
+
+    def stream(self, question: str, params: QueryParams | None = None,
+               history: list[dict] | None = None) -> Iterator[str | Answer]:
         """Yield the answer text as it is written, then the checked :class:`Answer` as the last item."""
-        evidence = self.retrieve(question, k=k, filters=filters)
+        prepared = self.prepare(question, params, history)
         pieces: list[str] = []
-        for piece in self.llm.answer(question, evidence, history):
+        for piece in self.writer.answer(question, prepared.evidence, history):
             pieces.append(piece)
             yield piece
-        yield self._finish(question, "".join(pieces), evidence)
+        yield self._finish(prepared, "".join(pieces))
 
-    def ask(self, question: str, history: list[dict] | None = None, k: int | None = None,
-            filters: Filters | None = None) -> Answer:
-        *_, answer = self.stream(question, history, k, filters)
+    def ask(self, question: str, params: QueryParams | None = None, history: list[dict] | None = None) -> Answer:
+        *_, answer = self.stream(question, params, history)
         assert isinstance(answer, Answer)
         return answer
 
-    def _finish(self, question: str, text: str, evidence: list[Evidence]) -> Answer:
-        check = check_citations(text, evidence)
-        notices = list(self.notices)
+    def _finish(self, prepared: Prepared, text: str) -> Answer:
+        check = check_citations(text, prepared.evidence)
+        notices = [*self.notices, *prepared.notices]
         if check.dropped:
             notices.append(f"dropped citation(s) of sources that were not retrieved: {', '.join(check.dropped)}")
-        return Answer(question=question, text=check.text, evidence=evidence, citations=check.used,
-                      backend=self.llm.name, model=self.llm.model,
+        return Answer(question=prepared.question, text=check.text, evidence=prepared.evidence,
+                      citations=check.used, backend=self.writer.name, model=self.writer.model,
                       settings_fingerprint=self.settings.fingerprint(), dropped_citations=check.dropped,
                       notices=notices)
 

@@ -80,6 +80,11 @@ class Settings:
     http_retries: int = 5
     http_backoff_s: float = 2.0
     backend: str = "auto"
+    # Per-purpose backends; unset, each follows ``backend`` (see astrorag.llm.get_backend).
+    advise_backend: str | None = None
+    eval_backend: str | None = None
+    distill_backend: str | None = None
+    catalog_backend: str | None = None
     ollama_host: str = field(default_factory=_default_ollama_host)
     ollama_model: str = DEFAULT_OLLAMA_MODEL
     openai_url: str = "http://127.0.0.1:8000/v1"
@@ -105,6 +110,14 @@ class Settings:
             raise ConfigError(
                 f"chunk_overlap={self.chunk_overlap} must be >= 0 and smaller than chunk_size={self.chunk_size}"
             )
+
+    def backend_for(self, purpose: str) -> str:
+        """The backend name a purpose uses: its own setting when set, else ``backend``.
+
+        >>> Settings(backend="ollama").backend_for("advise"), Settings(advise_backend="extractive").backend_for("advise")
+        ('ollama', 'extractive')
+        """
+        return getattr(self, f"{purpose}_backend", None) or self.backend
 
     @property
     def index_path(self) -> Path:

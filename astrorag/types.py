@@ -46,6 +46,18 @@ def normalize_arxiv_id(raw: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class Problem:
+    """A record or row that could not be read: where (file and line) and why."""
+
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class Document:
     """One paper (or file) as astrorag stores it.
 
@@ -135,6 +147,44 @@ class Chunk:
         return cls(content_hash(doc_id, str(position), section, text), doc_id, position, text, section)
 
 
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters: publication year range and arXiv category (``astro-ph.GA``) or archive (``astro-ph``)."""
+
+    year_min: int | None = None
+    year_max: int | None = None
+    category: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "Filters":
+        return cls(settings.year_min, settings.year_max, settings.category)
+
+
+@dataclass(frozen=True)
+class QueryParams:
+    """Per-call retrieval options, apart from :class:`~astrorag.settings.Settings` (which hold the defaults).
+
+    ``None`` means "the setting's value", so one Assistant serves calls with different k, mode or filters.
+
+    Examples
+    --------
+    >>> QueryParams(k=3, filters=Filters(year_min=2024)).resolve(type("S", (), {"k": 6, "retrieval_mode": "fused",
+    ...     "graph_rules": 3, "year_min": None, "year_max": None, "category": None})()).k
+    3
+    """
+
+    k: int | None = None
+    mode: str | None = None
+    filters: Filters | None = None
+    graph_rules: int | None = None
+
+    def resolve(self, settings: Any) -> "QueryParams":
+        """Every field filled in from the settings where it is ``None``."""
+        return QueryParams(k=self.k or settings.k, mode=self.mode or settings.retrieval_mode,
+                           filters=self.filters or Filters.from_settings(settings),
+                           graph_rules=settings.graph_rules if self.graph_rules is None else self.graph_rules)
+
+
 @dataclass
 class Evidence:
     """A retrieved chunk (or rule) with its scores per retriever, the fused score and its citation key."""
@@ -152,6 +202,8 @@ class Evidence:
     bibcode: str | None = None
     url: str | None = None
     papers: tuple[str, ...] = ()  # for a rule: the papers behind it
+    papers_against: tuple[str, ...] = ()  # for a contested rule: the papers arguing against it
+    dissent: str = ""  # ... and what they argue
     scores: dict[str, float] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)
     fused_score: float = 0.0
@@ -171,13 +223,28 @@ class Evidence:
         return {"key": self.key, "kind": self.kind, "doc_id": self.doc_id, "rule_id": self.rule_id,
                 "arxiv_id": self.arxiv_id, "bibcode": self.bibcode, "title": self.title,
                 "authors": list(self.authors), "year": self.year, "url": self.url,
-                "papers": list(self.papers)}
+                "papers": list(self.papers), "papers_against": list(self.papers_against)}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["authors"] = list(self.authors)
         data["papers"] = list(self.papers)
+        data["papers_against"] = list(self.papers_against)
         return data
+
+
+def number_evidence(passages: list[Evidence], rules: list[Evidence] = ()) -> list[Evidence]:
+    """Give citation keys in one place: passages ``1..n`` in order, rules ``R1..``; returns one list.
+
+    >>> ev = number_evidence([Evidence(key="x", kind="chunk", text="a")], [Evidence(key="y", kind="rule", text="b")])
+    >>> [e.key for e in ev]
+    ['1', 'R1']
+    """
+    for i, ev in enumerate(passages, start=1):
+        ev.key = str(i)
+    for i, ev in enumerate(rules, start=1):
+        ev.key = f"R{i}"
+    return [*passages, *rules]
 
 
 @dataclass
@@ -217,6 +284,12 @@ class Action:
     module: str | None = None
     range: str = ""
     change: str = ""
+    #: other parameters set together with this one, as (parameter, value) pairs, e.g. lambda_fracAGN with
+    #: fracAGN: CIGALE mechanics that make the action mean what it says
+    also: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "also", tuple((str(p), str(v)) for p, v in (self.also or ())))
 
     def describe(self) -> str:
         target = self.parameter or self.module or "the fit"
@@ -230,6 +303,8 @@ class Action:
             text += f" to {self.range}" if self.direction in ("increase", "decrease", "widen", "fix") else f": {self.range}"
         if self.change:
             text += f": {self.change}"
+        if self.also:
+            text += "; with " + ", ".join(f"{p} = {v}" for p, v in self.also)
         return text
 
 
@@ -259,11 +334,17 @@ class Rule:
     origin: str  # seed | distilled | learned
     supports: tuple[str, ...] = ()
     contradicted_by: tuple[str, ...] = ()
+    dissent: str = ""  # what the papers in contradicted_by argue
     successes: int = 0
     failures: int = 0
     support_count: int = 1  # how many times the rule was found (distillation) or proposed
 
     PRIOR_WEIGHT = 10.0
+
+    @property
+    def contested(self) -> bool:
+        """A rule with papers against it; every answer or advice that uses it says so, and by whom."""
+        return bool(self.contradicted_by)
 
     @property
     def confidence(self) -> float:
@@ -289,7 +370,9 @@ class Rule:
                 "prior_confidence": self.prior_confidence, "successes": self.successes,
                 "failures": self.failures, "support_count": self.support_count, "origin": self.origin,
                 "citations": list(self.citations), "supports": list(self.supports),
-                "contradicted_by": list(self.contradicted_by), "summary": self.describe()}
+                "contradicted_by": list(self.contradicted_by), "dissent": self.dissent,
+                "contested": self.contested, "papers_for": list(self.citations),
+                "papers_against": list(self.contradicted_by), "summary": self.describe()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Rule":
@@ -297,6 +380,7 @@ class Rule:
                    rationale=data["rationale"], prior_confidence=data["prior_confidence"],
                    citations=tuple(data["citations"]), origin=data["origin"],
                    supports=tuple(data.get("supports", ())), contradicted_by=tuple(data.get("contradicted_by", ())),
+                   dissent=data.get("dissent", ""),
                    successes=data.get("successes", 0), failures=data.get("failures", 0),
                    support_count=data.get("support_count", 1))
 
@@ -336,9 +420,19 @@ class RankedAction:
     citations: list[str]
     rationale: str
     supports: list[str]
+    contradicted_by: list[str] = field(default_factory=list)
+    dissent: str = ""
+    also: list[list[str]] = field(default_factory=list)
+    match: Any = field(default=None, repr=False, compare=False)  # the RuleMatch it came from (not serialised)
+
+    @property
+    def contested(self) -> bool:
+        return bool(self.contradicted_by)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = {k: v for k, v in self.__dict__.items() if k != "match"}
+        data["contested"] = self.contested
+        return data
 
 
 @dataclass
@@ -358,9 +452,13 @@ class Advice:
     backend: str
     plot: str | None = None
     notices: list[str] = field(default_factory=list)
+    lrd_score: float | None = None
+    lrd_votes: list[str] = field(default_factory=list)
+    fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # UV/optical line fits (m vs log10 rest um)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.source_id, "redshift": self.redshift, "is_lrd": self.is_lrd,
+                "lrd_score": self.lrd_score, "lrd_votes": self.lrd_votes, "fits": self.fits,
                 "diagnostics": self.diagnostics, "criteria": self.criteria, "symptoms": self.symptoms,
                 "actions": [a.to_dict() for a in self.actions], "interpretations": self.interpretations,
                 "narrative": self.narrative, "backend": self.backend, "plot": self.plot,

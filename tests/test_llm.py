@@ -8,9 +8,11 @@ import pytest
 from astrorag.assistant import Assistant
 from astrorag.errors import BackendError, LLMUnavailableError
 from astrorag.llm import get_backend
-from astrorag.llm.extractive import ExtractiveBackend
+from astrorag.llm.extractive import ExtractiveAnswerer
 from astrorag.llm.ollama_backend import OllamaBackend
 from astrorag.llm.prompt import build_messages, check_citations
+from astrorag.settings import Settings
+from astrorag.types import QueryParams
 from astrorag.types import Evidence
 from fake_ollama import FakeOllama
 
@@ -49,12 +51,29 @@ def test_ollama_missing_model_and_dead_server_give_messages():
 
 def test_auto_prefers_ollama_then_falls_back(settings):
     with FakeOllama(models=["astrosage"]) as server:
-        chosen = get_backend("auto", settings.replace(ollama_host=server.url, ollama_model="astrosage"))
-        assert chosen.backend.name == "ollama" and chosen.notice == ""
-        missing = get_backend("auto", settings.replace(ollama_host=server.url, ollama_model="other"))
-        assert missing.backend.name == "extractive" and "lacks the model other" in missing.notice
+        chosen = get_backend(settings.replace(ollama_host=server.url, ollama_model="astrosage"), "ask")
+        assert chosen.llm.name == "ollama" and chosen.notice == ""
+        missing = get_backend(settings.replace(ollama_host=server.url, ollama_model="other"), "ask")
+        assert missing.llm is None and missing.name == "extractive" and "lacks the model other" in missing.notice
     with pytest.raises(BackendError, match="valid names: auto, extractive, ollama"):
-        get_backend("gpt-5", settings)
+        get_backend(settings, "ask", "gpt-5")
+
+
+def test_each_purpose_takes_its_backend_from_settings(settings):
+    """ASTRORAG_BACKEND reaches every purpose; a purpose's own setting overrides it; the CLI flag wins."""
+    with FakeOllama(models=["astrosage"]) as server:
+        s = Settings.load(env={"ASTRORAG_BACKEND": "ollama", "ASTRORAG_OLLAMA_HOST": server.url,
+                               "ASTRORAG_OLLAMA_MODEL": "astrosage", "ASTRORAG_INDEX_DIR": str(settings.index_dir)})
+        for purpose in ("ask", "advise", "eval", "distill", "catalog"):
+            assert get_backend(s, purpose).llm.name == "ollama", purpose
+        s2 = s.replace(advise_backend="extractive")
+        assert get_backend(s2, "advise").llm is None and get_backend(s2, "ask").llm.name == "ollama"
+        assert get_backend(s2, "advise", "ollama").llm.name == "ollama"
+    # Purposes that need a model refuse "no model" with a fix, instead of writing nothing.
+    with pytest.raises(BackendError, match="distill needs a language model.*--backend ollama"):
+        get_backend(settings, "distill", "extractive")
+    with pytest.raises(BackendError, match="valid purposes"):
+        get_backend(settings, "chat")
 
 
 def test_prompt_quotes_evidence_as_data():
@@ -77,11 +96,10 @@ def test_citation_check_drops_and_reports_unretrieved():
 def test_extractive_picks_relevant_sentences(embedder):
     ev = [_ev("1", "The weather was fine that night. Broad Balmer lines point to accreting black holes "
                    "powering the little red dots."), _ev("2", "Dust grains are small and cold in this cloud.")]
-    text = "".join(ExtractiveBackend(embedder, max_sentences=1).answer("What powers little red dots?", ev))
+    text = "".join(ExtractiveAnswerer(embedder, max_sentences=1).answer("What powers little red dots?", ev))
     assert text.startswith("Extractive answer (no language model")
     assert text.strip().endswith("powering the little red dots. [1]")
-    with pytest.raises(BackendError, match="no language model"):
-        list(ExtractiveBackend().chat([]))
+    assert not hasattr(ExtractiveAnswerer(), "chat")  # it answers; it is not a chat backend
 
 
 def test_assistant_with_ollama_keeps_only_retrieved_citations(small_settings):
@@ -138,3 +156,22 @@ def test_live_ollama_answers_with_citations():
     ev = [_ev("1", "Little red dots show broad Balmer lines, suggesting accreting black holes.", "2506.04350")]
     text = "".join(backend.answer("What powers little red dots?", ev))
     assert "[1]" in text
+
+
+def test_query_params_per_call_and_the_prompt_that_is_sent(small_settings):
+    """One Assistant serves calls with different k; prepare() is exactly what reaches the model; evidence
+    that does not fit num_ctx is trimmed from the lowest-ranked passage, with a notice."""
+    with FakeOllama(models=["astrosage"], reply=lambda body: "Envelopes [1].") as server:
+        s = small_settings.replace(ollama_host=server.url, ollama_model="astrosage", graph_rules=0)
+        assistant = Assistant(s, backend="ollama")
+        two = assistant.ask("What powers little red dots?", QueryParams(k=2))
+        five = assistant.ask("What powers little red dots?", QueryParams(k=5))
+        assert [e.key for e in two.evidence] == ["1", "2"] and len(five.evidence) == 5
+        prepared = assistant.prepare("What powers little red dots?", QueryParams(k=5))
+        assert server.chats()[-1]["messages"] == prepared.messages
+        full = prepared.prompt_tokens
+        tight = Assistant(s.replace(num_ctx=1024 + full * 2 // 3), backend="ollama")
+        trimmed = tight.ask("What powers little red dots?", QueryParams(k=6))
+        assert 0 < len(trimmed.evidence) < 6 and any("num_ctx" in n for n in trimmed.notices)
+        assistant.close()
+        tight.close()

@@ -8,13 +8,13 @@ Ting et al. 2024, arXiv:2409.14807: about USD 1 or 15 GPU-minutes per source).
 
 from __future__ import annotations
 
-import json
 import time
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from ..jsonl import jsonl_lines
 from ..settings import Settings
 from .report import finish_report, markdown_table, pyplot, report_dir, write_jsonl
 
@@ -22,44 +22,33 @@ MEPHISTO_USD_PER_SOURCE = 1.0
 MEPHISTO_GPU_MIN_PER_SOURCE = 15.0
 
 
-def count_tokens(messages: list[dict]) -> int:
-    """cl100k_base tokens plus 4 per message for the chat template; llama-index ships the encoding (offline)."""
-    from llama_index.core.utils import get_tokenizer
-
-    encode = get_tokenizer()
-    return sum(len(encode(m["content"])) + 4 for m in messages)
-
-
 def run_cost(settings: Settings, backend: str | None = None, questions: int = 10, sources: int = 1_000_000,
              llm_fraction: float = 0.01, output_tokens: int = 250, prefill_tps: float = 34_000.0,
              decode_tps: float = 1_700.0, gpu_hour_usd: float = 2.5, usd_per_mtok_in: float = 0.0,
              usd_per_mtok_out: float = 0.0, billion: float = 1e9, out: str | Path | None = None, log=print) -> dict:
     from ..assistant import Assistant
-    from ..graph.retrieve import graph_search, rule_to_evidence
-    from ..llm.prompt import build_messages
+    from ..llm.prompt import count_tokens
     from ..sed import synthetic as syn
-    from ..sed.advisor import advise_source, analyse, llm_narrative
+    from ..sed.advisor import advise_source, analyse, llm_narrative, narrative_messages
 
     directory = report_dir(settings, "cost", out)
-    assistant = Assistant(settings, backend=backend)
+    assistant = Assistant(settings, backend=backend, purpose="eval")
     suite = Path(str(resources.files("astrorag"))).parent / "eval" / "suites" / "research_questions.jsonl"
-    qs = [json.loads(l)["query"] for l in suite.read_text().splitlines()[:questions]] if suite.is_file() else \
+    qs = [line.value["query"] for line, _ in zip(jsonl_lines(suite), range(questions))] if suite.is_file() else \
         ["What powers little red dots?"] * questions
     rows = []
     for q in qs:
+        # The same prompt `ask` sends: Assistant.prepare builds it for both.
         t0 = time.perf_counter()
-        chunks = assistant.retriever.search(q)
+        prepared = assistant.prepare(q)
         t1 = time.perf_counter()
-        matches = graph_search(assistant.graph, q, limit=settings.graph_rules)
-        evidence = chunks + [rule_to_evidence(m, f"R{i}") for i, m in enumerate(matches, 1)]
+        text = "".join(assistant.writer.answer(q, prepared.evidence))
         t2 = time.perf_counter()
-        text = "".join(assistant.llm.answer(q, evidence))
-        t3 = time.perf_counter()
-        usage = assistant.llm.last_usage
-        prompt = usage.prompt_tokens if assistant.llm.is_generative and usage.prompt_tokens else \
-            count_tokens(build_messages(q, evidence))
-        out_tokens = usage.output_tokens if assistant.llm.is_generative and usage.output_tokens else None
-        rows.append({"question": q, "retrieve_s": t1 - t0, "graph_s": t2 - t1, "llm_s": t3 - t2,
+        usage = assistant.llm.last_usage if assistant.llm is not None else None
+        prompt = usage.prompt_tokens if usage and usage.prompt_tokens else \
+            (prepared.prompt_tokens or count_tokens(prepared.messages))
+        out_tokens = usage.output_tokens if usage and usage.output_tokens else None
+        rows.append({"question": q, "retrieve_s": t1 - t0, "llm_s": t2 - t1,
                      "prompt_tokens": prompt, "output_tokens": out_tokens, "measured_tokens": out_tokens is not None,
                      "answer_chars": len(text)})
     # Per advised source: the deterministic stage, vectorised, on synthetic LRD photometry.
@@ -67,12 +56,10 @@ def run_cost(settings: Settings, backend: str | None = None, questions: int = 10
     t0 = time.perf_counter()
     analyse(phot)
     det_rate = len(phot) / (time.perf_counter() - t0)
-    one = advise_source(phot.select(np.arange(len(phot)) == 0), 0, assistant.graph)
-    from ..types import Evidence
-
-    narrative_prompt = count_tokens(build_messages("advice", [Evidence(key="D", kind="chunk", text=one.narrative)]))
+    one = advise_source(analyse(phot.select(np.arange(len(phot)) == 0)), 0, assistant.graph)
+    narrative_prompt = count_tokens(narrative_messages(one, assistant.graph)[1])
     narrative_out = output_tokens
-    if assistant.llm.is_generative and one.actions:
+    if assistant.llm is not None and one.actions:
         t0 = time.perf_counter()
         llm_narrative(one, assistant.graph, assistant.llm)
         narrative_s = time.perf_counter() - t0
@@ -100,23 +87,23 @@ def run_cost(settings: Settings, backend: str | None = None, questions: int = 10
         "mephisto": {"usd": MEPHISTO_USD_PER_SOURCE * billion, "gpu_hours": MEPHISTO_GPU_MIN_PER_SOURCE * billion / 60,
                      "usd_per_source": MEPHISTO_USD_PER_SOURCE, "gpu_minutes_per_source": MEPHISTO_GPU_MIN_PER_SOURCE},
     }
-    per_answer = {"n": len(rows), "backend": assistant.llm.name, "model": assistant.llm.model,
+    per_answer = {"n": len(rows), "backend": assistant.writer.name, "model": assistant.writer.model,
                   "prompt_tokens_mean": prompt_mean, "output_tokens_mean": out_mean,
                   "output_tokens_measured": bool(out_measured),
                   **{f"{s}_ms_p50": float(np.percentile([r[f"{s}_s"] for r in rows], 50) * 1000)
-                     for s in ("retrieve", "graph", "llm")},
+                     for s in ("retrieve", "llm")},
                   **{f"{s}_ms_p95": float(np.percentile([r[f"{s}_s"] for r in rows], 95) * 1000)
-                     for s in ("retrieve", "graph", "llm")},
+                     for s in ("retrieve", "llm")},
                   "narrative_llm_s": narrative_s}
     write_jsonl(directory / "predictions.jsonl", rows)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for stage in ("retrieve", "graph", "llm"):
+    for stage in ("retrieve", "llm"):
         ax.hist([r[f"{stage}_s"] * 1000 for r in rows], bins=20, alpha=0.55, label=stage)
     ax.set_xlabel("latency per answer [ms]")
     ax.set_ylabel("answers")
     ax.legend(frameon=False)
-    ax.set_title(f"stage latency ({assistant.llm.name})")
+    ax.set_title(f"stage latency ({assistant.writer.name})")
     fig.tight_layout()
     fig.savefig(directory / "latency_by_stage.png", dpi=110)
     plt.close(fig)
@@ -128,7 +115,7 @@ def run_cost(settings: Settings, backend: str | None = None, questions: int = 10
               f"{MEPHISTO_GPU_MIN_PER_SOURCE * billion / 60:,.0f}", f"{MEPHISTO_GPU_MIN_PER_SOURCE:.2e}", "-"]]
     headers = ["system", "USD", "USD/source", "GPU hours", "GPU min/source", "CPU core hours"]
     stage_rows = [[s, round(per_answer[f"{s}_ms_p50"], 2), round(per_answer[f"{s}_ms_p95"], 2)]
-                  for s in ("retrieve", "graph", "llm")]
+                  for s in ("retrieve", "llm")]
     md = ["# Cost per answer and per source", "",
           f"Backend {per_answer['backend']} {per_answer['model']}; {len(rows)} questions; prompt tokens "
           f"{prompt_mean:.0f} (mean), output tokens {out_mean:.0f} ({'measured' if out_measured else 'assumed'}).", "",

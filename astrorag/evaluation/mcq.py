@@ -9,8 +9,8 @@ It measures what the index and the embedder know, and is the baseline an LLM mus
 from __future__ import annotations
 
 import csv
-import json
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError, InputError
+from ..errors import BackendError, ConfigError, InputError
+from ..jsonl import jsonl_lines
 from ..llm.base import LLMBackend
 from ..llm.prompt import quote_evidence
 from ..settings import Settings
@@ -63,11 +64,11 @@ def load_suite(path: str | Path, fmt: str = "auto") -> tuple[list[Question], str
     notes: list[str] = []
     questions: list[Question] = []
     if fmt == "astrobench":
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
+        for line in jsonl_lines(path):
+            number, rec = line.number, line.value
             try:
-                rec = json.loads(line)
+                if line.error:
+                    raise ValueError(line.error)
                 opts = rec.get("options") or rec.get("choices") or [rec[k] for k in LETTERS if k in rec]
                 if isinstance(opts, dict):
                     opts = [opts[k] for k in sorted(opts)]
@@ -75,7 +76,7 @@ def load_suite(path: str | Path, fmt: str = "auto") -> tuple[list[Question], str
                 answer = _answer_index(ans, len(opts)) if ans not in (None, "") else None
                 questions.append(Question(str(rec.get("question_id", rec.get("id", number))), rec["question"],
                                           [str(o) for o in opts], answer))
-            except (json.JSONDecodeError, KeyError, ValueError) as exc:
+            except (KeyError, ValueError, TypeError) as exc:
                 notes.append(f"{path}:{number}: skipped ({exc.__class__.__name__}: {exc})")
     else:
         with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -179,12 +180,10 @@ def mcq_prompt(q: Question, evidence_text: str = "") -> list[dict]:
 def predict_llm(q: Question, llm: LLMBackend, evidence_text: str = "") -> Prediction:
     t0 = time.perf_counter()
     messages = mcq_prompt(q, evidence_text)
-    scorer = getattr(llm, "option_logprobs", None)
-    if scorer is not None:
-        scores = scorer(messages, q.letters)
-        if scores is not None and np.isfinite(scores).any():
-            return Prediction(q.qid, int(np.nanargmax(scores)), "", "logprob", [float(s) for s in scores],
-                              time.perf_counter() - t0)
+    scores = llm.option_logprobs(messages, q.letters)
+    if scores is not None and np.isfinite(scores).any():
+        return Prediction(q.qid, int(np.nanargmax(scores)), "", "logprob", [float(s) for s in scores],
+                          time.perf_counter() - t0)
     text = "".join(llm.chat(messages, stream=False))
     return Prediction(q.qid, extract_choice(text, q.options), text, "text", [], time.perf_counter() - t0)
 
@@ -222,31 +221,52 @@ class ModeResult:
     seconds: float
 
 
-def run_mcq(suite: str | Path, settings: Settings, modes: list[str], backend: str | None = None,
+def choose_modes(modes: str | list[str], settings: Settings, backend: str | None = None,
+                 llm: LLMBackend | None = None) -> tuple[list[str], LLMBackend | None, list[str]]:
+    """Modes to run, the language model (None for retrieval only) and notices.
+
+    ``auto`` is ``rag`` when the ``eval`` purpose's backend finds a model, else ``retrieval``.
+    """
+    notices: list[str] = []
+    wanted = [m.strip() for m in modes.split(",") if m.strip()] if isinstance(modes, str) else list(modes)
+    if wanted == ["auto"] or any(m in ("closed", "rag") for m in wanted):
+        if llm is None:
+            from ..llm import get_backend
+
+            selected = get_backend(settings, "eval", backend)
+            llm = selected.llm
+            if selected.notice:
+                notices.append(selected.notice)
+    if wanted == ["auto"]:
+        if llm is None:
+            notices.append("notice: no language model: scoring with the retrieval-only method (--mode retrieval)")
+        return (["rag"] if llm is not None else ["retrieval"]), llm, notices
+    bad = [m for m in wanted if m not in MODES]
+    if bad:
+        raise ConfigError(f"unknown mode(s) {', '.join(bad)}; use {', '.join(MODES)} or auto")
+    needs_llm = [m for m in wanted if m in ("closed", "rag")]
+    if needs_llm and llm is None:
+        raise BackendError(f"mode {needs_llm[0]} needs a language model, and the chosen backend has none: "
+                           f"start Ollama with AstroSage-8B (see the README) or use --mode retrieval")
+    return wanted, llm, notices
+
+
+def run_mcq(suite: str | Path, settings: Settings, modes: str | list[str] = "auto", backend: str | None = None,
             limit: int | None = None, fmt: str = "auto", out: str | Path | None = None,
             llm: LLMBackend | None = None, log=print) -> dict:
     """Run one or more modes over a suite and write the report folder; returns report.json's content."""
+    modes, llm, notices = choose_modes(modes, settings, backend, llm)
+    for notice in notices if log else ():
+        print(notice, file=sys.stderr)  # notices are not results: stderr, as in the other commands
     questions, fmt, notes = load_suite(suite, fmt)
     if limit:
         questions = questions[:limit]
     has_key = all(q.answer is not None for q in questions)
-    needs_llm = [m for m in modes if m in ("closed", "rag")]
     retriever = embedder = None
-    notices: list[str] = []
-    if needs_llm and llm is None:
-        from ..llm import get_backend
-
-        selected = get_backend(backend or settings.backend, settings)
-        llm = selected.backend
-        if selected.notice:
-            notices.append(selected.notice)
-    if needs_llm and not llm.is_generative:
-        raise BackendError(f"mode {needs_llm[0]} needs a language model, and backend {llm.name!r} has none: "
-                           f"start Ollama with AstroSage-8B (see the README) or use --mode retrieval")
     if "rag" in modes or "retrieval" in modes:
         from ..assistant import Assistant
 
-        assistant = Assistant(settings, llm=llm or _NoLLM())
+        assistant = Assistant(settings, llm=llm, backend="extractive" if llm is None else None, purpose="eval")
         retriever, embedder = assistant.retriever, assistant.embedder
     directory = report_dir(settings, "mcq", out)
     results: list[ModeResult] = []
@@ -320,9 +340,3 @@ def _plot_modes(results: list[ModeResult], directory: Path) -> list[str]:
     fig.savefig(directory / "accuracy_by_mode.png", dpi=110)
     plt.close(fig)
     return ["accuracy_by_mode.png"]
-
-
-class _NoLLM(LLMBackend):
-    name = "none"
-    model = ""
-    is_generative = False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..jsonl import jsonl_lines
 from ..settings import Settings
 from .report import finish_report, markdown_table, pyplot, report_dir, write_jsonl
 
@@ -22,15 +22,15 @@ def load_qrels(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise InputError(f"qrels file {path} does not exist")
     out = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
+    for line in jsonl_lines(path):
+        number, rec = line.number, line.value
         try:
-            rec = json.loads(line)
+            if line.error:
+                raise ValueError(line.error)
             rel = rec["relevant"]
             out.append({"qid": str(rec.get("qid", number)), "query": rec["query"],
                         "relevant": [rel] if isinstance(rel, str) else list(rel)})
-        except (json.JSONDecodeError, KeyError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{path}:{number}: expected {{\"query\": ..., \"relevant\": [ids]}} ({exc})") from None
     if not out:
         raise InputError(f"{path}: no queries")
@@ -41,7 +41,7 @@ def ranked_docs(assistant, query: str, mode: str) -> list[str]:
     """Papers in rank order (first chunk of each paper counts), up to DEPTH."""
     from ..graph.retrieve import graph_search
     from ..index.retrieve import reciprocal_rank_fusion
-    from ..index.store import Hit
+    from ..index.vectors import Hit
 
     base = "fused" if mode == "fused+graph" else mode
     evidence = assistant.retriever.search(query, k=DEPTH, mode=base)
@@ -69,10 +69,9 @@ def metrics(ranked: list[str], relevant: set[str], ks: list[int]) -> dict[str, f
 def run_retrieval_eval(qrels_path: str | Path, settings: Settings, ks=(1, 3, 5, 10, 20), modes=MODES,
                        out: str | Path | None = None, log=print) -> dict:
     from ..assistant import Assistant
-    from ..llm.extractive import ExtractiveBackend
 
     qrels = load_qrels(qrels_path)
-    assistant = Assistant(settings, llm=ExtractiveBackend())
+    assistant = Assistant(settings, backend="extractive", purpose="eval")
     missing = [q["qid"] for q in qrels if not assistant.index.documents(q["relevant"])]
     directory = report_dir(settings, "retrieval", out)
     per_mode: dict[str, dict[str, float]] = {}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from ..types import Evidence
 from .prompt import build_messages
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -23,14 +26,16 @@ class Usage:
 class LLMBackend:
     """A language-model backend.
 
-    Subclasses implement :meth:`chat` (and :meth:`available` if they talk to a server). The
-    default :meth:`answer` quotes the evidence as data and streams the model's reply; a backend
-    without a model (the extractive one) overrides it.
+    Subclasses implement :meth:`chat` (and :meth:`available` if they talk to a server). :meth:`answer`
+    quotes the evidence as data and streams the model's reply; :meth:`map` runs calls one after another
+    (a server that takes parallel requests overrides it); :meth:`option_logprobs` gives no scores unless
+    the server can. Answering without a model is :class:`~astrorag.llm.extractive.ExtractiveAnswerer`,
+    which is not a chat backend.
     """
 
     name: str = ""
     model: str = ""
-    is_generative: bool = True
+    concurrency: int = 1  # requests :meth:`map` keeps in flight
 
     def __init__(self) -> None:
         self._local = threading.local()  # requests run in parallel threads: usage is per thread
@@ -55,3 +60,11 @@ class LLMBackend:
     def answer(self, question: str, evidence: list[Evidence], history: list[dict] | None = None) -> Iterator[str]:
         """Stream an answer grounded in the evidence, citing its keys."""
         yield from self.chat(build_messages(question, evidence, history), stream=True)
+
+    def map(self, func: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """``[func(x) for x in items]``; backends that serve parallel requests run them concurrently."""
+        return [func(item) for item in items]
+
+    def option_logprobs(self, messages: list[dict], letters: str) -> list[float] | None:
+        """Log-probabilities of each option letter as the first answer token; None when the server gives none."""
+        return None

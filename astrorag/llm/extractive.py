@@ -7,10 +7,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import BackendError
 from ..index.embed import Embedder
 from ..types import Evidence
-from .base import LLMBackend
 
 HEADER = ("Extractive answer (no language model was used): the retrieved sentences most relevant to "
           "the question, with their sources.")
@@ -35,31 +33,25 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in out if s]
 
 
-class ExtractiveBackend(LLMBackend):
-    """Picks sentences by embedding similarity to the question (lexical overlap without an embedder).
+class ExtractiveAnswerer:
+    """Answers without a language model: picks sentences by embedding similarity to the question
+    (lexical overlap without an embedder). It writes answers only; it is not a chat backend.
 
     Examples
     --------
     >>> ev = [Evidence(key="1", kind="chunk", text="LRDs are compact. Their V-shaped SEDs suggest AGN.")]
-    >>> text = "".join(ExtractiveBackend(max_sentences=1).answer("Why are LRD SEDs V-shaped?", ev))
+    >>> text = "".join(ExtractiveAnswerer(max_sentences=1).answer("Why are LRD SEDs V-shaped?", ev))
     >>> text.splitlines()[-1]
     '- Their V-shaped SEDs suggest AGN. [1]'
     """
 
     name = "extractive"
     model = "extractive"
-    is_generative = False
 
     def __init__(self, embedder: Embedder | None = None, max_sentences: int = 4, per_source: int = 2):
-        super().__init__()
         self.embedder = embedder
         self.max_sentences = max_sentences
         self.per_source = per_source
-
-    def chat(self, messages: list[dict], stream: bool = False, format: dict | str | None = None) -> Iterator[str]:
-        raise BackendError(
-            "the extractive backend has no language model and cannot write free text; use --backend ollama "
-            "(with AstroSage-8B served by Ollama) or another generative backend for this command")
 
     def answer(self, question: str, evidence: list[Evidence], history: list[dict] | None = None) -> Iterator[str]:
         if not evidence:
