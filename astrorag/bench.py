@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .index.embed import get_embedder
+from .index.embedders import get_embedder
 from .index.retrieve import Retriever
 from .index.store import Index
 from .ingest.chunking import chunk_document, embedding_text

@@ -12,7 +12,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tests never reach a real Ollama by accident: point the default at a closed loopback port.
 os.environ["OLLAMA_HOST"] = os.environ.get("ASTRORAG_TEST_OLLAMA_HOST", "http://127.0.0.1:9")
 
-from astrorag.index.embed import get_embedder  # noqa: E402
+from astrorag.index.embedders import get_embedder  # noqa: E402
 from astrorag.index.store import Index  # noqa: E402
 from astrorag.ingest.pipeline import ingest_documents  # noqa: E402
 from astrorag.ingest.records import read_files  # noqa: E402

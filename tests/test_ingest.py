@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 
 from astrorag.errors import IndexMismatchError, IndexNotFoundError
-from astrorag.index.rebuild import rebuild_index
+from astrorag.ingest.rebuild import rebuild_index
 from astrorag.index.store import Index
 from astrorag.ingest.chunking import chunk_document
 from astrorag.ingest.pipeline import ingest_documents

@@ -1,4 +1,4 @@
-from astrorag.index.embed import get_embedder
+from astrorag.index.embedders import get_embedder
 from astrorag.index.retrieve import Filters, Retriever
 from astrorag.index.store import Index
 

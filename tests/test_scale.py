@@ -108,7 +108,7 @@ def test_chroma_server_mode(chroma_server, settings, embedder, tmp_path):
     assert hits[0].doc_id == "2505.06965"
     again = ingest_documents(index, docs, embedder, s)
     assert again.chunks_written == 0 and index.collection.count() == index.count_chunks()
-    server_client = index._chroma
+    server_client = index.vectors.client
     index.close()
     import chromadb
 
@@ -145,7 +145,7 @@ def test_dask_ingest_matches_local(settings, embedder, tmp_path):
 def test_onnx_int8_embedder_is_checked_against_torch(settings, embedder, monkeypatch):
     from astrorag.errors import ConfigError, IndexMismatchError
     from astrorag.index import onnx_embed
-    from astrorag.index.embed import get_embedder
+    from astrorag.index.embedders import get_embedder
 
     onnx_settings = settings.replace(embedding_backend="onnx-int8")
     emb = get_embedder(onnx_settings)

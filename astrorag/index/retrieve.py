@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..errors import ConfigError
 from ..settings import Settings
-from ..types import Evidence
+from ..types import Evidence, Filters, number_evidence
 from .embed import Embedder
-from .store import Hit, Index
+from .store import Index
+from .vectors import Hit
 
 MODES = ("dense", "bm25", "fused")
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Metadata filters: publication year range and arXiv category (``astro-ph.GA``) or archive (``astro-ph``)."""
-
-    year_min: int | None = None
-    year_max: int | None = None
-    category: str | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "Filters":
-        return cls(settings.year_min, settings.year_max, settings.category)
 
 
 def reciprocal_rank_fusion(rankings: dict[str, list[Hit]], k: int = 60) -> list[tuple[str, float]]:
@@ -82,7 +68,7 @@ class Retriever:
             ordered = [(h.chunk_id, h.score) for h in rankings[mode]]
         if self.settings.weight_recency > 0 or self.settings.weight_citations > 0:
             ordered = self._reweight(ordered)
-        return self._to_evidence(ordered[:k], rankings)
+        return number_evidence(self._to_evidence(ordered[:k], rankings))
 
     def _reweight(self, ordered: list[tuple[str, float]]) -> list[tuple[str, float]]:
         """Boost recent and much-cited papers, as pathfinder does (off unless a weight is set).
@@ -105,14 +91,11 @@ class Retriever:
             rescored.append((cid, score * boost))
         return sorted(rescored, key=lambda item: (-item[1], item[0]))
 
-    def paper_evidence(self, doc_ids: list[str], start_key: int) -> list[Evidence]:
+    def paper_evidence(self, doc_ids: list[str]) -> list[Evidence]:
         """The opening chunk of each paper that is in the index (papers reached through the rule graph)."""
         first = self.index.first_chunks(doc_ids)
         ordered = [(first[d], 0.0) for d in doc_ids if d in first]
-        evidence = self._to_evidence(ordered, {"graph": [Hit(cid, 0.0) for cid, _ in ordered]})
-        for offset, ev in enumerate(evidence):
-            ev.key = str(start_key + offset)
-        return evidence
+        return self._to_evidence(ordered, {"graph": [Hit(cid, 0.0) for cid, _ in ordered]})
 
     def _to_evidence(self, ordered: list[tuple[str, float]], rankings: dict[str, list[Hit]]) -> list[Evidence]:
         chunks = self.index.chunks([cid for cid, _ in ordered])
@@ -129,7 +112,7 @@ class Retriever:
             doc = docs[chunk.doc_id]
             info = per.get(cid, {})
             evidence.append(Evidence(
-                key=str(len(evidence) + 1), kind="chunk", text=chunk.text, doc_id=doc.doc_id, chunk_id=cid,
+                key="", kind="chunk", text=chunk.text, doc_id=doc.doc_id, chunk_id=cid,
                 title=doc.title, authors=doc.authors, year=doc.year, arxiv_id=doc.arxiv_id,
                 bibcode=doc.bibcode, url=doc.url, scores={n: s for n, (_, s) in info.items()},
                 ranks={n: r for n, (r, _) in info.items()}, fused_score=fused))

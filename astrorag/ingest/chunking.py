@@ -6,8 +6,7 @@ from functools import lru_cache
 
 from ..types import Chunk, Document
 
-#: Bumped whenever the way text is split or embedded changes, so old indexes are refused.
-CHUNKER_VERSION = "llama-index-SentenceSplitter/title-prefixed/v1"
+# Changing how text is split? Bump CHUNKER_VERSION in astrorag.index.fingerprint, so old indexes are refused.
 
 
 @lru_cache(maxsize=8)

@@ -13,7 +13,7 @@ from ..settings import Settings
 from ..types import Document
 from .chunking import chunk_document, embedding_text
 from .merge import merge_documents
-from .records import Problem
+from ..types import Problem
 
 
 @dataclass
@@ -87,7 +87,7 @@ def _embed_on_worker(settings: Settings, texts: list[str]):
     """A dask task: embed texts with the worker's own (cached) copy of the embedder."""
     import numpy as np
 
-    from ..index.embed import get_embedder
+    from ..index.embedders import get_embedder
 
     try:
         import torch

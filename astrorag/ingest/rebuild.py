@@ -7,11 +7,11 @@ import shutil
 import sqlite3
 
 from ..errors import IndexNotFoundError
-from ..ingest.pipeline import IngestReport, ingest_documents
+from ..index.embedders import get_embedder
+from ..index.store import Index
 from ..settings import Settings
 from ..types import Document
-from .embed import get_embedder
-from .store import Index
+from .pipeline import IngestReport, ingest_documents
 
 
 def rebuild_index(settings: Settings) -> IngestReport:
