@@ -10,10 +10,11 @@ import pytest
 from astrorag.errors import InputError
 from astrorag.graph.model import RuleGraph
 from astrorag.sed import synthetic as syn
-from astrorag.sed.advisor import analyse, rank_actions
+from astrorag.sed.advisor import rank_actions
+from astrorag.sed.analysis import analyse
+from astrorag.sed.criteria import all_of, any_of
 from astrorag.sed.filters import get_filter
 from astrorag.sed.photometry import Photometry, read_photometry
-from astrorag.sed import symptoms as symp
 
 LRD_TABLE = Path(__file__).parent.parent / "astrorag" / "data" / "kokorev2024_lrd_dev.csv"
 
@@ -102,32 +103,72 @@ def _power_law(beta_uv, beta_opt, z=6.0, bands=syn.HIGHZ_BANDS) -> Photometry:
 
 @pytest.mark.parametrize("beta_uv,beta_opt", [(-2.0, -1.5), (-1.5, 1.0), (-2.3, 2.0)])
 def test_slopes_recover_known_power_laws(beta_uv, beta_opt):
-    diag, criteria, flag, symptoms = analyse(_power_law(beta_uv, beta_opt))
-    assert diag["beta_uv"][0] == pytest.approx(beta_uv, abs=0.05)
-    assert diag["beta_opt"][0] == pytest.approx(beta_opt, abs=0.05)
+    a = analyse(_power_law(beta_uv, beta_opt))
+    assert a.diagnostics.beta_uv[0] == pytest.approx(beta_uv, abs=0.05)
+    assert a.diagnostics.beta_opt[0] == pytest.approx(beta_opt, abs=0.05)
     v = beta_opt > 0
-    assert symptoms["v_shaped_sed"][0] == v
+    assert a.symptoms["v_shaped_sed"][0] == v
     if v:
-        assert diag["turnover_um"][0] == pytest.approx(0.3645, rel=0.05)   # the V turns at the Balmer limit
+        assert a.diagnostics.turnover_um[0] == pytest.approx(0.3645, rel=0.05)   # the V turns at the Balmer limit
 
 
 def test_lrd_flags_on_real_and_synthetic():
-    _, _, flag, _ = analyse(read_photometry(LRD_TABLE))
-    assert np.nanmean(flag == 1) >= 0.90
-    _, _, normal_flag, _ = analyse(syn.population("normal", 2000, seed=3))
-    assert np.mean(normal_flag == 1) <= 0.05
-    _, _, lrd_flag, _ = analyse(syn.population("lrd", 1000, seed=3))
-    assert np.mean(lrd_flag == 1) >= 0.8
+    real = analyse(read_photometry(LRD_TABLE))
+    assert np.mean(real.lrd_flag == 1) >= 0.90 and not np.isnan(real.lrd_flag).any()
+    assert np.all((real.lrd_score >= 0) & (real.lrd_score <= 1))
+    assert all("kokorev2024" in v for v, f in zip(real.lrd_votes, real.lrd_flag) if f == 1)
+    normal = analyse(syn.population("normal", 2000, seed=3))
+    assert np.mean(normal.lrd_flag == 1) <= 0.05
+    lrd = analyse(syn.population("lrd", 1000, seed=3))
+    assert np.mean(lrd.lrd_flag == 1) >= 0.9
+
+
+def test_kleene_logic_and_upper_limits_decide_cuts():
+    """A failed term decides an AND whatever is unknown; a 2-sigma limit decides a colour cut when it can."""
+    assert all_of(np.array([0.0]), np.array([np.nan])).tolist() == [0.0]
+    assert np.isnan(all_of(np.array([1.0]), np.array([np.nan]))[0])
+    assert any_of(np.array([1.0]), np.array([np.nan])).tolist() == [1.0]
+    phot = read_photometry(LRD_TABLE, ids=["11219"])
+    j444, j277 = phot.band_index("f444w"), phot.band_index("f277w")
+    # S/N(F444W) = 5 fails Kokorev's S/N > 14 whatever the colours: not an LRD, not "not classifiable".
+    faint = phot.select(np.array([True]))
+    faint.err = faint.err.copy()
+    faint.err[0, j444] = faint.flux[0, j444] / 5
+    kok = {c.name: c for c in analyse(faint).criteria}["kokorev2024"]
+    assert kok.passed[0] == 0.0
+    # F277W undetected (flux 0, 2-sigma limit 3 mag fainter than F444W): the limit proves F277W-F444W > 1.
+    red = phot.select(np.array([True]))
+    red.flux, red.err = red.flux.copy(), red.err.copy()
+    red.err[0, j277] = red.flux[0, j444] * 10 ** (-0.4 * 3.0) / 2
+    red.flux[0, j277] = 0.0
+    barro = {c.name: c for c in analyse(red).criteria}["barro2024"]
+    assert barro.passed[0] == 1.0 and barro.terms["F277W-F444W"][0][0] != barro.terms["F277W-F444W"][0][0]  # NaN value
+    # A shallow limit (F277W could be as bright as F444W) decides nothing: unknown.
+    red.err[0, j277] = red.flux[0, j444] / 2
+    assert np.isnan({c.name: c for c in analyse(red).criteria}["barro2024"].passed[0])
+
+
+def test_high_redshift_lrds_selected_by_the_slopes():
+    """z > 8 LRDs whose Balmer break moved into F356W fail the fixed colours but pass Kocevski's slopes:
+    the headline flag takes any of the selecting criteria (with the V shape)."""
+    lrd = analyse(syn.population("lrd", 1500, seed=4))
+    by = {c.name: c.passed for c in lrd.criteria}
+    high = lrd.phot.z >= 7.4
+    kokorev_only = all_of(by["kokorev2024"], by["v_shape_excess"])
+    assert high.sum() > 100
+    assert np.mean(lrd.lrd_flag[high] == 1) >= np.mean(kokorev_only[high] == 1) + 0.2
+    assert all(f != 1 or any(k in v for k in ("kokorev2024", "labbe2023b", "kocevski2024"))
+               for f, v in zip(lrd.lrd_flag, lrd.lrd_votes))
 
 
 @pytest.mark.parametrize("kind", syn.MISSPECIFICATIONS)
 def test_injected_misspecification_ranks_the_right_action(kind):
     graph = RuleGraph.from_seeds()
     phot = syn.misspecified(kind, 200, seed=5)
-    _, _, _, symptoms = analyse(phot)
+    a = analyse(phot)
     first = top3 = 0
     for i in range(len(phot)):
-        names = [s for s in symp.SYMPTOM_ORDER if symptoms[s][i]]
+        names = a.symptom_names(i)
         ok = [syn.is_right(kind, a.parameter, a.module, a.direction) for a in rank_actions(graph, names, 3)]
         first += bool(ok) and ok[0]
         top3 += any(ok)
@@ -192,3 +233,55 @@ def test_advise_catalog_with_a_bad_row(tmp_path):
     assert len(table["id"]) == 59 and {"id", "is_lrd", "beta_uv", "beta_opt", "top_rule"} <= set(table)
     assert table["line"][:5] == [2, 3, 4, 5, 7]                # input order, the bad line 6 left out
     assert sum(bool(x) for x in table["is_lrd"]) >= 53
+
+
+def test_advise_catalog_keeps_string_ids(tmp_path):
+    """Survey catalogs name sources with text ("UNCOVER-DR3:1012"); every row is kept, with its id."""
+    lines = LRD_TABLE.read_text().splitlines()
+    header = lines[0].split(",")
+    k = header.index("id")
+    rows = []
+    for n, line in enumerate(lines[1:]):
+        fields = line.split(",")
+        fields[k] = f"UNCOVER-DR3:{fields[k]}" if n % 2 else f"JADES-GS+53.1-27.{n}"
+        rows.append(",".join(fields))
+    path = tmp_path / "strings.csv"
+    path.write_text("\n".join([lines[0], *rows]) + "\n")
+    out = tmp_path / "flags.csv"
+    run = _cli("advise-catalog", str(path), "--out", str(out), "--workers", "1", "--quiet", "--json",
+               env={"ASTRORAG_INDEX_DIR": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["sources"] == 60 and report["skipped_rows"] == 0 and report["lrd"] >= 54
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(out).to_pydict()
+    assert table["id"][:2] == ["JADES-GS+53.1-27.0", "UNCOVER-DR3:" + lines[2].split(",")[k]]
+    assert {"lrd_score", "lrd_votes"} <= set(table) and "kokorev2024" in table["lrd_votes"][0]
+
+
+def test_fits_flux_units_are_converted_per_column(tmp_path):
+    """erg/s/cm2/Hz, nJy and mJy columns in one FITS table give the same verdict as the uJy original; a column
+    whose unit is not a flux density is refused by name."""
+    from astropy.table import Table
+    import astropy.units as u
+
+    ref = read_photometry(LRD_TABLE, ids=["11219"])
+    want = analyse(ref).lrd_flag[0]
+    cols = {"id": ["11219"], "z": [ref.z[0]]}
+    units = [u.erg / u.s / u.cm ** 2 / u.Hz, u.nJy, u.mJy]
+    for j, band in enumerate(ref.bands):
+        if not np.isfinite(ref.flux[0, j]):
+            continue
+        unit = units[j % 3]
+        cols[f"{band.short}_flux"] = (ref.flux[0, j] * u.uJy).to(unit).reshape(1)
+        cols[f"{band.short}_fluxerr"] = (ref.err[0, j] * u.uJy).to(unit).reshape(1)
+    Table(cols).write(tmp_path / "mixed.fits")
+    phot = read_photometry(tmp_path / "mixed.fits")
+    j = phot.band_index("f444w")
+    assert phot.flux[0, j] == pytest.approx(ref.flux[0, ref.band_index("f444w")], rel=1e-6)
+    assert analyse(phot).lrd_flag[0] == want == 1.0
+    bad = Table({"id": ["a"], "z": [6.0], "f444w_flux": [1.0] * u.m, "f444w_fluxerr": [0.1] * u.m})
+    bad.write(tmp_path / "bad.ecsv")
+    with pytest.raises(InputError, match="column f444w_flux: unit 'm' is not a flux density"):
+        read_photometry(tmp_path / "bad.ecsv")

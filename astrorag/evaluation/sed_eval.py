@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ..graph.model import load_graph
-from ..sed import symptoms as symp
 from ..sed import synthetic as syn
-from ..sed.advisor import analyse, rank_actions
+from ..sed.advisor import rank_actions
+from ..sed.analysis import analyse
 from ..sed.photometry import read_photometry
 from ..settings import Settings
 from .report import finish_report, markdown_table, pyplot, report_dir, wilson_interval, write_jsonl
@@ -25,27 +25,29 @@ def run_sed_eval(settings: Settings, n_synthetic: int = 2000, seed: int = 0, lrd
     rows, predictions = [], []
     t0 = time.perf_counter()
     real = read_photometry(table)
-    _, criteria, flag, _ = analyse(real)
+    analysis = analyse(real)
+    criteria, flag = analysis.criteria, analysis.lrd_flag
     evaluable = np.isfinite(flag)
     hits = int(np.sum(flag[evaluable] == 1))
     rows.append(["Kokorev+2024 LRDs flagged (real)", int(evaluable.sum()), hits / max(evaluable.sum(), 1),
                  *wilson_interval(hits, int(evaluable.sum()))])
     for i in range(len(real)):
-        predictions.append({"suite": "lrd_real", "id": str(real.ids[i]), "is_lrd": None if np.isnan(flag[i]) else bool(flag[i]),
+        predictions.append({"suite": "lrd_real", "id": str(real.ids[i]), "is_lrd": analysis.is_lrd(i),
+                            "lrd_score": round(float(analysis.lrd_score[i]), 3), "lrd_votes": analysis.lrd_votes[i],
                             **{c.name: None if np.isnan(c.passed[i]) else bool(c.passed[i]) for c in criteria}})
     for kind, want in (("normal", 0), ("lrd", 1)):
         phot = syn.population(kind, n_synthetic, seed=seed)
-        _, _, f, _ = analyse(phot)
+        f = analyse(phot).lrd_flag
         k = int(np.sum(f == 1))
         rows.append([f"synthetic {kind} galaxies flagged", len(phot), k / len(phot), *wilson_interval(k, len(phot))])
     misspec = {}
     for kind in syn.MISSPECIFICATIONS:
         phot = syn.misspecified(kind, max(n_synthetic // 4, 50), seed=seed + 1)
-        _, _, _, symptoms = analyse(phot)
+        analysed = analyse(phot)
         first = top3 = 0
         cache: dict[tuple, list] = {}
         for i in range(len(phot)):
-            names = tuple(s for s in symp.SYMPTOM_ORDER if symptoms[s][i])
+            names = tuple(analysed.symptom_names(i))
             if names not in cache:
                 cache[names] = rank_actions(graph, list(names), 3)
             ok = [syn.is_right(kind, a.parameter, a.module, a.direction) for a in cache[names]]

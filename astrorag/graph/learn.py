@@ -16,13 +16,13 @@ regions named by the symptoms does not grow.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..ingest.records import Problem
-from ..types import Action, Rule
+from ..jsonl import jsonl_lines
+from ..sed.regions import REGIONS
+from ..types import Action, Problem, Rule
 from . import vocabulary as vocab
 from .model import RuleGraph, new_rule_id, validate_rule
 
@@ -55,11 +55,11 @@ def read_fitlog(path: Path, improvement: float = 0.2) -> tuple[list[FitOutcome],
     outcomes, problems = [], []
     if not path.is_file():
         raise InputError(f"fit log {path} does not exist")
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
+    for line in jsonl_lines(path):
+        number, rec = line.number, line.value
         try:
-            rec = json.loads(line)
+            if line.error:
+                raise InputError(line.error)
             symptoms = tuple(sorted({vocab.validate_symptom(s) for s in rec["symptoms"]}))
             act = rec["action"]
             module = vocab.validate_module(act["module"]) if act.get("module") else None
@@ -72,14 +72,12 @@ def read_fitlog(path: Path, improvement: float = 0.2) -> tuple[list[FitOutcome],
                 raise InputError("chi2_before must be positive")
             success = after <= (1 - improvement) * before
             res_b, res_a = rec.get("residuals_before") or {}, rec.get("residuals_after") or {}
-            regions = [r for r in vocab.REGIONS if any(s.startswith(r + "_") for s in symptoms)]
+            regions = [r for r in REGIONS if any(s.startswith(r + "_") for s in symptoms)]
             shared = [r for r in regions if r in res_b and r in res_a]
             if success and shared:
                 worse = sum(abs(res_a[r]) for r in shared) > sum(abs(res_b[r]) for r in shared)
                 success = not worse
             outcomes.append(FitOutcome(symptoms, Action(direction, parameter, module), success))
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(str(path), number, f"not valid JSON ({exc.msg})"))
         except KeyError as exc:
             problems.append(Problem(str(path), number, f"missing field {exc.args[0]!r}"))
         except (InputError, ValueError, TypeError) as exc:

@@ -11,6 +11,7 @@ import difflib
 import re
 
 from ..errors import InputError
+from ..sed.regions import REGIONS
 
 #: CIGALE modules and their real parameter names.
 MODULES: dict[str, tuple[str, ...]] = {
@@ -82,9 +83,6 @@ PARAMETER_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 #: Rest-frame regions (microns) used by symptoms and diagnostics.
-REGIONS: dict[str, tuple[float, float]] = {
-    "uv": (0.0912, 0.40), "optical": (0.40, 1.0), "nir": (1.0, 3.0), "mir": (3.0, 30.0), "fir": (30.0, 1000.0),
-}
 REGION_WORDS: dict[str, tuple[str, ...]] = {
     "uv": ("uv", "ultraviolet", "ultra-violet", "rest-uv", "rest uv", "blue side"),
     "optical": ("optical", "rest-optical", "rest optical", "visible"),

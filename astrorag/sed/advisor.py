@@ -7,27 +7,19 @@ from typing import Any
 
 import numpy as np
 
+from . import diagnostics
+
 from ..graph.model import RuleGraph, RuleMatch
 from ..graph.retrieve import rule_to_evidence
 from ..graph.vocabulary import INTERPRETATIONS, SYMPTOMS
 from ..llm.base import LLMBackend
-from ..llm.prompt import check_citations
-from ..types import SED, Advice, RankedAction
-from . import criteria as crit
-from . import diagnostics, symptoms as symp
-from .photometry import Photometry
+from ..llm.prompt import build_messages, check_citations
+from ..types import SED, Advice, Evidence, RankedAction
+from .analysis import SEDAnalysis, analyse
 
 ADVICE_QUESTION = ("This galaxy's photometry shows the diagnostics and symptoms listed in the evidence. "
                    "Explain briefly what is anomalous about its SED or its fit, and which fitting changes to try "
                    "first and why, citing the rules.")
-
-
-def analyse(phot: Photometry) -> tuple[dict[str, np.ndarray], list[crit.Criterion], np.ndarray, dict[str, np.ndarray]]:
-    """Diagnostics, criteria, the LRD flag and symptoms for every source (no LLM, vectorised)."""
-    diag = diagnostics.compute(phot)
-    criteria = crit.evaluate(phot, diag)
-    flag = crit.is_lrd(criteria, has_compactness="compactness" in phot.extras)
-    return diag, criteria, flag, symp.derive(diag, criteria, phot.extras, flag)
 
 
 def rank_actions(graph: RuleGraph, symptoms: list[str], limit: int = 8) -> list[RankedAction]:
@@ -52,7 +44,8 @@ def _ranked(m: RuleMatch, rank: int) -> RankedAction:
                         module=r.action.module, range=r.action.range, change=r.action.change,
                         summary=r.action.describe(), score=round(m.score, 4), confidence=round(r.confidence, 3),
                         matched_symptoms=list(m.matched), citations=list(r.citations), rationale=r.rationale,
-                        supports=list(r.supports))
+                        supports=list(r.supports), contradicted_by=list(r.contradicted_by), dissent=r.dissent,
+                        also=[list(pair) for pair in r.action.also], match=m)
 
 
 def _clean(value: Any) -> Any:
@@ -63,11 +56,18 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def advise_source(phot: Photometry, i: int, graph: RuleGraph, llm: LLMBackend | None = None,
-                  analysis: tuple | None = None) -> Advice:
-    """Advice for source ``i`` of ``phot``. The LLM (when given and generative) writes the narrative."""
-    diag, criteria, flag, symptoms = analysis or analyse(phot)
-    names = [s for s in symp.SYMPTOM_ORDER if symptoms[s][i]]
+def advise_source(analysis: SEDAnalysis, i: int, graph: RuleGraph, llm: LLMBackend | None = None) -> Advice:
+    """Advice for source ``i`` of an analysed table. A language model, when given, writes the narrative.
+
+    Examples
+    --------
+    >>> from astrorag.sed import synthetic as syn
+    >>> advice = advise_source(analyse(syn.population("lrd", 1, seed=2)), 0, RuleGraph.from_seeds())
+    >>> advice.is_lrd, "v_shaped_sed" in advice.symptoms
+    (True, True)
+    """
+    phot, diag = analysis.phot, analysis.diagnostics
+    names = analysis.symptom_names(i)
     actions = rank_actions(graph, names)
     interpretations: dict[str, float] = {}
     for a in actions:
@@ -81,15 +81,19 @@ def advise_source(phot: Photometry, i: int, graph: RuleGraph, llm: LLMBackend | 
               flux_ujy=[_clean(v) for v in phot.flux[i]], error_ujy=[_clean(v) for v in phot.err[i]],
               upper_limit=[bool(u) for u in phot.upper[i]],
               model_ujy=None if phot.model is None else [_clean(v) for v in phot.model[i]])
-    diag_i = {k: _clean(v[i]) for k, v in diag.items()}
-    advice = Advice(source_id=str(phot.ids[i]), redshift=z, sed=sed, diagnostics=diag_i,
-                    criteria=[c.for_source(i) for c in criteria],
-                    is_lrd=None if np.isnan(flag[i]) else bool(flag[i]), symptoms=names, actions=actions,
-                    interpretations=interp_list, narrative="", backend="report")
+    fits = {name: {"slope": _clean(fit.slope[i]), "intercept": _clean(fit.intercept[i]), "window_um": list(window)}
+            for name, fit, window in (("uv", diag.uv_fit, diagnostics.UV_WINDOW),
+                                      ("optical", diag.opt_fit, diagnostics.OPT_WINDOW))
+            if np.isfinite(fit.slope[i])}
+    advice = Advice(source_id=str(phot.ids[i]), redshift=z, sed=sed, diagnostics=diag.for_source(i),
+                    criteria=[c.for_source(i) for c in analysis.criteria], is_lrd=analysis.is_lrd(i),
+                    lrd_score=_clean(analysis.lrd_score[i]), lrd_votes=list(analysis.lrd_votes[i]),
+                    symptoms=names, actions=actions, interpretations=interp_list, narrative="", backend="report",
+                    fits=fits)
     if not np.isfinite(phot.z[i]):
         advice.notices.append("no redshift: rest-frame diagnostics need one (give --z or a redshift column)")
     advice.narrative = structured_report(advice)
-    if llm is not None and llm.is_generative and actions:
+    if llm is not None and actions:
         advice.narrative, dropped = llm_narrative(advice, graph, llm)
         advice.backend = llm.name
         if dropped:
@@ -109,24 +113,35 @@ def structured_report(advice: Advice) -> str:
                             if d.get(f"resid_{r}") is not None)
         lines.append(f"  fit: reduced chi2 = {d['chi2_red']}; mean (obs-model)/err by region: {regions}")
     verdict = {True: "a little red dot", False: "not a little red dot", None: "not classifiable (bands missing)"}
-    passed = [c["name"] for c in advice.criteria if c["passed"]]
-    lines.append(f"  LRD: {verdict[advice.is_lrd]}; criteria passed: {', '.join(passed) or 'none'}")
+    score = f", score {advice.lrd_score:.2f}" if advice.lrd_score is not None else ""
+    lines.append(f"  LRD: {verdict[advice.is_lrd]}{score}; criteria passed: {', '.join(advice.lrd_votes) or 'none'}")
     lines.append(f"  symptoms: {', '.join(advice.symptoms) or 'none'}")
     for a in advice.actions[:5]:
         lines.append(f"  {a.rank}. {a.summary} [rule {a.rule_id}; confidence {a.confidence}; "
                      f"papers {', '.join(a.citations) or 'fit outcomes'}]")
+        if a.contradicted_by:
+            lines.append(f"     CONTESTED by {', '.join(a.contradicted_by)}: {a.dissent}")
     if advice.interpretations:
         lines.append("  points to: " + ", ".join(i["interpretation"] for i in advice.interpretations))
     return "\n".join(lines)
 
 
+def narrative_evidence(advice: Advice) -> list[Evidence]:
+    """What the narrative writer sees: the report (key D) and the top ranked rules (R1..), quoted as data."""
+    evidence = [Evidence(key="D", kind="chunk", text=structured_report(advice), title="diagnostics")]
+    evidence += [rule_to_evidence(a.match, f"R{a.rank}") for a in advice.actions[:5] if a.match is not None]
+    return evidence
+
+
+def narrative_messages(advice: Advice, graph: RuleGraph | None = None) -> tuple[list[Evidence], list[dict]]:
+    """The evidence and the exact chat messages :func:`llm_narrative` sends (``eval cost`` prices these)."""
+    evidence = narrative_evidence(advice)
+    return evidence, build_messages(ADVICE_QUESTION, evidence)
+
+
 def llm_narrative(advice: Advice, graph: RuleGraph, llm: LLMBackend) -> tuple[str, list[str]]:
     """A short narrative from the LLM, given the report and the ranked rules as quoted evidence."""
-    from ..types import Evidence
-
-    evidence = [Evidence(key="D", kind="chunk", text=structured_report(advice), title="diagnostics")]
-    matches = {m.rule.rule_id: m for m in graph.match(advice.symptoms, strict=True)}
-    evidence += [rule_to_evidence(matches[a.rule_id], f"R{a.rank}") for a in advice.actions[:5]]
+    evidence = narrative_evidence(advice)
     text = "".join(llm.answer(ADVICE_QUESTION, evidence))
     check = check_citations(text, evidence)
     return check.text, check.dropped

@@ -9,7 +9,6 @@ blocks whatever the catalog size. Any dask-distributed scheduler works; a LocalC
 from __future__ import annotations
 
 import csv
-import os
 import resource
 import sys
 import time
@@ -20,12 +19,14 @@ import numpy as np
 
 from ..errors import InputError
 from ..graph.model import RuleGraph
-from ..ingest.records import Problem
+from ..types import Problem
 from . import symptoms as symp
-from .advisor import analyse, rank_actions
+from .advisor import rank_actions
+from .analysis import analyse
 from .photometry import ID_COLUMNS, Z_COLUMNS, build, detect_columns, read_csv_block
 
-OUTPUT_DIAGNOSTICS = ("beta_uv", "beta_opt", "turnover_um", "balmer_break_mag", "mir_slope", "chi2_red")
+OUTPUT_DIAGNOSTICS = ("beta_uv", "beta_opt", "turnover_um", "balmer_break_mag", "red_excess_mag", "mir_slope",
+                      "chi2_red")
 
 
 @dataclass
@@ -46,6 +47,14 @@ class CatalogReport:
     def rate(self) -> float:
         return self.sources / self.seconds if self.seconds else 0.0
 
+    def to_dict(self) -> dict:
+        """The run's report as ``advise-catalog --json`` prints it."""
+        return {"sources": self.sources, "lrd": self.lrd, "unclassifiable": self.unclassifiable,
+                "seconds": self.seconds, "sources_per_s": self.rate,
+                "sources_per_s_after_start": self.sources / max(self.process_seconds, 1e-9),
+                "peak_memory_mb": self.peak_memory_mb, "workers": self.workers, "out": self.out,
+                "skipped_rows": len(self.problems), "narratives": self.narratives}
+
     def summary(self) -> str:
         extra = ""
         if self.narratives:
@@ -62,14 +71,16 @@ class CatalogReport:
                 f"peak memory {self.peak_memory_mb:,.0f} MB (driver + workers); wrote {self.out}")
 
 
-def needed_columns(header: list[str], flux_unit: str | None) -> list[str]:
+def needed_columns(header: list[str], flux_unit: str | None) -> tuple[list[str], list[str]]:
+    """The columns a block must read, and those of them that are numbers (ids are text: "UNCOVER-DR3:1012")."""
     bands, _ = detect_columns(header, flux_unit)
     if not bands:
         raise InputError(f"no photometry columns among {', '.join(header[:15])}...")
     lower = {h.lower(): h for h in header}
-    cols = [c for b in bands for c in (b.flux, b.err, *(x for alt in b.alternates for x in alt)) if c]
-    cols += [lower[c] for c in (*ID_COLUMNS, *Z_COLUMNS, "compactness") if c in lower]
-    return list(dict.fromkeys(cols))
+    numeric = [c for b in bands for c in (b.flux, b.err, *(x for alt in b.alternates for x in alt)) if c]
+    numeric += [lower[c] for c in (*Z_COLUMNS, "compactness") if c in lower]
+    ids = [lower[c] for c in ID_COLUMNS if c in lower][:1]
+    return list(dict.fromkeys([*ids, *numeric])), list(dict.fromkeys(numeric))
 
 
 def csv_blocks(path: Path, block_rows: int) -> tuple[list[str], list[tuple[int, int, int]]]:
@@ -103,13 +114,14 @@ def csv_blocks(path: Path, block_rows: int) -> tuple[list[str], list[tuple[int, 
 
 
 def process_block(path: str, kind: str, start: int, end: int, first_line: int, header: list[str],
-                  needed: list[str], z: float | None, flux_unit: str | None, keep: int = 0) -> tuple[dict, list[Problem]]:
+                  needed: list[str], numeric: list[str], z: float | None, flux_unit: str | None,
+                  keep: int = 0) -> tuple[dict, list[Problem]]:
     """One dask task: read a block, run the vectorised diagnostics, return plain arrays."""
     if kind == "csv":
         with open(path, "rb") as fh:
             fh.seek(start)
             data = fh.read(end - start)
-        cols, lines, problems = read_csv_block(data, header, first_line, path, numeric=needed)
+        cols, lines, problems = read_csv_block(data, header, first_line, path, numeric=numeric)
         cols = {k: v for k, v in cols.items() if k in needed}
     elif kind == "parquet":
         import pyarrow.parquet as pq
@@ -126,13 +138,17 @@ def process_block(path: str, kind: str, start: int, end: int, first_line: int, h
             cols = {k: np.asarray(rows[k]) for k in needed}
         lines, problems = np.arange(first_line, first_line + (end - start)), []
     phot = build(cols, lines, flux_unit, z, problems, strict_bands=False)
-    diag, criteria, flag, symptoms = analyse(phot)
-    out = {"id": phot.ids, "line": phot.lines, "z": phot.z, "is_lrd": flag}
+    analysis = analyse(phot)
+    flag = analysis.lrd_flag
+    out = {"id": phot.ids.astype(str), "line": phot.lines, "z": phot.z, "is_lrd": flag,
+           "lrd_score": analysis.lrd_score,
+           "lrd_votes": np.array([",".join(v) for v in analysis.lrd_votes], dtype=object)}
+    columns = analysis.diagnostics.columns()
     for key in OUTPUT_DIAGNOSTICS:
-        out[key] = diag.get(key, np.full(len(phot), np.nan))
-    for c in criteria:
+        out[key] = columns[key]
+    for c in analysis.criteria:
         out[f"crit_{c.name}"] = c.passed
-    out["symptom_mask"] = symp.bitmask(symptoms)
+    out["symptom_mask"] = symp.bitmask(analysis.symptoms)
     if keep:  # photometry of the first flagged sources, for the LLM narratives the driver may write
         flagged = np.flatnonzero(flag == 1)[:keep]
         out["_flagged"] = phot.select(np.isin(np.arange(len(phot)), flagged))
@@ -148,7 +164,9 @@ def advise_catalog(path: str | Path, out: str | Path, scheduler: str | None = No
                    graph: RuleGraph | None = None, progress: bool = True, llm=None,
                    llm_limit: int = 100) -> CatalogReport:
     """Run the advisor's deterministic part over a catalog and write one row per source."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
+
+    from ..cluster import dask_client
 
     t0 = time.perf_counter()
     path, out = Path(path), Path(out)
@@ -178,22 +196,15 @@ def advise_catalog(path: str | Path, out: str | Path, scheduler: str | None = No
         blocks = [(s, min(s + block_rows, nrows), s + 1) for s in range(0, nrows, block_rows)]
     else:
         raise InputError(f"{path}: advise-catalog reads .csv, .parquet or .fits catalogs")
-    needed = needed_columns(header, flux_unit)
+    needed, numeric = needed_columns(header, flux_unit)
     graph = graph or RuleGraph.from_seeds()
     report = CatalogReport(out=str(out), blocks=len(blocks))
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        n = workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                               memory_limit="3GiB")
-        client = Client(cluster)
-    try:
+    with dask_client(scheduler, workers, memory_limit="3GiB") as client:
         report.workers = len(client.scheduler_info()["workers"])
         t1 = time.perf_counter()
         keep = llm_limit if llm is not None else 0
-        futures = [client.submit(process_block, str(path), kind, s, e, line, header, needed, z, flux_unit, keep,
+        futures = [client.submit(process_block, str(path), kind, s, e, line, header, needed, numeric, z, flux_unit,
+                                 keep,
                                  key=f"block-{i}-{path.name}-{s}", pure=False)
                    for i, (s, e, line) in enumerate(blocks)]
         order = {f.key: i for i, f in enumerate(futures)}
@@ -224,10 +235,6 @@ def advise_catalog(path: str | Path, out: str | Path, scheduler: str | None = No
             report.narratives = write_narratives(to_narrate, graph, llm, out.with_name(out.stem + ".narratives.jsonl"))
         worker_peaks = client.run(_peak_rss_mb)
         report.peak_memory_mb = _peak_rss_mb() + sum(worker_peaks.values())
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -238,9 +245,12 @@ def write_narratives(items: list, graph: RuleGraph, llm, path: Path) -> dict:
 
     from .advisor import advise_source, llm_narrative
 
+    # One analysis per block of flagged sources, done before the requests run in parallel.
+    analyses = {id(phot): analyse(phot) for phot, _ in items}
+
     def one(item):
         phot, i = item
-        advice = advise_source(phot, i, graph)
+        advice = advise_source(analyses[id(phot)], i, graph)
         t0 = time.perf_counter()
         if not advice.actions:
             return {"id": advice.source_id, "narrative": advice.narrative, "prompt_tokens": 0, "output_tokens": 0,
@@ -253,13 +263,12 @@ def write_narratives(items: list, graph: RuleGraph, llm, path: Path) -> dict:
                 "top_rule": advice.actions[0].rule_id}
 
     t0 = time.perf_counter()
-    runner = getattr(llm, "map", None)
-    rows = runner(one, items) if runner else [one(item) for item in items]
+    rows = llm.map(one, items)
     with open(path, "w") as fh:
         for row in rows:
             fh.write(json.dumps(row) + "\n")
     return {"count": len(rows), "seconds": time.perf_counter() - t0, "path": str(path),
-            "concurrency": getattr(llm, "concurrency", 1),
+            "concurrency": llm.concurrency,
             "prompt_tokens": sum(r["prompt_tokens"] or 0 for r in rows),
             "output_tokens": sum(r["output_tokens"] or 0 for r in rows)}
 
@@ -302,7 +311,7 @@ class _Writer:
         for k, v in result.items():
             if k == "is_lrd" or k.startswith("crit_"):
                 arrays[k] = pa.array(np.where(np.isnan(v), None, v == 1).tolist(), type=pa.bool_())
-            elif k in ("id", "symptoms", "top_rule", "top_action"):
+            elif k in ("id", "symptoms", "top_rule", "top_action", "lrd_votes"):
                 arrays[k] = pa.array(np.asarray(v).astype(str))
             else:
                 arrays[k] = pa.array(v)

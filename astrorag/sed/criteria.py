@@ -5,6 +5,13 @@ Thresholds are those in shared/REFERENCES.md: Labbé et al. 2023b (arXiv:2306.07
 Barro et al. 2024 (arXiv:2305.14418) and Akins et al. 2024 (arXiv:2406.10341). Parts that need images
 (compactness, r_h) are applied only when the table carries a ``compactness`` column
 (f444(0.4")/f444(0.2")); otherwise the criterion is marked photometric-only.
+
+Logic is three-valued (Kleene): 1 passed, 0 failed, NaN unknown. ``False AND unknown`` is ``False``
+(a source with S/N(F444W) = 5 fails a S/N > 14 cut whatever its colours), ``True OR unknown`` is
+``True``. Colours are intervals: a band with a positive measured flux is a point (the papers apply their
+cuts to catalog fluxes at any S/N), a band with no positive flux or flagged as an upper limit is "fainter
+than its 2-sigma limit", a missing band is unknown; a cut is decided when the whole interval lies on one
+side of the threshold, so a limit decides a cut exactly when it can.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from .diagnostics import fit_lines, magnitudes
+from .diagnostics import Diagnostics, fit_lines
+from .magnitudes import Magnitudes
 from .photometry import Photometry
 
 
@@ -27,6 +35,7 @@ class Criterion:
     passed: np.ndarray
     terms: dict[str, tuple[np.ndarray, str]] = field(default_factory=dict)  # term -> (values, threshold)
     note: str = ""
+    published: bool = True  # False for astrorag's own photometric stand-in
 
     def for_source(self, i: int) -> dict:
         p = self.passed[i]
@@ -37,48 +46,83 @@ class Criterion:
                 "note": self.note}
 
 
-class Colours:
-    """AB colours from measured fluxes (any S/N, positive flux), by lower-case band name."""
+# ---- three-valued logic -------------------------------------------------------------------------
 
-    def __init__(self, phot: Photometry):
-        self.phot = phot
-        # Colours use every positive flux; the detections (S/N >= 2) are kept for the slope criteria.
-        self.mag, self.mag_err, self.detected = magnitudes(phot)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self.snr = phot.flux / phot.err
-        self.n = len(phot)
+def all_of(*conds: np.ndarray) -> np.ndarray:
+    """Kleene AND of 1/0/NaN arrays: 0 if any term failed, else NaN if any is unknown, else 1.
 
-    def m(self, band: str) -> np.ndarray:
-        j = self.phot.band_index(band)
-        return self.mag[:, j] if j is not None else np.full(self.n, np.nan)
-
-    def sn(self, band: str) -> np.ndarray:
-        j = self.phot.band_index(band)
-        return self.snr[:, j] if j is not None else np.full(self.n, np.nan)
-
-    def c(self, a: str, b: str) -> np.ndarray:
-        return self.m(a) - self.m(b)
-
-
-def _all(*conds: np.ndarray) -> np.ndarray:
-    """AND of 1/0/NaN arrays: NaN if any term is NaN."""
-    out = np.ones_like(conds[0], dtype=float)
-    for c in conds:
-        out = np.where(np.isnan(out) | np.isnan(c), np.nan, out * c)
-    return out
-
-
-def _any(*conds: np.ndarray) -> np.ndarray:
-    """OR of 1/0/NaN arrays: 1 if any term passed, NaN if none passed and any was not evaluable."""
+    >>> all_of(np.array([0.0, 1.0, 1.0]), np.array([np.nan, np.nan, 1.0])).tolist()
+    [0.0, nan, 1.0]
+    """
     stack = np.vstack(conds)
-    passed = np.nansum(stack == 1, axis=0) > 0
-    unknown = np.isnan(stack).any(0)
-    return np.where(passed, 1.0, np.where(unknown, np.nan, 0.0))
+    return np.where((stack == 0).any(0), 0.0, np.where(np.isnan(stack).any(0), np.nan, 1.0))
+
+
+def any_of(*conds: np.ndarray) -> np.ndarray:
+    """Kleene OR: 1 if any term passed, else NaN if any is unknown, else 0.
+
+    >>> any_of(np.array([1.0, 0.0, 0.0]), np.array([np.nan, np.nan, 0.0])).tolist()
+    [1.0, nan, 0.0]
+    """
+    stack = np.vstack(conds)
+    return np.where((stack == 1).any(0), 1.0, np.where(np.isnan(stack).any(0), np.nan, 0.0))
 
 
 def _cmp(values: np.ndarray, op: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         return np.where(np.isfinite(values), op(values).astype(float), np.nan)
+
+
+# ---- colours as intervals -----------------------------------------------------------------------
+
+@dataclass
+class Colour:
+    """A colour a - b per source: a central value where both bands are measured and [lo, hi] bounds."""
+
+    value: np.ndarray  # both bands measured, else NaN (what the reports show)
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def above(self, t: float) -> np.ndarray:
+        """colour > t: 1 when even the bluest allowed colour is redder, 0 when even the reddest is not."""
+        return np.where(self.lo > t, 1.0, np.where(self.hi <= t, 0.0, np.nan))
+
+    def below(self, t: float) -> np.ndarray:
+        return np.where(self.hi < t, 1.0, np.where(self.lo >= t, 0.0, np.nan))
+
+    def between(self, lo: float, hi: float) -> np.ndarray:
+        return all_of(self.above(lo), self.below(hi))
+
+
+class Colours:
+    """AB colours and S/N by lower-case band name, from the table's :class:`Magnitudes`."""
+
+    def __init__(self, phot: Photometry, mags: Magnitudes):
+        self.phot, self.mags, self.n = phot, mags, len(phot)
+        self.measured = np.isfinite(mags.mag) & ~phot.upper
+        # Bright bound, faint bound of each magnitude: a point when measured; [2-sigma limit, inf) when not.
+        self._lo = np.where(self.measured, mags.mag, np.where(np.isfinite(mags.limit), mags.limit, -np.inf))
+        self._hi = np.where(self.measured, mags.mag, np.inf)
+
+    def _col(self, arr: np.ndarray, band: str, fill: float) -> np.ndarray:
+        j = self.phot.band_index(band)
+        return arr[:, j] if j is not None else np.full(self.n, fill)
+
+    def m(self, band: str) -> np.ndarray:
+        """Magnitude where measured (positive flux, not a limit), else NaN."""
+        j = self.phot.band_index(band)
+        return np.where(self.measured[:, j], self.mags.mag[:, j], np.nan) if j is not None \
+            else np.full(self.n, np.nan)
+
+    def sn(self, band: str) -> np.ndarray:
+        return self._col(self.mags.snr, band, np.nan)
+
+    def c(self, a: str, b: str) -> Colour:
+        lo = self._col(self._lo, a, -np.inf) - self._col(self._hi, b, np.inf)
+        hi = self._col(self._hi, a, np.inf) - self._col(self._lo, b, -np.inf)
+        with np.errstate(invalid="ignore"):
+            value = self.m(a) - self.m(b)
+        return Colour(value, np.nan_to_num(lo, nan=-np.inf), np.nan_to_num(hi, nan=np.inf))
 
 
 def _compactness(phot: Photometry, n: int) -> tuple[np.ndarray, bool]:
@@ -88,47 +132,49 @@ def _compactness(phot: Photometry, n: int) -> tuple[np.ndarray, bool]:
     return _cmp(comp, lambda v: v < 1.7), True
 
 
-def evaluate(phot: Photometry, diag: dict[str, np.ndarray]) -> list[Criterion]:
+def evaluate(phot: Photometry, mags: Magnitudes, diag: Diagnostics) -> list[Criterion]:
     """Every criterion for every source."""
-    col = Colours(phot)
+    col = Colours(phot, mags)
     n = len(phot)
     comp, has_comp = _compactness(phot, n)
     photometric_only = "" if has_comp else "photometric part only (no compactness column)"
     f444, sn444 = col.m("f444w"), col.sn("f444w")
-    red1_terms = {"F115W-F150W": (col.c("f115w", "f150w"), "< 0.8"), "F200W-F277W": (col.c("f200w", "f277w"), "> 0.7"),
-                  "F200W-F356W": (col.c("f200w", "f356w"), "> 1.0")}
-    red1 = _all(_cmp(red1_terms["F115W-F150W"][0], lambda v: v < 0.8), _cmp(red1_terms["F200W-F277W"][0], lambda v: v > 0.7),
-                _cmp(red1_terms["F200W-F356W"][0], lambda v: v > 1.0))
+    c115_150, c200_277, c200_356 = col.c("f115w", "f150w"), col.c("f200w", "f277w"), col.c("f200w", "f356w")
     c150_200, c277_356, c277_444 = col.c("f150w", "f200w"), col.c("f277w", "f356w"), col.c("f277w", "f444w")
-    red2 = _all(_cmp(c150_200, lambda v: v < 0.8), _cmp(c277_356, lambda v: v > 0.7), _cmp(c277_444, lambda v: v > 1.0))
-    red2k = _all(_cmp(c150_200, lambda v: v < 0.8), _cmp(c277_356, lambda v: v > 0.6), _cmp(c277_444, lambda v: v > 0.7))
-    bright = _all(_cmp(f444, lambda v: v < 27.7), _cmp(sn444, lambda v: v > 14))
     c115_200 = col.c("f115w", "f200w")
-    not_bd = _cmp(c115_200, lambda v: v > -0.5)
-    out = []
-    out.append(Criterion("labbe2023b", "2306.07320", _all(bright, _any(red1, red2), comp), {
-        **red1_terms, "F150W-F200W": (c150_200, "< 0.8 (red2)"), "F277W-F356W": (c277_356, "> 0.7 (red2)"),
-        "F277W-F444W": (c277_444, "> 1.0 (red2)"), "F444W": (f444, "< 27.7"), "S/N(F444W)": (sn444, "> 14")},
-        "red1 OR red2, F444W < 27.7, S/N > 14; " + (photometric_only or "compactness < 1.7")))
-    out.append(Criterion("kokorev2024", "2401.09981",
-                         _all(bright, _any(red1, red2k), np.where(np.isnan(not_bd), 1.0, not_bd), comp), {
-        **red1_terms, "F150W-F200W": (c150_200, "< 0.8 (red2)"), "F277W-F356W": (c277_356, "> 0.6 (red2)"),
-        "F277W-F444W": (c277_444, "> 0.7 (red2)"), "F115W-F200W": (c115_200, "> -0.5 (not a brown dwarf)"),
-        "F444W": (f444, "< 27.7"), "S/N(F444W)": (sn444, "> 14")},
-        "modified red1 OR red2 cuts, brown-dwarf cut where F115W exists; " + (photometric_only or "compactness < 1.7")))
-    out.append(Criterion("greene2024_vshape", "2309.05714",
-                         _all(_cmp(c115_200, lambda v: (v > -0.5) & (v < 1.0)), _cmp(c277_444, lambda v: v > 1.0)), {
-        "F115W-F200W": (c115_200, "between -0.5 and 1.0"), "F277W-F444W": (c277_444, "> 1.0")},
-        "the v-shape variant of the Labbé cuts"))
-    out.append(_kocevski(phot, col))
-    out.append(v_shape_criterion(diag))
-    out.append(Criterion("barro2024", "2305.14418",
-                         _all(_cmp(c277_444, lambda v: v > 1.5), _cmp(f444, lambda v: v < 28.0)),
-                         {"F277W-F444W": (c277_444, "> 1.5"), "F444W": (f444, "< 28")}))
-    out.append(Criterion("akins2024", "2406.10341",
-                         _all(_cmp(sn444, lambda v: v > 12), _cmp(c277_444, lambda v: v > 1.5)),
-                         {"S/N(F444W)": (sn444, "> 12"), "F277W-F444W": (c277_444, "> 1.5")},
-                         "photometric part only (the compactness ratio needs images)"))
+    red1 = all_of(c115_150.below(0.8), c200_277.above(0.7), c200_356.above(1.0))
+    red2 = all_of(c150_200.below(0.8), c277_356.above(0.7), c277_444.above(1.0))
+    red2k = all_of(c150_200.below(0.8), c277_356.above(0.6), c277_444.above(0.7))
+    bright = all_of(_cmp(f444, lambda v: v < 27.7), _cmp(sn444, lambda v: v > 14))
+    # The brown-dwarf cut vetoes only on evidence: a missing or undecided F115W-F200W does not veto.
+    not_bd = c115_200.above(-0.5)
+    not_bd = np.where(np.isnan(not_bd), 1.0, not_bd)
+    red1_terms = {"F115W-F150W": (c115_150.value, "< 0.8"), "F200W-F277W": (c200_277.value, "> 0.7"),
+                  "F200W-F356W": (c200_356.value, "> 1.0")}
+    out = [
+        Criterion("labbe2023b", "2306.07320", all_of(bright, any_of(red1, red2), comp), {
+            **red1_terms, "F150W-F200W": (c150_200.value, "< 0.8 (red2)"),
+            "F277W-F356W": (c277_356.value, "> 0.7 (red2)"), "F277W-F444W": (c277_444.value, "> 1.0 (red2)"),
+            "F444W": (f444, "< 27.7"), "S/N(F444W)": (sn444, "> 14")},
+            "red1 OR red2, F444W < 27.7, S/N > 14; " + (photometric_only or "compactness < 1.7")),
+        Criterion("kokorev2024", "2401.09981", all_of(bright, any_of(red1, red2k), not_bd, comp), {
+            **red1_terms, "F150W-F200W": (c150_200.value, "< 0.8 (red2)"),
+            "F277W-F356W": (c277_356.value, "> 0.6 (red2)"), "F277W-F444W": (c277_444.value, "> 0.7 (red2)"),
+            "F115W-F200W": (c115_200.value, "> -0.5 (not a brown dwarf)"),
+            "F444W": (f444, "< 27.7"), "S/N(F444W)": (sn444, "> 14")},
+            "modified red1 OR red2 cuts, brown-dwarf cut where F115W exists; "
+            + (photometric_only or "compactness < 1.7")),
+        Criterion("greene2024_vshape", "2309.05714", all_of(c115_200.between(-0.5, 1.0), c277_444.above(1.0)), {
+            "F115W-F200W": (c115_200.value, "between -0.5 and 1.0"), "F277W-F444W": (c277_444.value, "> 1.0")},
+            "the v-shape variant of the Labbé cuts"),
+        _kocevski(phot, col, diag),
+        v_shape_criterion(diag),
+        Criterion("barro2024", "2305.14418", all_of(c277_444.above(1.5), _cmp(f444, lambda v: v < 28.0)),
+                  {"F277W-F444W": (c277_444.value, "> 1.5"), "F444W": (f444, "< 28")}),
+        Criterion("akins2024", "2406.10341", all_of(_cmp(sn444, lambda v: v > 12), c277_444.above(1.5)),
+                  {"S/N(F444W)": (sn444, "> 12"), "F277W-F444W": (c277_444.value, "> 1.5")},
+                  "photometric part only (the compactness ratio needs images)"),
+    ]
     return out
 
 
@@ -141,8 +187,8 @@ KOCEVSKI_BANDS = [
 ]
 
 
-def _kocevski(phot: Photometry, col: Colours) -> Criterion:
-    mag, mag_err, det = col.mag, col.mag_err, col.detected
+def _kocevski(phot: Photometry, col: Colours, diag: Diagnostics) -> Criterion:
+    mags = col.mags
     n = len(phot)
     beta_uv, beta_opt = np.full(n, np.nan), np.full(n, np.nan)
     logw = np.log10(phot.pivots)[None, :].repeat(n, 0)
@@ -152,45 +198,67 @@ def _kocevski(phot: Photometry, col: Colours) -> Criterion:
             continue
         for names, target in ((blue, beta_uv), (red, beta_opt)):
             idx = [j for j in (phot.band_index(b) for b in names) if j is not None]
-            use = np.zeros_like(det)
-            use[:, idx] = det[:, idx]
+            use = np.zeros_like(mags.detected)
+            use[:, idx] = mags.detected[:, idx]
             use &= rows[:, None]
-            fit = fit_lines(logw, mag, mag_err, use)
+            fit = fit_lines(logw, mags.mag, mags.err, use)
             target[rows] = fit.beta[rows]
     sn444 = col.sn("f444w")
-    passed = _all(_cmp(sn444, lambda v: v > 12), _cmp(beta_opt, lambda v: v > 0),
-                  _cmp(beta_uv, lambda v: (v > -2.8) & (v < -0.37)))
+    # Outside the redshifts the band sets were designed for (z < 2, or no redshift) the slopes are unknown.
+    passed = all_of(_cmp(sn444, lambda v: v > 12), _cmp(beta_opt, lambda v: v > 0),
+                    _cmp(beta_uv, lambda v: (v > -2.8) & (v < -0.37)))
     return Criterion("kocevski2024", "2404.03576", passed, {
         "S/N(F444W)": (sn444, "> 12"), "beta_opt": (beta_opt, "> 0"), "beta_UV": (beta_uv, "between -2.8 and -0.37")},
-        "slopes from the redshift-dependent band sets; r_h < 1.5 r_h(stars) needs images and is not applied")
+        "slopes from the redshift-dependent band sets (z >= 2); r_h < 1.5 r_h(stars) needs images and is not applied")
 
 
-#: Without sizes, how far (mag) the rest-optical must rise above the UV power law (see :func:`is_lrd`).
+#: Without sizes, how far (mag) the rest-optical must rise above the UV power law (see :func:`lrd_flag`).
 RED_EXCESS_MIN = 0.75
 
 
-def v_shape_criterion(diag: dict[str, np.ndarray]) -> Criterion:
+def v_shape_criterion(diag: Diagnostics) -> Criterion:
     """astrorag's photometric stand-in for compactness: a V shape or strong break over a blue-enough UV."""
-    excess = diag["red_excess_mag"]
+    excess = diag.red_excess_mag
     return Criterion("v_shape_excess", "astrorag", _cmp(excess, lambda v: v > RED_EXCESS_MIN),
                      {"red_excess_mag": (excess, f"> {RED_EXCESS_MIN}")},
                      "rest-optical band brightest above the extrapolated UV power law; used with the colour "
-                     "cuts when no compactness is available (chosen on the Kokorev development set and "
-                     "synthetic galaxies, see README)")
+                     "cuts when no compactness is available (see the README's LRD section)", published=False)
 
 
-def is_lrd(criteria: list[Criterion], has_compactness: bool = False) -> np.ndarray:
-    """The headline flag: Kokorev et al. 2024 where its bands exist, else Kocevski et al. 2024, else Labbé.
+#: Published selections whose cuts ask for both a blue rest-UV and a red rest-optical side: any one of them
+#: selects; the others (Greene's v-shape variant, Barro's and Akins's red-only cuts) vote in the score.
+SELECTING = ("kokorev2024", "labbe2023b", "kocevski2024")
 
-    Without a compactness column, the Kokorev colour cuts also admit dusty and evolved galaxies whose
-    continuum simply rises in f_nu; the flag then also asks for the V shape (``v_shape_excess``).
-    1.0 / 0.0, or NaN where no criterion can be evaluated.
+
+@dataclass
+class LRDVerdict:
+    """The headline flag (1/0/NaN), a score in [0, 1] and, per source, the criteria that agree."""
+
+    flag: np.ndarray
+    score: np.ndarray
+    votes: list[list[str]]
+
+
+def lrd_flag(criteria: list[Criterion], has_compactness: bool = False) -> LRDVerdict:
+    """Combine the published criteria into one verdict.
+
+    flag = (Kokorev OR Labbé OR Kocevski) AND shape, in Kleene logic, where shape is the compactness cut when
+    the table has sizes and astrorag's V-shape excess when it has not. The fixed colour cuts of Labbé and
+    Kokorev and the redshift-aware slopes of Kocevski each select LRDs the others miss (the fixed colours lose
+    z > 8 sources whose break has moved into F356W), so any one of them selects. Without sizes the colour cuts
+    also pass dusty and evolved galaxies whose continuum simply rises in f_nu; the V-shape excess removes them.
+
+    score = the share of evaluable criteria (the six published ones and the shape) that pass; NaN when none
+    can be evaluated.
     """
     by = {c.name: c.passed for c in criteria}
-    out = by["kokorev2024"].copy()
-    if not has_compactness and "v_shape_excess" in by:
-        v = by["v_shape_excess"]
-        out = np.where(out == 1, np.where(np.isnan(v), np.nan, v), out)
-    for fallback in ("kocevski2024", "labbe2023b"):
-        out = np.where(np.isnan(out), by[fallback], out)
-    return out
+    selection = any_of(*(by[name] for name in SELECTING if name in by))
+    shape = np.ones_like(selection) if has_compactness else by.get("v_shape_excess", np.ones_like(selection))
+    flag = all_of(selection, shape)
+    stack = np.vstack([c.passed for c in criteria])
+    evaluable = np.isfinite(stack).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(evaluable > 0, (stack == 1).sum(0) / np.maximum(evaluable, 1), np.nan)
+    names = [c.name for c in criteria]
+    votes = [[names[k] for k in np.flatnonzero(stack[:, i] == 1)] for i in range(stack.shape[1])]
+    return LRDVerdict(flag, score, votes)

@@ -7,12 +7,14 @@ m = -2.5 (beta + 2) log10(lambda) + c (f_lambda ~ lambda^beta), the form Kocevsk
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
-from ..graph.vocabulary import REGIONS
-from .photometry import DETECTION_SNR, Photometry
+from .magnitudes import Magnitudes
+from .photometry import Photometry
+from .regions import REGIONS
 
 BALMER_LIMIT_UM = 0.3645
 UV_WINDOW = (0.125, BALMER_LIMIT_UM)       # redward of Ly-alpha, blueward of the Balmer limit
@@ -38,14 +40,66 @@ class LineFit:
         """Slope alpha in f_nu ~ lambda^alpha."""
         return -self.slope / 2.5
 
+    def select(self, rows) -> "LineFit":
+        return LineFit(self.slope[rows], self.intercept[rows], self.n[rows])
 
-def magnitudes(phot: Photometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """AB magnitudes, their errors, and the mask of detections (S/N >= 2, not an upper limit)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mag = np.where(phot.flux > 0, 23.9 - 2.5 * np.log10(phot.flux), np.nan)
-        mag_err = 1.0857362 * phot.err / phot.flux
-        detected = np.isfinite(mag) & np.isfinite(mag_err) & (phot.flux / phot.err >= DETECTION_SNR) & ~phot.upper
-    return mag, mag_err, detected
+
+@dataclass
+class Diagnostics:
+    """Every diagnostic as an array of length N (NaN where the bands do not allow a value).
+
+    The UV and optical line fits are kept (m = slope log10(lambda_rest) + intercept), so the plot draws the
+    very lines the slopes came from.
+    """
+
+    beta_uv: np.ndarray
+    n_uv: np.ndarray
+    beta_opt: np.ndarray
+    n_opt: np.ndarray
+    turnover_um: np.ndarray
+    balmer_break_mag: np.ndarray
+    red_excess_mag: np.ndarray
+    mir_slope: np.ndarray
+    n_mir: np.ndarray
+    uv_fit: LineFit
+    opt_fit: LineFit
+    resid: dict[str, np.ndarray] = field(default_factory=dict)    # region -> mean (obs - model)/err
+    n_resid: dict[str, np.ndarray] = field(default_factory=dict)  # region -> bands used
+    chi2_red: np.ndarray | None = None
+
+    #: the scalar diagnostics, in display order (catalog columns and the advice's ``diagnostics``)
+    SCALARS = ("beta_uv", "n_uv", "beta_opt", "n_opt", "turnover_um", "balmer_break_mag", "red_excess_mag",
+               "mir_slope", "n_mir")
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Flat name -> array view, with residuals as ``resid_<region>`` and ``n_<region>``."""
+        n = len(self.beta_uv)
+        out = {name: getattr(self, name) for name in self.SCALARS}
+        for region, values in self.resid.items():
+            out[f"resid_{region}"] = values
+            out[f"n_{region}"] = self.n_resid[region]
+        out["chi2_red"] = self.chi2_red if self.chi2_red is not None else np.full(n, np.nan)
+        return out
+
+    def for_source(self, i: int) -> dict[str, Any]:
+        """Plain values of source ``i`` (None where undefined), without the fit columns when there is no fit."""
+        out = {}
+        for name, values in self.columns().items():
+            if name == "chi2_red" and self.chi2_red is None:
+                continue
+            v = values[i]
+            out[name] = None if not np.isfinite(v) else (int(v) if name.startswith("n_") else round(float(v), 4))
+        return out
+
+    def select(self, rows) -> "Diagnostics":
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in self.SCALARS:
+            kw[name] = kw[name][rows]
+        kw["uv_fit"], kw["opt_fit"] = self.uv_fit.select(rows), self.opt_fit.select(rows)
+        kw["resid"] = {k: v[rows] for k, v in self.resid.items()}
+        kw["n_resid"] = {k: v[rows] for k, v in self.n_resid.items()}
+        kw["chi2_red"] = None if self.chi2_red is None else self.chi2_red[rows]
+        return Diagnostics(**kw)
 
 
 def rest_wavelengths(phot: Photometry) -> np.ndarray:
@@ -77,9 +131,10 @@ def _nearest_band(rest: np.ndarray, usable: np.ndarray, lo: float, hi: float, ta
     return np.where(np.isfinite(dist[np.arange(len(idx)), idx]), idx, -1)
 
 
-def compute(phot: Photometry) -> dict[str, np.ndarray]:
-    """All diagnostics as arrays of length N (NaN where the bands do not allow a value)."""
-    mag, mag_err, det = magnitudes(phot)
+def compute(phot: Photometry, mags: Magnitudes | None = None) -> Diagnostics:
+    """All diagnostics, vectorised over the sources."""
+    mags = mags or Magnitudes.of(phot)
+    mag, mag_err, det = mags.mag, mags.err, mags.detected
     rest = rest_wavelengths(phot)
     with np.errstate(divide="ignore", invalid="ignore"):
         logw = np.log10(rest)
@@ -103,34 +158,34 @@ def compute(phot: Photometry) -> dict[str, np.ndarray]:
     blue = _nearest_band(rest, det, 0.28, BALMER_LIMIT_UM, 0.33)
     red = _nearest_band(rest, det, 0.37, 0.50, 0.42)
     break_colour = np.where((blue >= 0) & (red >= 0), mag[rows, blue] - mag[rows, red], np.nan)
-    out = {
-        "beta_uv": uv.beta, "n_uv": uv.n, "beta_opt": opt.beta, "n_opt": opt.n,
-        "turnover_um": np.where(np.isfinite(turnover) & (turnover > 0.1) & (turnover < 2.0), turnover, np.nan),
-        "balmer_break_mag": break_colour, "red_excess_mag": red_excess,
-        "mir_slope": np.where(mir_ok, mir.alpha, np.nan), "n_mir": np.where(mir_ok, mir.n, 0),
-    }
-    out.update(residuals(phot, rest))
-    return out
+    resid, n_resid, chi2_red = residuals(phot, rest)
+    return Diagnostics(
+        beta_uv=uv.beta, n_uv=uv.n, beta_opt=opt.beta, n_opt=opt.n,
+        turnover_um=np.where(np.isfinite(turnover) & (turnover > 0.1) & (turnover < 2.0), turnover, np.nan),
+        balmer_break_mag=break_colour, red_excess_mag=red_excess,
+        mir_slope=np.where(mir_ok, mir.alpha, np.nan), n_mir=np.where(mir_ok, mir.n, 0),
+        uv_fit=uv, opt_fit=opt, resid=resid, n_resid=n_resid, chi2_red=chi2_red)
 
 
-def residuals(phot: Photometry, rest: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Per-region mean of (obs - model)/err and the reduced chi-square, when model fluxes are given."""
+def residuals(phot: Photometry, rest: np.ndarray | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None]:
+    """Per-region mean of (obs - model)/err, bands per region, and the reduced chi-square (with a fit)."""
     n = len(phot)
     if phot.model is None:
-        return {}
+        return {}, {}, None
     rest = rest_wavelengths(phot) if rest is None else rest
     usable = np.isfinite(phot.flux) & np.isfinite(phot.err) & (phot.err > 0) & np.isfinite(phot.model) & ~phot.upper
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(usable, (phot.flux - phot.model) / phot.err, 0.0)
-    out: dict[str, np.ndarray] = {}
+    resid: dict[str, np.ndarray] = {}
+    counts: dict[str, np.ndarray] = {}
     for region, (lo, hi) in REGIONS.items():
         inside = usable & (rest >= lo) & (rest < hi)
-        count = inside.sum(1)
+        counts[region] = inside.sum(1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"resid_{region}"] = np.where(count > 0, np.where(inside, r, 0).sum(1) / count, np.nan)
-        out[f"n_{region}"] = count
+            resid[region] = np.where(counts[region] > 0, np.where(inside, r, 0).sum(1) / counts[region], np.nan)
     k = usable.sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["chi2_red"] = np.where(k > 0, (r ** 2).sum(1) / k, np.nan)
-    assert out["chi2_red"].shape == (n,)
-    return out
+        chi2_red = np.where(k > 0, (r ** 2).sum(1) / k, np.nan)
+    assert chi2_red.shape == (n,)
+    return resid, counts, chi2_red

@@ -23,12 +23,12 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..ingest.records import Problem
+from ..types import Problem
 from .filters import Filter, get_filter
+from .units import MAG_PER_LN, ab_to_ujy, parse_flux_unit, to_ujy_scale
 
 ID_COLUMNS = ("id", "objid", "source_id", "object_id", "name")
 Z_COLUMNS = ("redshift", "z_spec", "zspec", "z", "z_phot", "zphot", "z_best", "photo_z")
-UNITS_TO_UJY = {"ujy": 1.0, "microjy": 1.0, "µjy": 1.0, "μjy": 1.0, "njy": 1e-3, "mjy": 1e3, "jy": 1e6}
 MISSING = (-99.0, -99.9, -999.0, 99.0)
 DETECTION_SNR = 2.0
 
@@ -39,7 +39,7 @@ class BandColumns:
     flux: str
     err: str | None
     kind: str  # "flux" or "mag"
-    unit: str  # "ujy", "mjy", "njy", "jy" or "abmag"
+    unit: str  # the unit as given (astropy spelling, or "abmag"); see astrorag.sed.units.parse_flux_unit
     alternates: list[tuple[str, str | None]] = field(default_factory=list)  # other columns of the same band
 
 
@@ -99,7 +99,7 @@ def detect_columns(names: Sequence[str], flux_unit: str | None = None) -> tuple[
         elif kind == found[band.name].kind:
             found[band.name].alternates.append((flux, err))  # e.g. f606w and f606wu: fill gaps from either
 
-    default_unit = (flux_unit or "ujy").lower()
+    default_unit = flux_unit or "uJy"
     for low, orig in lower.items():
         if m := re.fullmatch(r"(.+)_flux", low):
             err = next((lower[c] for c in (f"{m[1]}_fluxerr", f"{m[1]}_flux_err", f"{m[1]}_err", f"{m[1]}_eflux")
@@ -120,24 +120,28 @@ def detect_columns(names: Sequence[str], flux_unit: str | None = None) -> tuple[
             band = _band_of(orig)
             if band is not None and band.name not in found:
                 found[band.name] = BandColumns(band, orig, lower.get(f"{low}_err"), "flux",
-                                               (flux_unit or "mjy").lower())
-    if flux_unit and flux_unit.lower() not in UNITS_TO_UJY and flux_unit.lower() != "abmag":
-        raise InputError(f"unknown flux unit {flux_unit!r}; use one of uJy, nJy, mJy, Jy, ABmag")
+                                               flux_unit or "mJy")
+    if flux_unit:
+        parse_flux_unit(flux_unit)  # refuses an unknown unit with a message
     cols = sorted(found.values(), key=lambda c: c.band.pivot_um)
     return cols, unknown
 
 
-def to_ujy(values: np.ndarray, errors: np.ndarray | None, kind: str, unit: str) -> tuple[np.ndarray, ...]:
-    """Convert a band's values to uJy; returns (flux, err, upper-limit mask)."""
+def to_ujy(values: np.ndarray, errors: np.ndarray | None, kind: str, unit: str,
+           column: str = "") -> tuple[np.ndarray, ...]:
+    """Convert a band's values to uJy with astropy units; returns (flux, err, upper-limit mask)."""
+    import astropy.units as u
+
     v = np.asarray(values, dtype=float)
     e = np.full_like(v, np.nan) if errors is None else np.asarray(errors, dtype=float)
     missing = ~np.isfinite(v) | np.isin(v, MISSING)
-    if kind == "mag":
-        flux = 10 ** (-0.4 * (v - 23.9))
-        err = flux * e / 1.0857362
+    parsed = parse_flux_unit(unit, column)
+    if kind == "mag" or parsed == u.ABmag:  # a magnitude column, or one the table or --flux-unit says is AB
+        flux = ab_to_ujy(v)
+        err = flux * e / MAG_PER_LN
         missing |= v > 50
     else:
-        scale = UNITS_TO_UJY.get(unit, 1.0)
+        scale = to_ujy_scale(parsed)
         flux, err = v * scale, e * scale
     upper = (err < 0) & (flux > 0) & ~missing  # CIGALE: a negative error marks an upper limit
     err = np.where(upper, np.nan, err)
@@ -150,8 +154,14 @@ def to_ujy(values: np.ndarray, errors: np.ndarray | None, kind: str, unit: str) 
 
 def build(columns: dict[str, np.ndarray], lines: np.ndarray, flux_unit: str | None = None,
           z: float | None = None, problems: list[Problem] | None = None, strict_bands: bool = True,
-          extras: Sequence[str] = ("compactness", "r_eff_50_phys")) -> Photometry:
-    """Turn column arrays into a :class:`Photometry`."""
+          extras: Sequence[str] = ("compactness", "r_eff_50_phys"),
+          units: dict[str, str] | None = None) -> Photometry:
+    """Turn column arrays into a :class:`Photometry`.
+
+    ``units`` are the columns' own units (ECSV/FITS); each band column is converted with its own unit, and
+    ``flux_unit`` applies to columns that declare none.
+    """
+    units = units or {}
     names = list(columns)
     band_cols, unknown = detect_columns(names, flux_unit)
     unknown = [u for u in unknown if np.isfinite(_numeric(columns[u])).any() and
@@ -184,16 +194,27 @@ def build(columns: dict[str, np.ndarray], lines: np.ndarray, flux_unit: str | No
     upper = np.zeros_like(flux, dtype=bool)
     for j, bc in enumerate(band_cols):
         e = _numeric(columns[bc.err]) if bc.err else None
-        flux[:, j], err[:, j], upper[:, j] = to_ujy(_numeric(columns[bc.flux]), e, bc.kind, bc.unit)
+        _check_error_unit(bc, units)
+        flux[:, j], err[:, j], upper[:, j] = to_ujy(_numeric(columns[bc.flux]), e, bc.kind,
+                                                    units.get(bc.flux, bc.unit), bc.flux)
         for alt_flux, alt_err in bc.alternates:
             gap = ~np.isfinite(flux[:, j]) & ~upper[:, j]
             if gap.any():
                 af, ae, au = to_ujy(_numeric(columns[alt_flux]), _numeric(columns[alt_err]) if alt_err else None,
-                                    bc.kind, bc.unit)
+                                    bc.kind, units.get(alt_flux, bc.unit), alt_flux)
                 flux[gap, j], err[gap, j], upper[gap, j] = af[gap], ae[gap], au[gap]
     extra = {k: _numeric(columns[lower[k]]) for k in extras if k in lower}
     return Photometry(ids, zs, [bc.band for bc in band_cols], flux, err, upper, np.asarray(lines), None, extra,
                       problems or [])
+
+
+def _check_error_unit(bc: BandColumns, units: dict[str, str]) -> None:
+    """An error column must be in the unit of its flux column (the conversion uses one factor for both)."""
+    if bc.err and bc.err in units and bc.flux in units and units[bc.err] != units[bc.flux]:
+        a, b = parse_flux_unit(units[bc.flux], bc.flux), parse_flux_unit(units[bc.err], bc.err)
+        if a != b:
+            raise InputError(f"column {bc.err} is in {units[bc.err]} but {bc.flux} is in {units[bc.flux]}; "
+                             f"give a band's flux and error in one unit")
 
 
 def _ids(values) -> np.ndarray:
@@ -289,24 +310,25 @@ def read_table(path: str | Path) -> tuple[dict[str, np.ndarray], np.ndarray, lis
         header = next(csv.reader([head.decode("utf-8", "replace")]))
         cols, lines, problems = read_csv_block(body, header, 2, str(path))
         return cols, lines, problems, units
-    if suffix in (".fits", ".fit", ".fits.gz", ".ecsv", ".parquet", ".vot", ".xml"):
-        from astropy.table import Table
-
-        try:
-            table = Table.read(path)
-        except Exception as exc:
-            raise InputError(f"{path}: cannot read as a table ({exc})") from exc
-        cols = {}
-        for name in table.colnames:
-            col = table[name]
-            if getattr(col, "unit", None) is not None:
-                units[name] = str(col.unit)
-            data = col.filled(np.nan) if hasattr(col, "filled") and col.dtype.kind in "fi" else col
-            cols[name] = np.asarray(data)
-        return cols, np.arange(1, len(table) + 1), [], units
     if suffix in (".txt", ".dat", ".in", ".mag"):
         return (*_read_whitespace(path), units)
-    raise InputError(f"{path}: unsupported table type {suffix}; use .csv, .ecsv, .fits, .parquet or a CIGALE .txt/.dat")
+    # Everything else through astropy's reader registry, which knows FITS (also .fits.gz), ECSV, Parquet,
+    # VOTable and HDF5 by name and content.
+    from astropy.table import Table
+
+    try:
+        table = Table.read(path)
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read as a table ({exc}); use .csv, .ecsv, .fits, .parquet, a VOTable "
+                         f"or a CIGALE .txt/.dat file") from exc
+    cols = {}
+    for name in table.colnames:
+        col = table[name]
+        if getattr(col, "unit", None) is not None:
+            units[name] = col.unit.to_string()
+        data = col.filled(np.nan) if hasattr(col, "filled") and col.dtype.kind in "fi" else col
+        cols[name] = np.asarray(data)
+    return cols, np.arange(1, len(table) + 1), [], units
 
 
 def _read_whitespace(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray, list[Problem]]:
@@ -339,17 +361,6 @@ def _read_whitespace(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray, lis
     return cols, np.array(lines), problems
 
 
-def apply_units(columns: dict[str, np.ndarray], units: dict[str, str]) -> str | None:
-    """The flux unit declared by an ECSV/FITS table (the first band column with one), if any."""
-    for name, unit in units.items():
-        u = unit.replace(" ", "").lower().replace("micro", "u")
-        if u in UNITS_TO_UJY:
-            return u
-        if u in ("mag", "abmag", "mag(ab)"):
-            return "abmag"
-    return None
-
-
 def read_photometry(path: str | Path, z: float | None = None, flux_unit: str | None = None,
                     ids: Sequence[str] | None = None) -> Photometry:
     """Read a photometry file. ``z`` overrides the redshift column; ``ids`` keeps only those sources.
@@ -365,8 +376,7 @@ def read_photometry(path: str | Path, z: float | None = None, flux_unit: str | N
     (['a'], ['f150w', 'f444w'], 3, "column f150w_flux: 'oops' is not a number")
     """
     cols, lines, problems, units = read_table(path)
-    unit = flux_unit or apply_units(cols, units)
-    phot = build(cols, lines, unit, z, problems)
+    phot = build(cols, lines, flux_unit, z, problems, units=units)
     if ids is not None:
         wanted = set(map(str, ids))
         mask = np.isin(phot.ids, list(wanted))
@@ -408,8 +418,9 @@ def attach_model(phot: Photometry, path: str | Path, flux_unit: str | None = Non
         else:
             renamed[name] = values
     is_cigale = any(n.lower().startswith("best.") for n in cols)
-    unit = flux_unit or apply_units(cols, units) or ("mjy" if is_cigale else None)
-    model = build(renamed, lines, unit, z=0.0, problems=problems, strict_bands=False)
+    units = {(k[5:] if k.lower().startswith("best.") else k): v for k, v in units.items()}
+    unit = flux_unit or ("mJy" if is_cigale else None)
+    model = build(renamed, lines, unit, z=0.0, problems=problems, strict_bands=False, units=units)
     index = {str(i): k for k, i in enumerate(model.ids)}
     out = np.full_like(phot.flux, np.nan)
     for j, band in enumerate(phot.bands):

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..graph.vocabulary import REGIONS
 from ..types import Advice
-from .diagnostics import BALMER_LIMIT_UM, OPT_WINDOW, UV_WINDOW
+from .diagnostics import BALMER_LIMIT_UM
+from .magnitudes import LIMIT_SIGMA
+from .photometry import DETECTION_SNR
+from .regions import REGIONS
+from .units import MAG_PER_LN, ujy_to_ab
 
 REGION_COLOURS = {"uv": "#8172B3", "optical": "#55A868", "nir": "#DD8452", "mir": "#C44E52", "fir": "#937860"}
 
@@ -40,11 +43,12 @@ def plot_advice(advice: Advice, out: str | Path) -> Path:
     err = np.array([np.nan if v is None else v for v in sed.error_ujy], dtype=float)
     upper = np.array(sed.upper_limit)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mag = 23.9 - 2.5 * np.log10(flux)
-        mag_err = 1.0857 * err / flux
-        detected = np.isfinite(mag) & np.isfinite(mag_err) & (flux / err >= 2) & ~upper
-        limit_flux = np.where(upper, flux, np.where(np.isfinite(err), np.maximum(flux, 0) + 2 * err, np.nan))
-        limit_mag = 23.9 - 2.5 * np.log10(limit_flux)
+        mag = ujy_to_ab(flux)
+        mag_err = MAG_PER_LN * err / flux
+        detected = np.isfinite(mag) & np.isfinite(mag_err) & (flux / err >= DETECTION_SNR) & ~upper
+        limit_flux = np.where(upper, flux, np.where(np.isfinite(err), np.maximum(flux, 0) + LIMIT_SIGMA * err,
+                                                    np.nan))
+        limit_mag = ujy_to_ab(limit_flux)
     fig, ax = plt.subplots(figsize=(8.5, 5.2))
     d = advice.diagnostics
     for region, (lo, hi) in REGIONS.items():
@@ -63,25 +67,22 @@ def plot_advice(advice: Advice, out: str | Path) -> Path:
     ax.plot(lam[nondet], limit_mag[nondet], "v", color="0.5", ms=7, label="2-sigma upper limit")
     if sed.model_ujy is not None:
         model = np.array([np.nan if v is None else v for v in sed.model_ujy], dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            model_mag = 23.9 - 2.5 * np.log10(model)
+        model_mag = ujy_to_ab(model)
         ok = np.isfinite(model_mag)
         order = np.argsort(lam[ok])
         ax.plot(lam[ok][order], model_mag[ok][order], "s--", color="#4C72B0", ms=5, mfc="none", label="model")
-    for key, window, colour in (("beta_uv", UV_WINDOW, "#8172B3"), ("beta_opt", OPT_WINDOW, "#C44E52")):
-        beta = d.get(key)
-        if beta is None:
+    # The very lines the slopes came from (kept by the diagnostics), drawn over the bands they used.
+    for name, key, colour in (("uv", "beta_uv", "#8172B3"), ("optical", "beta_opt", "#C44E52")):
+        fit, beta = advice.fits.get(name), d.get(key)
+        if fit is None or beta is None:
             continue
-        use = detected & (lam >= window[0]) & (lam <= window[1])
+        lo, hi = fit["window_um"]
+        use = detected & (lam >= lo) & (lam <= hi)
         if use.sum() < 2:
             continue
-        x = np.log10(lam[use])
-        slope = -2.5 * (beta + 2)
-        w = 1 / np.maximum(mag_err[use], 0.05) ** 2
-        c = np.sum(w * (mag[use] - slope * x)) / np.sum(w)
         grid = np.linspace(lam[use].min() * 0.9, lam[use].max() * 1.1, 20)
-        ax.plot(grid, slope * np.log10(grid) + c, color=colour, lw=2, alpha=0.8,
-                label=f"{'UV' if key == 'beta_uv' else 'optical'} slope beta = {beta:.2f}")
+        ax.plot(grid, fit["slope"] * np.log10(grid) + fit["intercept"], color=colour, lw=2, alpha=0.8,
+                label=f"{'UV' if name == 'uv' else 'optical'} slope beta = {beta:.2f}")
     ax.set_xscale("log")
     _nice_ticks(ax.xaxis, ax.get_xlim())
     ax.invert_yaxis()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.vocabulary import REGIONS
-from .criteria import Criterion
-from .diagnostics import RESIDUAL_THRESHOLD
+from .criteria import Colours
+from .diagnostics import RESIDUAL_THRESHOLD, Diagnostics
+from .regions import REGIONS
 
 #: Thresholds, each a published or conventional boundary (see the docstring of :func:`derive`).
 V_SHAPE_BETA_UV_MAX = -0.37       # Kocevski et al. 2024
@@ -24,7 +24,7 @@ SYMPTOM_ORDER = [
 ]
 
 
-def derive(diag: dict[str, np.ndarray], criteria: list[Criterion], extras: dict[str, np.ndarray],
+def derive(diag: Diagnostics, colours: Colours, extras: dict[str, np.ndarray],
            lrd_flag: np.ndarray) -> dict[str, np.ndarray]:
     """Boolean symptom arrays.
 
@@ -39,34 +39,29 @@ def derive(diag: dict[str, np.ndarray], criteria: list[Criterion], extras: dict[
     - <region>_over/underestimated: mean (obs - model)/err of the region <= -2 / >= +2 (with a fit);
     - high_chi2: reduced chi-square > 5 (with a fit).
     """
-    n = len(diag["beta_uv"])
+    n = len(diag.beta_uv)
     with np.errstate(invalid="ignore"):
-        buv, bopt = diag["beta_uv"], diag["beta_opt"]
-        # A V shape by the slopes, or by the published colour cuts (``lrd_flag``, from criteria.is_lrd).
+        buv, bopt = diag.beta_uv, diag.beta_opt
+        # A V shape by the slopes, or by the published colour cuts (``lrd_flag``, from criteria.lrd_flag).
         colour_v = np.nan_to_num(lrd_flag, nan=0.0) == 1
         out = {
             "v_shaped_sed": ((buv < V_SHAPE_BETA_UV_MAX) & (bopt > V_SHAPE_BETA_OPT_MIN)) | colour_v,
             "red_optical_continuum": bopt > V_SHAPE_BETA_OPT_MIN,
             "blue_uv_slope": buv < BLUE_UV,
             "red_uv_slope": buv > RED_UV,
-            "strong_balmer_break": diag["balmer_break_mag"] > STRONG_BREAK_MAG,
-            "flat_mid_ir": diag["mir_slope"] < FLAT_MIR_ALPHA,
-            "high_chi2": diag.get("chi2_red", np.full(n, np.nan)) > HIGH_CHI2,
+            "strong_balmer_break": diag.balmer_break_mag > STRONG_BREAK_MAG,
+            "flat_mid_ir": diag.mir_slope < FLAT_MIR_ALPHA,
+            "high_chi2": (diag.chi2_red if diag.chi2_red is not None else np.full(n, np.nan)) > HIGH_CHI2,
         }
-        out["sed_turnover_balmer_limit"] = out["v_shaped_sed"] & (diag["turnover_um"] > 0.30) & \
-            (diag["turnover_um"] < 0.45)
+        out["sed_turnover_balmer_limit"] = out["v_shaped_sed"] & (diag.turnover_um > 0.30) & \
+            (diag.turnover_um < 0.45)
         comp = extras.get("compactness")
         out["compact_source"] = comp < 1.7 if comp is not None else np.zeros(n, dtype=bool)
-        by = {c.name: c for c in criteria}
-        kok = by.get("kokorev2024")
-        if kok is not None:
-            c115_200 = kok.terms["F115W-F200W"][0]
-            red_long = kok.terms["F277W-F444W"][0] > 0.7
-            out["brown_dwarf_colours"] = red_long & (c115_200 <= -0.5)
-        else:
-            out["brown_dwarf_colours"] = np.zeros(n, dtype=bool)
+        # Kokorev et al. 2024's brown-dwarf test: red long-wavelength colours with a blue F115W-F200W.
+        out["brown_dwarf_colours"] = (colours.c("f277w", "f444w").above(0.7) == 1) & \
+            (colours.c("f115w", "f200w").below(-0.5 + 1e-9) == 1)
         for region in REGIONS:
-            r = diag.get(f"resid_{region}")
+            r = diag.resid.get(region)
             if r is None:
                 out[f"{region}_overestimated"] = np.zeros(n, dtype=bool)
                 out[f"{region}_underestimated"] = np.zeros(n, dtype=bool)

@@ -13,6 +13,7 @@ import numpy as np
 
 from .filters import get_filter
 from .photometry import Photometry
+from .units import ab_to_ujy
 
 HIGHZ_BANDS = ("f606w", "f814w", "f090w", "f115w", "f150w", "f200w", "f277w", "f356w", "f410m", "f444w")
 LOWZ_BANDS = ("f435w", "f606w", "f814w", "f125w", "f160w", "f090w", "f115w", "f150w", "f200w", "f277w", "f356w",
@@ -43,7 +44,7 @@ def stellar_fnu(lam: np.ndarray, beta_uv: np.ndarray, beta_opt: np.ndarray, brea
 
 
 def _observe(rng, fnu_rest: np.ndarray, bands: list, depth_mag: float, frac_err: float) -> tuple[np.ndarray, ...]:
-    floor = 10 ** (-0.4 * (depth_mag - 23.9)) / 5.0
+    floor = ab_to_ujy(depth_mag) / 5.0
     err = np.sqrt((frac_err * np.abs(fnu_rest)) ** 2 + floor ** 2)
     return fnu_rest + rng.normal(size=fnu_rest.shape) * err, err
 
@@ -79,7 +80,7 @@ def population(kind: str, n: int, seed: int = 0, bands=HIGHZ_BANDS) -> Photometr
         raise ValueError(f"unknown population {kind!r}; use lrd or normal")
     shape = stellar_fnu(lam, buv, bopt, brk)
     j444 = [f.short for f in filt].index("f444w")
-    target = 10 ** (-0.4 * (rng.uniform(24.0, 27.0, n) - 23.9))
+    target = ab_to_ujy(rng.uniform(24.0, 27.0, n))
     fnu = shape * (target / shape[:, j444])[:, None]
     flux, err = _observe(rng, fnu, filt, depth_mag=29.0, frac_err=0.03)
     return _phot([f"{kind}-{i}" for i in range(n)], z, filt, flux, err)
@@ -114,7 +115,7 @@ def misspecified(kind: str, n: int, seed: int = 0, bands=LOWZ_BANDS) -> Photomet
         model = np.where(lam < BALMER, truth * uv_dim, truth * (lam / BALMER) ** gamma)
     else:
         raise ValueError(f"unknown mis-specification {kind!r}; use one of {', '.join(MISSPECIFICATIONS)}")
-    scale = 10 ** (-0.4 * (rng.uniform(22.0, 24.0, n) - 23.9)) / np.nanmax(truth, axis=1)
+    scale = ab_to_ujy(rng.uniform(22.0, 24.0, n)) / np.nanmax(truth, axis=1)
     truth, model = truth * scale[:, None], model * scale[:, None]
     flux, err = _observe(rng, truth, filt, depth_mag=27.5, frac_err=0.05)
     return _phot([f"{kind}-{i}" for i in range(n)], z, filt, flux, err, model)
