@@ -192,3 +192,101 @@ def test_ask_cites_an_attenuation_rule(small_settings):
     assert rules and rules[0]["rule_id"] == "att-uvopt-over" and rules[0]["papers"]
     graph = RuleGraph.from_seeds()
     assert graph.get(rules[0]["rule_id"]).action.parameter in ATTENUATION
+
+
+# ---- CIGALE mechanics and the literature: each corrected rule stays corrected ---------------------
+
+def _seed(rule_id):
+    return RuleGraph.from_seeds().get(rule_id)
+
+
+def test_no_seed_rule_breaks_cigale_mechanics():
+    from astrorag.graph.mechanics import check_rule
+
+    assert {r.rule_id: check_rule(r) for r in load_seed_rules() if check_rule(r)} == {}
+
+
+def test_lines_vs_continuum_keeps_the_continuum_fixed():
+    """dustatt_modified_starburst: continuum E(B-V) = E_BV_factor x E_BV_lines; the fix lowers the lines' E(B-V)
+    at a fixed product (raising the factor alone would dim the continuum and deepen the optical deficit)."""
+    from astrorag.graph.mechanics import check_rule, modified_starburst_ebv
+    from astrorag.types import Action, Rule
+
+    rule = _seed("att-lines-vs-continuum")
+    assert (rule.action.parameter, rule.action.direction) == ("E_BV_lines", "decrease")
+    assert "E_BV_factor" in dict(rule.action.also)
+    before, after = modified_starburst_ebv(0.5, 0.44), modified_starburst_ebv(0.3, 0.73)  # the rule's example
+    assert after[0] < before[0] and after[1] == pytest.approx(before[1], abs=0.005)
+    old = Rule("old", ("emission_line_excess", "optical_underestimated"),
+               Action("increase", "E_BV_factor", "dustatt_modified_starburst"), "why", 0.5, ("1811.03094",), "seed")
+    assert check_rule(old) and modified_starburst_ebv(0.5, 1.0)[1] > before[1]
+
+
+def test_xray_rules_relax_the_alpha_ox_filter():
+    for rule_id in ("agn-xray-weak", "lrd-xray-weak"):
+        rule = _seed(rule_id)
+        assert rule.action.parameter == "max_dev_alpha_ox" and rule.action.direction == "increase"
+        assert "alpha_ox" in dict(rule.action.also) and "-2" in dict(rule.action.also)["alpha_ox"]
+
+
+def test_fracagn_of_optical_light_sets_lambda_fracagn():
+    for rule_id in ("lrd-reddened-agn", "lrd-bracket-hypotheses", "lrd-optical-deficit-agn", "lrd-mass-too-high"):
+        assert dict(_seed(rule_id).action.also).get("lambda_fracAGN") == "0.4/0.7", rule_id
+    torus_cap = _seed("lrd-flat-mir-limits-torus")
+    assert torus_cap.action.direction == "check" and "lambda_fracagn = 0/0" in torus_cap.action.range.lower()
+
+
+def test_polar_dust_stays_within_the_infrared_limits():
+    from astrorag.graph.mechanics import LRD_MAX_AV, polar_av, range_bounds
+
+    for rule in load_seed_rules():
+        ranges = ([rule.action.range] if rule.action.parameter == "EBV" else []) + \
+            [v for p, v in rule.action.also if p == "EBV"]
+        for text in ranges:
+            assert polar_av(range_bounds(text)[1]) <= LRD_MAX_AV + 0.1, rule.rule_id
+    assert "2505.22600" in _seed("agn-polar-dust").citations
+
+
+def test_dusty_starburst_reaches_barro_attenuation_and_checks_the_far_ir():
+    from astrorag.graph.mechanics import range_bounds, stellar_av
+
+    rule = _seed("lrd-dusty-starburst")
+    assert stellar_av(range_bounds(rule.action.range)[0]) >= 3.0          # Barro et al.: A_V of 3 or more
+    assert "far-IR" in rule.rationale and rule.contradicted_by == ("2505.22600",)
+
+
+def test_uv_component_is_not_a_lightly_attenuated_burst():
+    rule = _seed("lrd-uv-component")
+    assert rule.action.parameter != "f_burst" and "scattered" in rule.action.change
+
+
+def test_contested_claims_cite_each_side_correctly():
+    assert "2405.01473" in _seed("lrd-dense-gas").contradicted_by
+    assert {"2501.13082", "2409.07805"} <= set(_seed("lrd-dense-gas").citations)
+    assert "2412.04557" in _seed("lrd-cliff").contradicted_by and "2412.04557" not in _seed("lrd-cliff").citations
+    assert "2509.07100" in _seed("lrd-flat-mir-limits-torus").contradicted_by
+    assert "dense_gas_balmer_break" in _seed("lrd-flat-mir-limits-torus").supports
+    turnover = _seed("lrd-turnover-balmer-limit")
+    assert "evolved stars" in turnover.rationale and "10^4 K" in turnover.rationale
+    for rule_id in ("att-uvopt-over", "agn-mir-under", "phot-error-floor"):
+        assert "2409.14807" not in _seed(rule_id).citations  # Mephisto's abstract does not make these claims
+    broad = _seed("lrd-broad-line-band")
+    assert broad.action.direction == "check" and "H-alpha" in broad.action.change
+    for rule in load_seed_rules():
+        assert rule.citations and not set(rule.citations) & set(rule.contradicted_by), rule.rule_id
+        assert not rule.contradicted_by or rule.dissent, rule.rule_id
+
+
+def test_contested_rules_say_so_in_the_cli_and_in_evidence(tmp_path):
+    from astrorag.graph.retrieve import rule_text
+
+    assert "CONTESTED by 2405.01473" in rule_text(_seed("lrd-dense-gas"))
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(tmp_path))
+    shown = subprocess.run([sys.executable, "-m", "astrorag", "rules", "show", "lrd-cliff"], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert shown.returncode == 0 and "papers against: 2412.04557" in shown.stdout
+    listed = subprocess.run([sys.executable, "-m", "astrorag", "rules", "list", "--json"], capture_output=True,
+                            text=True, env=env, timeout=120)
+    rules = {r["rule_id"]: r for r in json.loads(listed.stdout)}
+    assert rules["lrd-cliff"]["papers_against"] == ["2412.04557"] and rules["lrd-cliff"]["contested"]
+    assert all({"papers_for", "papers_against"} <= set(r) for r in rules.values())

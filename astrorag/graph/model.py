@@ -21,6 +21,7 @@ import networkx as nx
 from ..errors import InputError
 from ..types import Action, Rule, content_hash, normalize_arxiv_id
 from . import vocabulary as vocab
+from .mechanics import check_rule
 
 RULES_FILE = "rules.json"
 
@@ -57,8 +58,15 @@ def validate_rule(rule: Rule) -> Rule:
             raise InputError(f"rule {rule.rule_id}: {ident!r} is not an arXiv id or a bibcode")
     if not 0.0 < rule.prior_confidence < 1.0:
         raise InputError(f"rule {rule.rule_id}: confidence must be between 0 and 1, got {rule.prior_confidence}")
+    also = tuple((vocab.validate_parameter(p), v) for p, v in action.also)
+    if rule.contradicted_by and not rule.dissent:
+        raise InputError(f"rule {rule.rule_id}: papers against it ({', '.join(rule.contradicted_by)}) need a "
+                         f"'dissent' line saying what they argue")
     rule.condition = condition
-    rule.action = Action(action.direction, parameter, module, action.range, action.change)
+    rule.action = Action(action.direction, parameter, module, action.range, action.change, also)
+    wrong = check_rule(rule)  # a rule that misuses CIGALE's mechanics makes fits worse: refuse it
+    if wrong:
+        raise InputError(f"rule {rule.rule_id}: {'; '.join(wrong)}")
     rule.supports = supports
     return rule
 
@@ -73,11 +81,13 @@ def load_seed_rules(path: Path | None = None) -> list[Rule]:
         try:
             rule = Rule(rule_id=entry["id"], condition=tuple(entry["when"]),
                         action=Action(entry["direction"], entry.get("parameter"), entry.get("module"),
-                                      entry.get("range", ""), entry.get("change", "")),
+                                      entry.get("range", ""), entry.get("change", ""),
+                                      tuple(tuple(pair) for pair in entry.get("also", {}).items())),
                         rationale=entry["rationale"], prior_confidence=float(entry["confidence"]),
                         citations=tuple(entry["citations"]), origin="seed",
                         supports=tuple(entry.get("supports", ())),
-                        contradicted_by=tuple(entry.get("contradicted_by", ())))
+                        contradicted_by=tuple(entry.get("contradicted_by", ())),
+                        dissent=entry.get("dissent", ""))
         except KeyError as exc:
             raise InputError(f"{path}: rule {entry.get('id', '?')} lacks the field {exc.args[0]}") from None
         rules.append(validate_rule(rule))

@@ -9,14 +9,17 @@ from .vocabulary import link_text
 
 def rule_text(rule: Rule) -> str:
     """How a rule reads as evidence: what to do, why, how sure, and on whose authority."""
-    return (f"{rule.describe()} Why: {rule.rationale} (rule {rule.rule_id}, {rule.origin}, confidence "
-            f"{rule.confidence:.2f}; papers: {', '.join(rule.citations) or 'fit outcomes'})")
+    text = (f"{rule.describe()} Why: {rule.rationale} (rule {rule.rule_id}, {rule.origin}, confidence "
+            f"{rule.confidence:.2f}; papers for: {', '.join(rule.citations) or 'fit outcomes'})")
+    if rule.contested:
+        text += f" CONTESTED by {', '.join(rule.contradicted_by)}: {rule.dissent}"
+    return text
 
 
 def rule_to_evidence(match: RuleMatch, key: str) -> Evidence:
     rule = match.rule
     return Evidence(key=key, kind="rule", text=rule_text(rule), rule_id=rule.rule_id, title=rule.describe(),
-                    papers=rule.citations, scores={"graph": match.score}, fused_score=match.score)
+                    papers=rule.citations, papers_against=rule.contradicted_by, dissent=rule.dissent, scores={"graph": match.score}, fused_score=match.score)
 
 
 def graph_search(graph: RuleGraph, question: str, limit: int = 3) -> list[RuleMatch]:
