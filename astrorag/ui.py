@@ -9,16 +9,15 @@ import os
 import tempfile
 import threading
 import traceback
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import AstroRagError
 from .settings import Settings
-from .types import Answer, Evidence, normalize_arxiv_id
+from .types import Answer, Evidence, Filters, QueryParams, normalize_arxiv_id
+from .workflows import LRD_EXAMPLES
 
 log = logging.getLogger("astrorag.app")
-LRD_EXAMPLES = Path(str(resources.files("astrorag") / "data" / "kokorev2024_lrd_dev.csv"))
 
 
 def _friendly(exc: Exception) -> str:
@@ -63,7 +62,12 @@ def sources_markdown(answer: Answer) -> str:
         mark = "**cited**" if ev.key in cited else "retrieved"
         if ev.kind == "rule":
             papers = ", ".join(paper_link(p) for p in ev.papers)
-            lines.append(f"**[{ev.key}] rule `{ev.rule_id}`** ({mark})  \n{html.escape(ev.title)}  \npapers: {papers}")
+            contested = ""
+            if ev.papers_against:
+                against = ", ".join(paper_link(p) for p in ev.papers_against)
+                contested = f"  \n**contested** by {against}: {html.escape(ev.dissent)}"
+            lines.append(f"**[{ev.key}] rule `{ev.rule_id}`** ({mark})  \n{html.escape(ev.title)}  \n"
+                         f"papers for: {papers}{contested}")
         else:
             authors = ", ".join(ev.authors[:3]) + (" et al." if len(ev.authors) > 3 else "")
             title = f"[{html.escape(ev.title)}]({ev.url})" if ev.url else html.escape(ev.title)
@@ -74,23 +78,29 @@ def sources_markdown(answer: Answer) -> str:
 
 
 class AppState:
-    """Assistants cached per settings; one lock per index for writes."""
+    """One Assistant per backend choice (backend, model, host), opened once; k and the year filters are
+    per-call :class:`QueryParams`, so moving a slider reopens nothing."""
 
     def __init__(self, base: Settings):
         self.base = base
-        self._assistants: dict[str, Any] = {}
+        self._assistants: dict[tuple, Any] = {}
         self._lock = threading.Lock()
 
-    def settings(self, backend: str, model: str, host: str, k: int, year_min, year_max) -> Settings:
+    def settings(self, backend: str, model: str, host: str) -> Settings:
         return self.base.replace(backend=backend or "auto", ollama_model=model or self.base.ollama_model,
-                                 ollama_host=host or self.base.ollama_host, k=int(k or self.base.k),
-                                 year_min=int(year_min) if year_min else None,
-                                 year_max=int(year_max) if year_max else None)
+                                 ollama_host=host or self.base.ollama_host)
 
-    def assistant(self, settings: Settings):
+    @staticmethod
+    def params(k, year_min, year_max) -> QueryParams:
+        filters = Filters(int(year_min) if year_min else None, int(year_max) if year_max else None) \
+            if (year_min or year_max) else None
+        return QueryParams(k=int(k) if k else None, filters=filters)
+
+    def assistant(self, backend: str, model: str, host: str):
         from .assistant import Assistant
 
-        key = settings.fingerprint() + settings.ollama_host + str(settings.index_path)
+        settings = self.settings(backend, model, host)
+        key = (settings.backend, settings.ollama_model, settings.ollama_host)
         with self._lock:
             if key not in self._assistants:
                 self._assistants[key] = Assistant(settings)
@@ -113,14 +123,14 @@ def build_app(settings: Settings | None = None):
         history.append({"role": "user", "content": message})
         history.append({"role": "assistant", "content": ""})
         try:
-            assistant = state.assistant(state.settings(backend, model, host, k, ymin, ymax))
+            assistant = state.assistant(backend, model, host)
             notice = " ".join(assistant.notices)
-            badge = f"**Backend:** {assistant.llm.name} ({assistant.llm.model})" + \
+            badge = f"**Backend:** {assistant.writer.name} ({assistant.writer.model})" + \
                 (f"  \n_{html.escape(notice)}_" if notice else "")
             earlier = [{"role": m["role"], "content": m["content"]} for m in history[:-2][-6:]
                        if isinstance(m.get("content"), str)]
             text = ""
-            for piece in assistant.stream(message, history=earlier):
+            for piece in assistant.stream(message, state.params(k, ymin, ymax), history=earlier):
                 if isinstance(piece, Answer):
                     history[-1]["content"] = link_citations(piece.text, piece.evidence)
                     extra = "".join(f"\n\n_{html.escape(n)}_" for n in piece.notices if n not in assistant.notices)
@@ -134,28 +144,15 @@ def build_app(settings: Settings | None = None):
             yield history, gr.update(), gr.update(), ""
 
     def advise(upload, example_id, source_id, z, model_file, backend, model, host):
-        from .graph.model import load_graph
-        from .sed.advisor import advise_source, analyse
-        from .sed.photometry import load_source
-        from .sed.plot import plot_advice
+        from .workflows import advise_file
 
         try:
             path = upload if upload else LRD_EXAMPLES
             wanted = (source_id or "").strip() or (example_id if not upload else None)
-            phot = load_source(path, wanted, float(z) if z else None, model_fluxes=model_file)
-            if len(phot) == 0:
-                raise AstroRagError(f"no readable sources in {Path(path).name}")
-            s = state.settings(backend, model, host, base.k, None, None)
-            llm = None
-            if backend and backend != "extractive":
-                from .llm import get_backend
-
-                chosen = get_backend(backend, s)
-                llm = chosen.backend if chosen.backend.is_generative else None
-            result = advise_source(phot, 0, load_graph(s.index_path), llm, analyse(phot))
             out_dir = Path(tempfile.mkdtemp(prefix="astrorag-sed-"))
-            plot = plot_advice(result, out_dir / f"{result.source_id}.png")
-            result.plot = str(plot)
+            result = advise_file(state.settings(backend, model, host), path, wanted, float(z) if z else None,
+                                 model_fluxes=model_file, plot=out_dir / "sed.png", backend=backend or None).advice
+            plot = result.plot
             json_path = out_dir / f"{result.source_id}.json"
             json_path.write_text(json.dumps(result.to_dict(), indent=2, default=str))
             return (str(plot), diagnostics_markdown(result), actions_markdown(result),
@@ -182,45 +179,26 @@ def build_app(settings: Settings | None = None):
             return f"⚠️ {_friendly(exc)}"
 
     def ingest_files(files, progress=gr.Progress()):
-        from .index.embed import get_embedder
-        from .index.store import Index
-        from .ingest.pipeline import ingest_documents
-        from .ingest.records import read_files
+        from .workflows import ingest_files as ingest
 
         try:
             if not files:
                 raise AstroRagError("choose one or more JSONL/JSON/CSV files first")
-            progress(0.1, desc="reading records")
-            result = read_files([f if isinstance(f, str) else f.name for f in files])
-            progress(0.3, desc=f"embedding {len(result.documents)} records")
-            index = Index.open(base, create=True)
-            report = ingest_documents(index, result.documents, get_embedder(base), base, progress=False)
-            index.close()
-            problems = "".join(f"\n- skipped {p}" for p in result.problems[:20])
+            progress(0.1, desc="reading and embedding records")
+            report = ingest(base.replace(progress=False), [f if isinstance(f, str) else f.name for f in files])
+            problems = "".join(f"\n- skipped {p}" for p in report.problems[:20])
             return f"Ingested: {report.summary()}{problems}", library_stats()
         except Exception as exc:
             return f"⚠️ {_friendly(exc)}", library_stats()
 
     def ingest_remote(source, query, count, progress=gr.Progress()):
-        from .index.embed import get_embedder
-        from .index.store import Index
+        from .workflows import ingest_remote as fetch
 
         try:
             if not (query or "").strip():
                 raise AstroRagError("type a query first")
             progress(0.05, desc=f"querying {source}")
-            index = Index.open(base, create=True)
-            try:
-                if source == "ADS":
-                    from .ingest.ads_source import ingest_ads
-
-                    report = ingest_ads(query, index, get_embedder(base), base, rows=int(count))
-                else:
-                    from .ingest.arxiv_source import ingest_arxiv
-
-                    report = ingest_arxiv(query, index, get_embedder(base), base, max_results=int(count))
-            finally:
-                index.close()
+            report = fetch(base, source, query, int(count))
             return f"{source}: {report.summary()}", library_stats()
         except Exception as exc:
             return f"⚠️ {_friendly(exc)}", library_stats()
@@ -305,6 +283,8 @@ def diagnostics_markdown(advice) -> str:
             ("mir_slope", "mid-IR slope alpha"), ("chi2_red", "reduced chi2 of the fit")]
     rows = "\n".join(f"| {label} | {d.get(key) if d.get(key) is not None else 'n/a'} |" for key, label in keys)
     verdict = {True: "**yes**", False: "no", None: "not classifiable"}[advice.is_lrd]
+    if advice.lrd_score is not None:
+        verdict += f" (score {advice.lrd_score:.2f}; agree: {', '.join(advice.lrd_votes) or 'none'})"
     crit = "\n".join(
         f"| {c['name']} ({c['paper']}) | {'yes' if c['passed'] else 'no' if c['passed'] is False else 'n/a'} | "
         + "; ".join(f"{t['term']} = {t['value']} ({t['threshold']})" for t in c["terms"]) + " |"
@@ -317,8 +297,15 @@ def diagnostics_markdown(advice) -> str:
 def actions_markdown(advice) -> str:
     if not advice.actions:
         return "### Actions\nNo rule matches these symptoms."
-    rows = "\n".join(f"| {a.rank} | {html.escape(a.summary)} | `{a.rule_id}` | {a.confidence} | "
-                     f"{', '.join(paper_link(p) for p in a.citations)} |" for a in advice.actions)
+    def papers(a) -> str:
+        text = ", ".join(paper_link(p) for p in a.citations)
+        if a.contradicted_by:
+            text += (f"<br>**contested** by {', '.join(paper_link(p) for p in a.contradicted_by)}: "
+                     f"{html.escape(a.dissent)}")
+        return text
+
+    rows = "\n".join(f"| {a.rank} | {html.escape(a.summary)} | `{a.rule_id}` | {a.confidence} | {papers(a)} |"
+                     for a in advice.actions)
     interp = ", ".join(i["interpretation"] for i in advice.interpretations)
     return (f"### Ranked actions\n| # | action | rule | confidence | papers |\n|---|---|---|---|---|\n{rows}\n\n"
             f"**Points to:** {interp or 'no interpretation'}")
