@@ -8,14 +8,14 @@ streaming NDJSON and without).
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+
+from loopback import LoopbackServer, QuietHandler
 
 CREATED = "2025-06-01T12:00:00.000000Z"
 
 
-class FakeOllama:
+class FakeOllama(LoopbackServer):
     def __init__(self, models=("astrosage",), reply: Callable[[dict], str] | str = "ok [1]", logprobs=None):
         self.models = list(models)
         self.reply = reply
@@ -23,10 +23,7 @@ class FakeOllama:
         self.requests: list[tuple[str, dict]] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def _send(self, status: int, body: dict | None = None, lines: list[dict] | None = None):
                 self.send_response(status)
                 self.send_header("Content-Type", "application/x-ndjson" if lines else "application/json")
@@ -90,17 +87,8 @@ class FakeOllama:
                     final["message"]["content"] = text
                     self._send(200, final)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
-    def __enter__(self) -> "FakeOllama":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def chats(self) -> list[dict]:
         return [body for path, body in self.requests if path == "/api/chat"]

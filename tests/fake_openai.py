@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from loopback import LoopbackServer, QuietHandler
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     def __init__(self, model: str = "astrosage", reply="Raise E_BV_lines first [R1].", delay_s: float = 0.0):
         self.model, self.reply, self.delay_s = model, reply, delay_s
         self.requests: list[dict] = []
@@ -20,10 +21,7 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def _json(self, status, body):
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -71,14 +69,5 @@ class FakeOpenAI:
                     with owner._lock:
                         owner.in_flight -= 1
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler, "/v1")
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

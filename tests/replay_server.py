@@ -9,16 +9,16 @@ arXiv: each recorded response is served for the query parameters it was recorded
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
+
+from loopback import LoopbackServer, QuietHandler
 
 DATA = Path(__file__).parent / "data"
 
 
-class Replay:
+class Replay(LoopbackServer):
     def __init__(self, rate_limit: int = 5000, fail_with: list[int] | None = None, delay_s: float = 0.0):
         self.ads_docs = json.loads((DATA / "ads_solr_response.json").read_text())["response"]["docs"]
         self.arxiv = {}
@@ -31,10 +31,7 @@ class Replay:
         self.requests: list[tuple[str, dict, dict]] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def _send(self, status, body: bytes, ctype="application/json", headers=None):
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
@@ -61,9 +58,7 @@ class Replay:
                     return owner._arxiv(self, params)
                 self._send(404, b'{"error": "not found"}')
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @staticmethod
     def _arxiv_key(params) -> tuple:
@@ -96,10 +91,3 @@ class Replay:
             return handler._send(500, f"no recording for {key}".encode(), "text/plain")
         handler._send(rec["status_code"], rec["body"].encode(), "application/atom+xml")
 
-    def __enter__(self) -> "Replay":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

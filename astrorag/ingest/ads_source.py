@@ -10,10 +10,8 @@ import hashlib
 import json
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..errors import SourceError
 from ..index.embed import Embedder
@@ -62,8 +60,22 @@ def checkpoint_key(kind: str, *parts: str) -> str:
     return f"{kind}:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
+def _mount_retries(session, settings: Settings) -> None:
+    """Retries by urllib3 on the ads package's requests session: 429 and 5xx (honouring Retry-After) and
+    connection errors, with exponential backoff from ``http_backoff_s``."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    retry = Retry(total=settings.http_retries, backoff_factor=settings.http_backoff_s,
+                  status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
+                  respect_retry_after_header=True, raise_on_status=False)
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+
+
 def ingest_ads(query: str, index: Index, embedder: Embedder, settings: Settings, rows: int = 200,
-               sort: str | None = None, sleep: Callable[[float], None] = time.sleep) -> SourceReport:
+               sort: str | None = None) -> SourceReport:
     """Fetch up to ``rows`` records for an ADS query and ingest them page by page, checkpointing the cursor."""
     import ads
     import ads.exceptions
@@ -83,32 +95,24 @@ def ingest_ads(query: str, index: Index, embedder: Embedder, settings: Settings,
                                  max_pages=1, token=token)
         search.HTTP_ENDPOINT = settings.ads_url.rstrip("/") + "/search/query"
         last: dict = {}
-        search.session.hooks["response"].append(lambda r, *a, **k: last.update(status=r.status_code,
-                                                                                headers=r.headers))
-        for attempt in range(settings.http_retries + 1):
-            report.requests += 1
-            try:
-                search.execute()
-                break
-            except ads.exceptions.APIResponseError as exc:
-                status = last.get("status")
-                if status in (429, 500, 502, 503, 504) and attempt < settings.http_retries:
-                    report.retries += 1
-                    retry_after = (last.get("headers") or {}).get("Retry-After")
-                    sleep(float(retry_after) if retry_after and retry_after.isdigit()
-                          else settings.http_backoff_s * 2 ** attempt)
-                    continue
-                hint = {401: "the token was refused: check ADS_API_TOKEN",
-                        429: "ADS rate limit: try again after the daily reset"}.get(status, "")
-                raise SourceError(f"ADS answered HTTP {status} for {query!r}{': ' + hint if hint else ''} "
-                                  f"({str(exc)[:200]})") from None
-            except OSError as exc:  # connection refused, DNS, timeouts
-                if attempt < settings.http_retries:
-                    report.retries += 1
-                    sleep(settings.http_backoff_s * 2 ** attempt)
-                    continue
-                raise SourceError(f"cannot reach ADS at {settings.ads_url} ({exc.__class__.__name__}); check "
-                                  f"the network or ASTRORAG_ADS_URL") from None
+        search.session.hooks["response"].append(lambda r, *a, **k: last.update(
+            status=r.status_code, headers=r.headers, retries=len(getattr(r.raw, "retries", None).history)
+            if getattr(getattr(r, "raw", None), "retries", None) is not None else 0))
+        _mount_retries(search.session, settings)
+        report.requests += 1
+        try:
+            search.execute()
+        except ads.exceptions.APIResponseError as exc:
+            report.retries += last.get("retries", 0)
+            status = last.get("status")
+            hint = {401: "the token was refused: check ADS_API_TOKEN",
+                    429: "ADS rate limit: try again after the daily reset"}.get(status, "")
+            raise SourceError(f"ADS answered HTTP {status} for {query!r}{': ' + hint if hint else ''} "
+                              f"({str(exc)[:200]})") from None
+        except OSError as exc:  # connection refused, DNS, timeouts, after the retries
+            raise SourceError(f"cannot reach ADS at {settings.ads_url} ({exc.__class__.__name__}); check "
+                              f"the network or ASTRORAG_ADS_URL") from None
+        report.retries += last.get("retries", 0)
         docs = [_from_ads(dict(a._raw)) for a in search.response.articles if a._raw.get("bibcode")]
         report.ingest += ingest_documents(index, docs, embedder, settings, progress=False)
         report.pages += 1

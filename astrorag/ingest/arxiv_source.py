@@ -111,6 +111,6 @@ def _download(url: str) -> bytes:
 
 
 def _problem(result, exc):
-    from .records import Problem
+    from ..types import Problem
 
     return Problem(result.entry_id, 0, f"full text skipped: {exc.__class__.__name__}: {exc}")

@@ -14,21 +14,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..errors import InputError
-from ..types import Document, normalize_arxiv_id
+from ..jsonl import jsonl_lines
+from ..types import Document, Problem, normalize_arxiv_id
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A record that could not be read."""
-
-    path: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.reason}"
 
 
 @dataclass
@@ -93,20 +82,13 @@ def _read_one(path: Path) -> Iterator[Document | Problem]:
 
 
 def _read_jsonl(path: Path) -> Iterator[Document | Problem]:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        seen_any = False
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            seen_any = True
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield Problem(str(path), number, f"not valid JSON ({exc.msg})")
-                continue
-            yield _to_document(record, path, number)
-        if not seen_any:
-            yield Problem(str(path), 0, "file holds only blank lines: no records to ingest")
+    seen_any = False
+    for line in jsonl_lines(path):
+        seen_any = True
+        yield Problem(str(path), line.number, line.error) if line.error else _to_document(line.value, path,
+                                                                                           line.number)
+    if not seen_any:
+        yield Problem(str(path), 0, "file holds only blank lines: no records to ingest")
 
 
 def _read_json(path: Path) -> Iterator[Document | Problem]:
