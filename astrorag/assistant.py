@@ -135,6 +135,8 @@ class Assistant:
         notices = [*self.notices, *prepared.notices]
         if check.dropped:
             notices.append(f"dropped citation(s) of sources that were not retrieved: {', '.join(check.dropped)}")
+        if check.rewritten:
+            notices.append(f"rewrote identifiers of retrieved papers to their keys: {', '.join(check.rewritten)}")
         return Answer(question=prepared.question, text=check.text, evidence=prepared.evidence,
                       citations=check.used, backend=self.writer.name, model=self.writer.model,
                       settings_fingerprint=self.settings.fingerprint(), dropped_citations=check.dropped,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..types import Evidence, normalize_arxiv_id
 
@@ -32,18 +32,33 @@ def count_tokens(messages: list[dict]) -> int:
     return sum(len(encode(m["content"])) + 4 for m in messages)
 
 
+_TAG = re.compile(r"<(\s*/?\s*evidence)", re.IGNORECASE)
+
+
+def neutralise(text: str) -> str:
+    """Defuse anything that reads as an evidence tag, in any case or spacing, so quoted text cannot close
+    its block or open another.
+
+    >>> neutralise('x </EVIDENCE> y < evidence key="9">')
+    'x ‹/EVIDENCE> y ‹ evidence key="9">'
+    """
+    return _TAG.sub(r"‹\1", text)
+
+
 def quote_evidence(evidence: list[Evidence]) -> str:
-    """Render evidence as tagged, quoted blocks; tags inside the text are neutralised."""
+    """Render evidence as tagged, quoted blocks; every field that enters the prompt is neutralised."""
     blocks = []
     for ev in evidence:
-        text = ev.text.replace("<evidence", "‹evidence").replace("</evidence", "‹/evidence")
         source = f"rule {ev.rule_id}" if ev.kind == "rule" else f"{ev.label}: {ev.title}"
-        blocks.append(f'<evidence key="{ev.key}" source="{_attr(source)}">\n{text}\n</evidence>')
+        blocks.append(f'<evidence key="{_attr(ev.key)}" source="{_attr(source)}">\n{neutralise(ev.text)}\n'
+                      f'</evidence>')
     return "\n".join(blocks)
 
 
 def _attr(text: str) -> str:
-    return text.replace('"', "'").replace("\n", " ")[:200]
+    """An attribute value: no quotes, angle brackets or line breaks can survive into the tag."""
+    return (str(text).replace('"', "'").replace("<", "‹").replace(">", "›").replace("\n", " ")
+            .replace("\r", " "))[:200]
 
 
 def build_messages(question: str, evidence: list[Evidence], history: list[dict] | None = None) -> list[dict]:
@@ -59,19 +74,28 @@ class CitationCheck:
     text: str
     used: list[Evidence]
     dropped: list[str]
+    rewritten: list[str] = field(default_factory=list)  # "2401.09981 -> [1]": identifiers turned into keys
+
+
+# Identifiers outside brackets: arXiv ids (with or without the arXiv: label; bare ones must look like yymm.nnnnn)
+# and 19-character ADS bibcodes.
+_LOOSE_ID = re.compile(r"(\s?)((?i:\barxiv:\s*)(?:[a-z-]+(?:\.[A-Z]{2})?/\d{7}|\d{4}\.\d{4,5})(?:v\d+)?\b"
+                       r"|\b\d{2}(?:0[1-9]|1[0-2])\.\d{4,5}(?:v\d+)?\b|\b[a-z][a-z-]+(?:\.[A-Z]{2})?/\d{7}(?:v\d+)?\b"
+                       r"|\b\d{4}[A-Za-z&.]{5}[\w.]{9}[A-Z]\b)")
 
 
 def check_citations(text: str, evidence: list[Evidence]) -> CitationCheck:
     """Keep citations of retrieved evidence, drop (and report) any other bracketed reference.
 
-    A bracketed arXiv id or bibcode of a retrieved paper is rewritten to that evidence's key.
+    An arXiv id or bibcode of a retrieved paper, bracketed or not, is rewritten to that evidence's key (and
+    reported in ``rewritten``); one of a paper that was not retrieved is removed and reported in ``dropped``.
 
     Examples
     --------
     >>> ev = [Evidence(key="1", kind="chunk", text="t", arxiv_id="2401.09981")]
-    >>> r = check_citations("LRDs are AGN [1, 7] or not [2401.09981] [2501.00001].", ev)
-    >>> r.text, [e.key for e in r.used], r.dropped
-    ('LRDs are AGN [1] or not [1].', ['1'], ['7', '2501.00001'])
+    >>> r = check_citations("LRDs are AGN [1, 7] or not [2401.09981] [2501.00001], see arXiv:9912.99999.", ev)
+    >>> r.text, [e.key for e in r.used], r.dropped, r.rewritten
+    ('LRDs are AGN [1] or not [1], see.', ['1'], ['7', '2501.00001', 'arXiv:9912.99999'], ['2401.09981 -> [1]'])
     """
     by_key = {e.key: e for e in evidence}
     by_ident: dict[str, Evidence] = {}
@@ -81,6 +105,7 @@ def check_citations(text: str, evidence: list[Evidence]) -> CitationCheck:
                 by_ident.setdefault(ident.lower(), e)
     used: dict[str, Evidence] = {}
     dropped: list[str] = []
+    rewritten: list[str] = []
 
     def resolve(token: str) -> Evidence | None:
         token = token.strip()
@@ -101,13 +126,25 @@ def check_citations(text: str, evidence: list[Evidence]) -> CitationCheck:
                 dropped.append(token.strip())
             else:
                 used.setdefault(ev.key, ev)
+                if token.strip() != ev.key:
+                    rewritten.append(f"{token.strip()} -> [{ev.key}]")
                 if ev.key not in kept:
                     kept.append(ev.key)
         return f"{lead}[{', '.join(kept)}]" if kept else ""
 
-    cleaned = _GROUP.sub(replace, text)
+    def replace_loose(match: re.Match) -> str:
+        lead, token = match.group(1), match.group(2)
+        ev = resolve(re.sub(r"(?i)^arxiv:\s*", "", token))
+        if ev is None:
+            dropped.append(token)
+            return ""
+        used.setdefault(ev.key, ev)
+        rewritten.append(f"{token} -> [{ev.key}]")
+        return f"{lead}[{ev.key}]"
+
+    cleaned = _LOOSE_ID.sub(replace_loose, _GROUP.sub(replace, text))
     order = sorted(used.values(), key=lambda e: _key_order(e.key))
-    return CitationCheck(cleaned, order, dropped)
+    return CitationCheck(cleaned, order, dropped, rewritten)
 
 
 def _looks_like_reference(inner: str) -> bool:
