@@ -74,6 +74,7 @@ class Settings:
     ads_url: str = "https://api.adsabs.harvard.edu/v1"
     ads_page_size: int = 200
     ads_min_remaining: int = 10
+    ads_allow_http: bool = False  # the token travels in a header: plain http only to loopback unless allowed
     arxiv_url: str = "https://export.arxiv.org/api/query"
     arxiv_page_size: int = 100
     arxiv_delay_s: float = 3.0
@@ -87,6 +88,8 @@ class Settings:
     catalog_backend: str | None = None
     ollama_host: str = field(default_factory=_default_ollama_host)
     ollama_model: str = DEFAULT_OLLAMA_MODEL
+    # Further Ollama URLs the app may offer (comma-separated); only the operator sets hosts, never the page.
+    ollama_hosts: str = ""
     openai_url: str = "http://127.0.0.1:8000/v1"
     openai_model: str = "AstroMLab/AstroSage-8B"
     llm_concurrency: int = 8
@@ -110,6 +113,16 @@ class Settings:
             raise ConfigError(
                 f"chunk_overlap={self.chunk_overlap} must be >= 0 and smaller than chunk_size={self.chunk_size}"
             )
+
+    @property
+    def allowed_ollama_hosts(self) -> list[str]:
+        """``ollama_host`` and the ``ollama_hosts`` the operator listed, in order, without repeats.
+
+        >>> Settings(ollama_host="http://a:1", ollama_hosts="http://b:2, http://a:1").allowed_ollama_hosts
+        ['http://a:1', 'http://b:2']
+        """
+        extra = [h.strip() for h in self.ollama_hosts.split(",") if h.strip()]
+        return list(dict.fromkeys([self.ollama_host, *extra]))
 
     def backend_for(self, purpose: str) -> str:
         """The backend name a purpose uses: its own setting when set, else ``backend``.

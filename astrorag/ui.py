@@ -87,8 +87,15 @@ class AppState:
         self._lock = threading.Lock()
 
     def settings(self, backend: str, model: str, host: str) -> Settings:
+        """Settings for one request. The host must be one the operator allowed (``--ollama-host``,
+        ``ASTRORAG_OLLAMA_HOSTS``): a page that could name any URL would make this server fetch it."""
+        host = host or self.base.ollama_host
+        if host not in self.base.allowed_ollama_hosts:
+            raise AstroRagError(f"Ollama host {host!r} is not one this server offers; choose one of "
+                                f"{', '.join(self.base.allowed_ollama_hosts)} (the operator adds hosts with "
+                                f"ASTRORAG_OLLAMA_HOSTS)")
         return self.base.replace(backend=backend or "auto", ollama_model=model or self.base.ollama_model,
-                                 ollama_host=host or self.base.ollama_host)
+                                 ollama_host=host)
 
     @staticmethod
     def params(k, year_min, year_max) -> QueryParams:
@@ -210,7 +217,8 @@ def build_app(settings: Settings | None = None):
             with gr.Row():
                 backend = gr.Dropdown(["auto", "ollama", "extractive"], value=base.backend, label="backend")
                 model = gr.Textbox(value=base.ollama_model, label="Ollama model")
-                host = gr.Textbox(value=base.ollama_host, label="Ollama host")
+                host = gr.Dropdown(base.allowed_ollama_hosts, value=base.ollama_host, label="Ollama host",
+                                   allow_custom_value=False)
             with gr.Row():
                 k = gr.Slider(1, 20, value=base.k, step=1, label="passages (k)")
                 ymin = gr.Number(value=base.year_min, label="from year", precision=0)

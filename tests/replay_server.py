@@ -19,7 +19,8 @@ DATA = Path(__file__).parent / "data"
 
 
 class Replay(LoopbackServer):
-    def __init__(self, rate_limit: int = 5000, fail_with: list[int] | None = None, delay_s: float = 0.0):
+    def __init__(self, rate_limit: int = 5000, fail_with: list[int] | None = None, delay_s: float = 0.0,
+                 echo_auth: int | None = None):
         self.ads_docs = json.loads((DATA / "ads_solr_response.json").read_text())["response"]["docs"]
         self.arxiv = {}
         for path in sorted((DATA / "arxiv").glob("*.json")):
@@ -28,6 +29,7 @@ class Replay(LoopbackServer):
         self.remaining = rate_limit
         self.fail_with = list(fail_with or [])
         self.delay_s = delay_s
+        self.echo_auth = echo_auth  # answer with this status and the request's Authorization header in the body
         self.requests: list[tuple[str, dict, dict]] = []
         owner = self
 
@@ -48,6 +50,9 @@ class Replay(LoopbackServer):
                 owner.requests.append((url.path, params, dict(self.headers)))
                 if owner.delay_s:
                     time.sleep(owner.delay_s)
+                if owner.echo_auth:  # a misbehaving proxy that echoes the credentials in its error page
+                    return self._send(owner.echo_auth, json.dumps({"error": "bad request", "headers": {
+                        "Authorization": self.headers.get("Authorization", "")}}).encode())
                 if owner.fail_with:
                     status = owner.fail_with.pop(0)
                     return self._send(status, json.dumps({"error": f"injected {status}"}).encode(),

@@ -107,3 +107,18 @@ def test_citation_links():
           Evidence(key="R1", kind="rule", text="", rule_id="x")]
     assert link_citations("A [1, R1] and [O III].", ev) == \
         "A [[1](https://arxiv.org/abs/2505.06965), R1] and [O III]."
+
+
+def test_the_page_cannot_choose_an_ollama_host(tmp_path):
+    """Only the operator's hosts are offered and accepted: a client that posts another URL gets an error and
+    no request leaves the server (a shared app would otherwise fetch any URL a visitor names)."""
+    from astrorag.errors import AstroRagError
+    from astrorag.settings import Settings
+    from astrorag.ui import AppState
+
+    state = AppState(Settings(index_dir=tmp_path, ollama_host="http://127.0.0.1:11434",
+                              ollama_hosts="http://127.0.0.1:11500"))
+    assert state.settings("ollama", "", "http://127.0.0.1:11500").ollama_host == "http://127.0.0.1:11500"
+    assert state.settings("ollama", "", "").ollama_host == "http://127.0.0.1:11434"
+    with pytest.raises(AstroRagError, match="not one this server offers"):
+        state.settings("ollama", "", "http://169.254.169.254/latest/meta-data")

@@ -252,3 +252,16 @@ def test_citation_and_recency_weighting_reorders(settings, embedder):
 
     assert top(settings.replace(weight_citations=2.0)) == "2015ApJ...000..001A"
     assert top(settings.replace(weight_recency=2.0)) == "2025ApJ...000..002B"
+
+
+def test_ads_token_never_in_messages_and_never_over_plain_http(settings, embedder, token):
+    with Replay(echo_auth=400) as replay:
+        index = Index.open(settings, create=True)
+        with pytest.raises(SourceError) as err:
+            ingest_ads("abs:x", index, embedder, _settings(settings, replay, http_retries=0), rows=5)
+        index.close()
+    assert "HTTP 400" in str(err.value) and TOKEN not in str(err.value) and "Bearer ***" in str(err.value)
+    index = Index.open(settings, create=True)
+    with pytest.raises(SourceError, match="refusing to send the ADS token to http://ads.example.org"):
+        ingest_ads("abs:x", index, embedder, settings.replace(ads_url="http://ads.example.org/v1"), rows=5)
+    index.close()

@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 from ..errors import SourceError
 from ..index.embed import Embedder
@@ -56,6 +58,27 @@ class SourceReport:
         return text
 
 
+def redact(text: str, token: str) -> str:
+    """The text with the token (and any Bearer credential) replaced by ***, for every message we show.
+
+    >>> redact("401: Authorization: Bearer abc123 refused for abc123", "abc123")
+    '401: Authorization: Bearer *** refused for ***'
+    """
+    text = text.replace(token, "***") if token else text
+    return re.sub(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}", r"\1***", text)
+
+
+def check_ads_url(settings: Settings) -> None:
+    """Refuse to send the token over plain http, except to this machine or when explicitly allowed."""
+    url = urlparse(settings.ads_url)
+    if url.scheme == "https" or settings.ads_allow_http:
+        return
+    if url.scheme == "http" and (url.hostname in ("localhost", "::1") or (url.hostname or "").startswith("127.")):
+        return
+    raise SourceError(f"refusing to send the ADS token to {settings.ads_url}: use an https:// URL (or a loopback "
+                      f"mirror); set ASTRORAG_ADS_ALLOW_HTTP=1 only for a trusted network")
+
+
 def checkpoint_key(kind: str, *parts: str) -> str:
     return f"{kind}:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
@@ -82,6 +105,7 @@ def ingest_ads(query: str, index: Index, embedder: Embedder, settings: Settings,
     from tqdm.auto import tqdm
 
     token = find_token()
+    check_ads_url(settings)
     key = checkpoint_key("ads", query, sort or "", str(rows))
     state = json.loads(index.get_meta(key) or '{"cursor": "*", "fetched": 0, "done": false}')
     if state["done"]:  # a finished query runs again from the start: new papers, fresh citation counts
@@ -107,11 +131,11 @@ def ingest_ads(query: str, index: Index, embedder: Embedder, settings: Settings,
             status = last.get("status")
             hint = {401: "the token was refused: check ADS_API_TOKEN",
                     429: "ADS rate limit: try again after the daily reset"}.get(status, "")
-            raise SourceError(f"ADS answered HTTP {status} for {query!r}{': ' + hint if hint else ''} "
-                              f"({str(exc)[:200]})") from None
+            raise SourceError(redact(f"ADS answered HTTP {status} for {query!r}{': ' + hint if hint else ''} "
+                                     f"({str(exc)[:200]})", token)) from None
         except OSError as exc:  # connection refused, DNS, timeouts, after the retries
-            raise SourceError(f"cannot reach ADS at {settings.ads_url} ({exc.__class__.__name__}); check "
-                              f"the network or ASTRORAG_ADS_URL") from None
+            raise SourceError(redact(f"cannot reach ADS at {settings.ads_url} ({exc.__class__.__name__}); check "
+                                     f"the network or ASTRORAG_ADS_URL", token)) from None
         report.retries += last.get("retries", 0)
         docs = [_from_ads(dict(a._raw)) for a in search.response.articles if a._raw.get("bibcode")]
         report.ingest += ingest_documents(index, docs, embedder, settings, progress=False)
