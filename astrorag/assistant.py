@@ -68,6 +68,10 @@ class Assistant:
         self.retriever = Retriever(self.index, self.embedder, settings)
         self.graph: RuleGraph = load_graph(settings.index_path)
         self.notices: list[str] = []
+        chunks, vectors = self.index.count_chunks(), self.index.vectors.count()
+        if vectors < chunks:  # e.g. a deleted chroma/ folder: say so instead of answering from keywords alone
+            self.notices.append(f"notice: the vector store holds {vectors} of the index's {chunks} chunks, so dense "
+                                f"retrieval misses passages; run `astrorag index repair --index {settings.index_name}`")
         if llm is None:
             selected = get_backend(settings, purpose, backend)
             llm = selected.llm
@@ -98,9 +102,12 @@ class Assistant:
         """
         evidence = self.retrieve(question, params)
         messages = build_messages(question, evidence, history)
-        if self.llm is None:
-            return Prepared(question, evidence, messages)
         notices = []
+        if self.index.keyword.notice:
+            notices.append(f"notice: {self.index.keyword.notice}")
+            self.index.keyword.notice = ""
+        if self.llm is None:
+            return Prepared(question, evidence, messages, notices=notices)
         budget = self.settings.num_ctx - ANSWER_TOKENS
         tokens = count_tokens(messages)
         dropped = 0

@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     command(index, "list", cmd_index_list, "indexes in the index folder")
     command(index, "rebuild", cmd_index_rebuild,
             "re-chunk and re-embed an index from its stored records with the current settings")
+    command(index, "check", cmd_index_check, "check the ledger, vectors and keyword index; exit 1 if damaged", as_json)
+    command(index, "repair", cmd_index_repair,
+            "repair a damaged index: recover the ledger from the vectors, re-embed lost vectors, rebuild keywords")
     drop = command(index, "drop", cmd_index_drop, "delete an index folder")
     drop.add_argument("--yes", action="store_true", help="do not ask")
 
@@ -194,6 +197,8 @@ def cmd_ingest_files(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     report = ingest_files(settings, args.paths, scheduler=args.scheduler)
     _print_problems(report.problems)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     where = f" (embedded on dask: {args.scheduler})" if args.scheduler else ""
     print(f"index {settings.index_name!r}: {report.summary()}{where}")
     return 0
@@ -252,6 +257,30 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     report = rebuild_index(settings)
     print(f"index {settings.index_name!r} rebuilt: {report.summary()}")
+    return 0
+
+
+def cmd_index_check(args: argparse.Namespace) -> int:
+    from .index.store import Index
+
+    settings = settings_from(args)
+    index = Index.open(settings)
+    try:
+        found = index.check(full=True)
+    finally:
+        index.close()
+    if args.json:
+        _print_json({"index": settings.index_name, "ok": not found, "problems": found})
+    else:
+        print(f"index {settings.index_name!r}: " + ("sound" if not found else "\n  ".join(["damaged", *found])))
+    return 0 if not found else 1
+
+
+def cmd_index_repair(args: argparse.Namespace) -> int:
+    from .ingest.repair import repair_index
+
+    settings = settings_from(args)
+    print(f"index {settings.index_name!r}: {repair_index(settings).summary()}")
     return 0
 
 

@@ -29,6 +29,10 @@ class IndexNotFoundError(AstroRagError, FileNotFoundError):
     """The named index does not exist."""
 
 
+class IndexDamagedError(AstroRagError):
+    """A part of an index on disk is damaged; the message names the part and the repair."""
+
+
 class BackendError(AstroRagError, LookupError):
     """An unknown backend name, or a backend that cannot do what was asked."""
 

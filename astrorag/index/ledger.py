@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -32,15 +33,47 @@ CREATE INDEX IF NOT EXISTS documents_doi ON documents(doi);
 """
 
 
+def ledger_damage(path: Path) -> str:
+    """Why the ledger file at ``path`` is unusable, or "" when it looks sound (cheap: header and size only).
+
+    A zero-byte file (SQLite would silently start an empty database in it) and a file shorter than its
+    header's page count (a truncated copy) are damage; so is a file SQLite cannot read at all.
+    """
+    if not path.exists():
+        return ""
+    size = path.stat().st_size
+    if size == 0:
+        return "it is empty (0 bytes)"
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            pages = db.execute("PRAGMA page_count").fetchone()[0]
+            page_size = db.execute("PRAGMA page_size").fetchone()[0]
+            db.execute("SELECT COUNT(*) FROM documents").fetchone()
+    except sqlite3.DatabaseError as exc:
+        return f"SQLite cannot read it ({exc})"
+    if pages * page_size > size:
+        return f"it is truncated ({size} bytes of the {pages * page_size} its header describes)"
+    return ""
+
+
 class Ledger:
     """Documents, chunks and meta of one index in ``ledger.sqlite``."""
 
     def __init__(self, path: Path):
+        self.path = path
         # The app serves requests from worker threads; SQLite serialises the writes itself.
         self.db = sqlite3.connect(path, timeout=60, check_same_thread=False)
         self.db.executescript(SCHEMA)
         self._migrate()
         self.db.executescript(IDENTIFIER_INDEXES)
+
+    def integrity(self) -> str:
+        """SQLite's full check of every page: "ok", or what is wrong (``index check`` runs it)."""
+        try:
+            rows = self.db.execute("PRAGMA integrity_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        return "; ".join(r[0] for r in rows[:5])
 
     def _migrate(self) -> None:
         """Ledgers from before identifier columns existed get them, filled from the stored records."""
@@ -62,6 +95,15 @@ class Ledger:
     # ---- reading ----------------------------------------------------------------------------
     def content_hashes(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT doc_id, content_hash FROM documents"))
+
+    def content_hashes_of(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        ids = list(doc_ids)
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            out.update(self.db.execute(f"SELECT doc_id, content_hash FROM documents WHERE doc_id IN "
+                                       f"({','.join('?' * len(part))})", part))
+        return out
 
     def count_documents(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]

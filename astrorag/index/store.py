@@ -22,12 +22,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import IndexMismatchError, IndexNotFoundError
+from ..errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError
 from ..settings import Settings
 from ..types import Chunk, Document
 from .fingerprint import index_fingerprint, mismatch_message
 from .keyword import KeywordIndex
-from .ledger import Ledger
+from .ledger import Ledger, ledger_damage
 from .vectors import Hit, VectorStore
 
 __all__ = ["Index", "Hit", "index_fingerprint"]
@@ -49,6 +49,13 @@ class Index:
     """
 
     def __init__(self, path: Path, spec: dict[str, Any], chroma_url: str | None = None):
+        damage = ledger_damage(path / "ledger.sqlite")
+        if damage:
+            raise IndexDamagedError(
+                f"the ledger of index {path.name!r} ({path / 'ledger.sqlite'}) is damaged: {damage}. Run "
+                f"`astrorag index repair --index {path.name}`: it keeps the damaged file aside and rebuilds the "
+                f"ledger from the texts and metadata in the vector store (titles and authors come back on the "
+                f"next ingest of the same sources)")
         self.path = path
         self.chroma_url = chroma_url
         self.spec = spec
@@ -66,7 +73,14 @@ class Index:
         spec = index_fingerprint(settings)
         manifest = path / "manifest.json"
         if manifest.is_file():
-            stored = json.loads(manifest.read_text())
+            try:
+                stored = json.loads(manifest.read_text())
+                stored["fingerprint"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise IndexDamagedError(
+                    f"the manifest of index {settings.index_name!r} ({manifest}) is damaged "
+                    f"({exc.__class__.__name__}); `astrorag index repair --index {settings.index_name}` rewrites "
+                    f"it from the current settings (use the settings the index was built with)") from None
             if stored.get("fingerprint") != spec["fingerprint"]:
                 raise IndexMismatchError(mismatch_message(settings, stored, spec))
             return cls(path, stored, settings.chroma_url)
@@ -142,6 +156,31 @@ class Index:
     def dense_search(self, vector: np.ndarray, n: int, year_min: int | None = None, year_max: int | None = None,
                      category: str | None = None) -> list[Hit]:
         return self.vectors.search(vector, n, year_min, year_max, category)
+
+    # ---- health -----------------------------------------------------------------------------
+    def check(self, full: bool = True) -> list[str]:
+        """What is wrong, part by part, each with its fix; an empty list for a sound index.
+
+        ``full`` adds SQLite's integrity check of every page (reads the whole ledger).
+        """
+        found = []
+        if full and (result := self.ledger.integrity()) != "ok":
+            found.append(f"ledger: SQLite integrity check: {result}; run `astrorag index repair`")
+        chunks, vectors = self.count_chunks(), self.vectors.count()
+        if vectors < chunks:
+            found.append(f"vector store: holds {vectors} of the ledger's {chunks} chunks (dense retrieval misses "
+                         f"the rest); run `astrorag index repair` to re-embed them from the ledger")
+        elif vectors > chunks:
+            found.append(f"ledger: records {chunks} chunks but the vector store holds {vectors}; run "
+                         f"`astrorag index repair` to recover the missing records from the vector store")
+        try:
+            ids = json.loads((self.path / "bm25" / "ids.json").read_text()) if (self.path / "bm25").exists() else None
+            if ids is not None and not self.bm25_is_stale() and len(ids) != chunks:
+                found.append(f"keyword index: {len(ids)} chunks against the ledger's {chunks}; it is rebuilt "
+                             f"on the next search (or by `astrorag index repair`)")
+        except (ValueError, OSError) as exc:
+            found.append(f"keyword index: unreadable ({exc.__class__.__name__}); it is rebuilt on the next search")
+        return found
 
     # ---- reporting --------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

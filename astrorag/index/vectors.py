@@ -66,6 +66,7 @@ class VectorStore:
         self.collection.delete(where={"doc_id": doc_id})
 
     def upsert(self, chunks: Sequence[Chunk], docs: dict[str, Document], embeddings: np.ndarray) -> None:
+        """Store chunk vectors, in pieces no larger than the client's maximum batch (5,461 for chromadb 1.5)."""
         metadatas = []
         for c in chunks:
             d = docs[c.doc_id]
@@ -75,8 +76,24 @@ class VectorStore:
             for key in category_keys(d.categories):
                 meta[key] = True
             metadatas.append(meta)
-        self.collection.upsert(ids=[c.chunk_id for c in chunks], embeddings=embeddings,
-                               documents=[c.text for c in chunks], metadatas=metadatas)
+        collection = self.collection
+        step = max(1, int(self.client.get_max_batch_size()))
+        for start in range(0, len(chunks), step):
+            part = slice(start, start + step)
+            collection.upsert(ids=[c.chunk_id for c in chunks[part]], embeddings=embeddings[part],
+                              documents=[c.text for c in chunks[part]], metadatas=metadatas[part])
+
+    def stored(self, page: int = 5000):
+        """Every stored chunk as (chunk_id, text, metadata), page by page (for rebuilding a lost ledger)."""
+        total = self.collection.count()
+        for offset in range(0, total, page):
+            got = self.collection.get(offset=offset, limit=page, include=["documents", "metadatas"])
+            yield from zip(got["ids"], got["documents"], got["metadatas"])
+
+    def ids(self, page: int = 20000) -> set[str]:
+        total = self.collection.count()
+        return {cid for offset in range(0, total, page)
+                for cid in self.collection.get(offset=offset, limit=page, include=[])["ids"]}
 
     def search(self, vector: np.ndarray, n: int, year_min: int | None = None, year_max: int | None = None,
                category: str | None = None) -> list[Hit]:

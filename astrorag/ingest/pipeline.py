@@ -29,6 +29,7 @@ class IngestReport:
     seconds: float = 0.0
     embed_seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def __add__(self, other: "IngestReport") -> "IngestReport":
         """Totals of two reports (a paged source ingests page by page)."""
@@ -114,11 +115,18 @@ def ingest_documents(index: Index, documents: Sequence[Document], embedder: Embe
     known = index.content_hashes()
     todo = [d for d in unique.values() if known.get(d.doc_id) != d.content_hash]
     report.unchanged = len(unique) - len(todo)
-    report.updated = sum(1 for d in todo if d.doc_id in known)
-    report.added = len(todo) - report.updated
     show = settings.progress if progress is None else progress
     bar = tqdm(total=len(todo), unit="doc", desc="ingest", disable=not show or not todo, file=sys.stderr)
     size = settings.ingest_batch_size
+
+    def still_needed(batch):
+        # Another process may have written some of these since we looked: count only what this run writes.
+        now = index.ledger.content_hashes_of([d.doc_id for d in batch])
+        fresh = [d for d in batch if now.get(d.doc_id) != d.content_hash]
+        report.unchanged += len(batch) - len(fresh)
+        report.updated += sum(1 for d in fresh if d.doc_id in now)
+        report.added += sum(1 for d in fresh if d.doc_id not in now)
+        return fresh
 
     def prepare(batch):
         chunks, texts = [], []
@@ -131,18 +139,23 @@ def ingest_documents(index: Index, documents: Sequence[Document], embedder: Embe
     batches = [todo[b:b + size] for b in range(0, len(todo), size)]
     if client is None:
         for batch in batches:
+            bar.update(len(batch))
+            batch = still_needed(batch)
+            if not batch:
+                continue
             chunks, texts = prepare(batch)
             t0 = time.perf_counter()
             vectors = embedder.encode(texts)
             report.embed_seconds += time.perf_counter() - t0
             index.write_batch(batch, chunks, vectors)
             report.chunks_written += len(chunks)
-            bar.update(len(batch))
     else:
         window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
         pending: list = []
         for batch in batches + [None] * window:
             if batch is not None:
+                batch = still_needed(batch)
+            if batch:
                 chunks, texts = prepare(batch)
                 pending.append((batch, chunks, client.submit(_embed_on_worker, settings, texts, pure=False)))
             if len(pending) >= window or (batch is None and pending):
