@@ -52,7 +52,7 @@ def ingest_files(settings: Settings, paths: Sequence[str | Path], scheduler: str
             report = ingest_documents(index, result.documents, get_embedder(settings), settings)
     finally:
         index.close()
-    report.problems = result.problems
+    report.problems, report.notes = result.problems, result.notes
     return report
 
 
@@ -126,7 +126,10 @@ def advise_catalog_file(settings: Settings, path: str | Path, out: str | Path, *
     the first flagged sources through the ``catalog`` purpose's backend (which must be a language model)."""
     from .graph.model import load_graph
     from .sed.catalog import advise_catalog
+    from .sed.photometry import check_redshift
 
+    if z is not None:
+        check_redshift(z)
     llm = None
     if narratives:
         from .errors import BackendError
@@ -136,9 +139,15 @@ def advise_catalog_file(settings: Settings, path: str | Path, out: str | Path, *
         ok, why = llm.available()
         if not ok:
             raise BackendError(f"narratives: {why}")
-    return advise_catalog(path, out, scheduler=scheduler, workers=workers, z=z, flux_unit=flux_unit,
-                          block_rows=block_rows, graph=load_graph(settings.index_path), progress=settings.progress,
-                          llm=llm, llm_limit=narrative_limit)
+    report = advise_catalog(path, out, scheduler=scheduler, workers=workers, z=z, flux_unit=flux_unit,
+                            block_rows=block_rows, graph=load_graph(settings.index_path), progress=settings.progress,
+                            llm=llm, llm_limit=narrative_limit)
+    if report.sources == 0:
+        Path(out).unlink(missing_ok=True)
+        shown = "; ".join(str(p) for p in report.problems[:3])
+        raise InputError(f"no row of {path} could be read ({len(report.problems)} skipped"
+                         f"{', e.g. ' + shown if shown else ''}); nothing was written")
+    return report
 
 
 # ---- the rule graph -------------------------------------------------------------------------------

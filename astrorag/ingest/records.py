@@ -24,6 +24,7 @@ SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv")
 class ReadResult:
     documents: list[Document] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # kept records with something worth saying (bad UTF-8)
 
 
 def read_files(paths: Iterable[str | Path]) -> ReadResult:
@@ -40,12 +41,38 @@ def read_files(paths: Iterable[str | Path]) -> ReadResult:
     """
     result = ReadResult()
     for path in _expand(paths):
-        for item in _read_one(path):
-            if isinstance(item, Problem):
-                result.problems.append(item)
-            else:
-                result.documents.append(item)
+        kept: list[Document] = []
+        try:
+            for item in _read_one(path):
+                if isinstance(item, Problem):
+                    result.problems.append(item)
+                else:
+                    kept.append(item)
+        except RecursionError:  # JSON nested deeper than Python parses: this file only, the others go on
+            result.problems.append(Problem(str(path), 0, "JSON nested too deeply to read; file skipped"))
+            continue
+        result.documents.extend(kept)
+        if bad := invalid_utf8(path):
+            result.notes.append(f"{path}: {bad} invalid UTF-8 byte sequence(s) replaced by U+FFFD; the records "
+                                f"were kept (re-save the file as UTF-8 to keep those characters)")
     return result
+
+
+def invalid_utf8(path: Path) -> int:
+    r"""How many invalid UTF-8 sequences reading ``path`` replaces with U+FFFD.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.jsonl"
+    >>> _ = p.write_bytes(b'{"title": "caf\xe9 \xff"}')
+    >>> invalid_utf8(p)
+    2
+    """
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+        return 0
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace").count("\ufffd") - raw.count("\ufffd".encode("utf-8"))
 
 
 def _expand(paths: Iterable[str | Path]) -> list[Path]:

@@ -137,7 +137,7 @@ def process_block(path: str, kind: str, start: int, end: int, first_line: int, h
             rows = hdu.data[start:end]
             cols = {k: np.asarray(rows[k]) for k in needed}
         lines, problems = np.arange(first_line, first_line + (end - start)), []
-    phot = build(cols, lines, flux_unit, z, problems, strict_bands=False)
+    phot = build(cols, lines, flux_unit, z, problems, strict_bands=False, source=path)
     analysis = analyse(phot)
     flag = analysis.lrd_flag
     out = {"id": phot.ids.astype(str), "line": phot.lines, "z": phot.z, "is_lrd": flag,

@@ -31,6 +31,8 @@ ID_COLUMNS = ("id", "objid", "source_id", "object_id", "name")
 Z_COLUMNS = ("redshift", "z_spec", "zspec", "z", "z_phot", "zphot", "z_best", "photo_z")
 MISSING = (-99.0, -99.9, -999.0, 99.0)
 DETECTION_SNR = 2.0
+#: Far beyond the most distant galaxies known (z ~ 14); photometric-redshift codes search up to about 20.
+MAX_REDSHIFT = 20.0
 
 
 @dataclass
@@ -155,7 +157,7 @@ def to_ujy(values: np.ndarray, errors: np.ndarray | None, kind: str, unit: str,
 def build(columns: dict[str, np.ndarray], lines: np.ndarray, flux_unit: str | None = None,
           z: float | None = None, problems: list[Problem] | None = None, strict_bands: bool = True,
           extras: Sequence[str] = ("compactness", "r_eff_50_phys"),
-          units: dict[str, str] | None = None) -> Photometry:
+          units: dict[str, str] | None = None, source: str = "") -> Photometry:
     """Turn column arrays into a :class:`Photometry`.
 
     ``units`` are the columns' own units (ECSV/FITS); each band column is converted with its own unit, and
@@ -168,12 +170,13 @@ def build(columns: dict[str, np.ndarray], lines: np.ndarray, flux_unit: str | No
                not np.all(np.isin(_numeric(columns[u]), MISSING) | ~np.isfinite(_numeric(columns[u])))]
     if unknown and strict_bands:
         hints = []
-        for u in unknown:
+        for u in unknown[:5]:  # a table of thousands of odd columns gets a message, not a megabyte
             try:
                 get_filter(re.sub(r"^(f_|mag_)|(_flux|_mag)$", "", u, flags=re.I))
             except InputError as exc:
                 hints.append(f"{u}: {exc}")
-        raise InputError("columns name unknown filters: " + "; ".join(hints) +
+        more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+        raise InputError(f"{len(unknown)} column(s) name unknown filters: " + "; ".join(hints) + more +
                          ". Rename them to known band names (or drop them).")
     if not band_cols:
         raise InputError(f"no photometry columns found among {', '.join(names[:20])}...; expected "
@@ -183,12 +186,19 @@ def build(columns: dict[str, np.ndarray], lines: np.ndarray, flux_unit: str | No
     lower = {c.lower(): c for c in names}
     id_col = next((lower[c] for c in ID_COLUMNS if c in lower), None)
     ids = _ids(columns[id_col]) if id_col else np.array([f"row{l}" for l in lines])
+    problems = problems if problems is not None else []
+    unphysical = np.zeros(n, dtype=bool)
     if z is not None:
+        check_redshift(z)
         zs = np.full(n, float(z))
     else:
         z_col = next((lower[c] for c in Z_COLUMNS if c in lower), None)
         zs = _numeric(columns[z_col]) if z_col else np.full(n, np.nan)
-        zs = np.where(np.isin(zs, MISSING) | (zs < 0), np.nan, zs)
+        zs = np.where(np.isin(zs, MISSING), np.nan, zs)
+        unphysical = np.isfinite(zs) & ((zs < 0) | (zs > MAX_REDSHIFT))
+        for i in np.flatnonzero(unphysical):
+            problems.append(Problem(source, int(lines[i]), f"redshift {zs[i]:g} is not physical (0 <= z <= "
+                                                       f"{MAX_REDSHIFT:g}); row skipped"))
     flux = np.empty((n, len(band_cols)))
     err = np.empty_like(flux)
     upper = np.zeros_like(flux, dtype=bool)
@@ -204,8 +214,23 @@ def build(columns: dict[str, np.ndarray], lines: np.ndarray, flux_unit: str | No
                                     bc.kind, units.get(alt_flux, bc.unit), alt_flux)
                 flux[gap, j], err[gap, j], upper[gap, j] = af[gap], ae[gap], au[gap]
     extra = {k: _numeric(columns[lower[k]]) for k in extras if k in lower}
-    return Photometry(ids, zs, [bc.band for bc in band_cols], flux, err, upper, np.asarray(lines), None, extra,
-                      problems or [])
+    phot = Photometry(ids, zs, [bc.band for bc in band_cols], flux, err, upper, np.asarray(lines), None, extra,
+                      problems)
+    return phot.select(~unphysical) if unphysical.any() else phot
+
+
+def check_redshift(z: float) -> float:
+    """A redshift given by hand must be physical.
+
+    >>> check_redshift(-1)
+    Traceback (most recent call last):
+    ...
+    astrorag.errors.InputError: redshift -1 is not physical: give 0 <= z <= 20 (or leave it out to use the table's column)
+    """
+    if not np.isfinite(z) or not 0 <= z <= MAX_REDSHIFT:
+        raise InputError(f"redshift {z:g} is not physical: give 0 <= z <= {MAX_REDSHIFT:g} (or leave it out to use "
+                         f"the table's column)")
+    return float(z)
 
 
 def _check_error_unit(bc: BandColumns, units: dict[str, str]) -> None:
@@ -376,7 +401,7 @@ def read_photometry(path: str | Path, z: float | None = None, flux_unit: str | N
     (['a'], ['f150w', 'f444w'], 3, "column f150w_flux: 'oops' is not a number")
     """
     cols, lines, problems, units = read_table(path)
-    phot = build(cols, lines, flux_unit, z, problems, units=units)
+    phot = build(cols, lines, flux_unit, z, problems, units=units, source=str(path))
     if ids is not None:
         wanted = set(map(str, ids))
         mask = np.isin(phot.ids, list(wanted))
