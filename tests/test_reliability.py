@@ -230,3 +230,14 @@ def test_check_reports_a_sound_index_as_sound(copy_of_small):
     with pytest.raises(IndexDamagedError):
         os.truncate(copy_of_small.index_path / "ledger.sqlite", 0)
         Index.open(copy_of_small)
+
+
+def test_a_criterion_with_no_usable_bands_is_not_evaluable():
+    from astrorag.sed.analysis import analyse
+    from astrorag.sed.filters import get_filter
+    from astrorag.sed.photometry import Photometry
+
+    phot = Photometry(np.array(["only-f090w"]), np.array([6.0]), [get_filter("f090w")], np.array([[1.0]]),
+                      np.array([[0.1]]), np.zeros((1, 1), bool), np.array([2]))
+    a = analyse(phot)
+    assert all(np.isnan(c.passed[0]) for c in a.criteria) and np.isnan(a.lrd_flag[0])
