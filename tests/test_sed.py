@@ -116,7 +116,7 @@ def test_lrd_flags_on_real_and_synthetic():
     real = analyse(read_photometry(LRD_TABLE))
     assert np.mean(real.lrd_flag == 1) >= 0.90 and not np.isnan(real.lrd_flag).any()
     assert np.all((real.lrd_score >= 0) & (real.lrd_score <= 1))
-    assert all("kokorev2024" in v for v, f in zip(real.lrd_votes, real.lrd_flag) if f == 1)
+    assert all("kokorev2024" in real.votes(i) for i in range(len(real)) if real.lrd_flag[i] == 1)
     normal = analyse(syn.population("normal", 2000, seed=3))
     assert np.mean(normal.lrd_flag == 1) <= 0.05
     lrd = analyse(syn.population("lrd", 1000, seed=3))
@@ -158,7 +158,7 @@ def test_high_redshift_lrds_selected_by_the_slopes():
     assert high.sum() > 100
     assert np.mean(lrd.lrd_flag[high] == 1) >= np.mean(kokorev_only[high] == 1) + 0.2
     assert all(f != 1 or any(k in v for k in ("kokorev2024", "labbe2023b", "kocevski2024"))
-               for f, v in zip(lrd.lrd_flag, lrd.lrd_votes))
+               for f, v in zip(lrd.lrd_flag, (lrd.votes(i) for i in range(len(lrd)))))
 
 
 @pytest.mark.parametrize("kind", syn.MISSPECIFICATIONS)

@@ -33,7 +33,7 @@ def run_sed_eval(settings: Settings, n_synthetic: int = 2000, seed: int = 0, lrd
                  *wilson_interval(hits, int(evaluable.sum()))])
     for i in range(len(real)):
         predictions.append({"suite": "lrd_real", "id": str(real.ids[i]), "is_lrd": analysis.is_lrd(i),
-                            "lrd_score": round(float(analysis.lrd_score[i]), 3), "lrd_votes": analysis.lrd_votes[i],
+                            "lrd_score": round(float(analysis.lrd_score[i]), 3), "lrd_votes": analysis.votes(i),
                             **{c.name: None if np.isnan(c.passed[i]) else bool(c.passed[i]) for c in criteria}})
     for kind, want in (("normal", 0), ("lrd", 1)):
         phot = syn.population(kind, n_synthetic, seed=seed)

@@ -87,7 +87,7 @@ def advise_source(analysis: SEDAnalysis, i: int, graph: RuleGraph, llm: LLMBacke
             if np.isfinite(fit.slope[i])}
     advice = Advice(source_id=str(phot.ids[i]), redshift=z, sed=sed, diagnostics=diag.for_source(i),
                     criteria=[c.for_source(i) for c in analysis.criteria], is_lrd=analysis.is_lrd(i),
-                    lrd_score=_clean(analysis.lrd_score[i]), lrd_votes=list(analysis.lrd_votes[i]),
+                    lrd_score=_clean(analysis.lrd_score[i]), lrd_votes=analysis.votes(i),
                     symptoms=names, actions=actions, interpretations=interp_list, narrative="", backend="report",
                     fits=fits)
     if not np.isfinite(phot.z[i]):

@@ -34,7 +34,7 @@ class SEDAnalysis:
     criteria: list[crit.Criterion]
     lrd_flag: np.ndarray           # 1 / 0 / NaN (not classifiable)
     lrd_score: np.ndarray          # share of evaluable criteria that pass
-    lrd_votes: list[list[str]]     # per source: the criteria that pass
+    lrd_votes: np.ndarray          # per source: a bit mask of the criteria that pass (see votes())
     symptoms: dict[str, np.ndarray]
 
     def __len__(self) -> int:
@@ -44,6 +44,10 @@ class SEDAnalysis:
         """Source ``i``'s symptoms, in the vocabulary's order."""
         return [s for s in symp.SYMPTOM_ORDER if self.symptoms[s][i]]
 
+    def votes(self, i: int) -> list[str]:
+        """The criteria source ``i`` passes."""
+        return crit.unpack_votes(int(self.lrd_votes[i]), tuple(c.name for c in self.criteria))
+
     def is_lrd(self, i: int) -> bool | None:
         return None if np.isnan(self.lrd_flag[i]) else bool(self.lrd_flag[i])
 
@@ -52,8 +56,8 @@ def analyse(phot: Photometry) -> SEDAnalysis:
     """Magnitudes, diagnostics, criteria, the LRD verdict and symptoms for every source."""
     mags = Magnitudes.of(phot)
     diag = diagnostics.compute(phot, mags)
-    criteria = crit.evaluate(phot, mags, diag)
-    verdict = crit.lrd_flag(criteria, has_compactness="compactness" in phot.extras)
     colours = crit.Colours(phot, mags)
+    criteria = crit.evaluate(phot, mags, diag, colours)
+    verdict = crit.lrd_flag(criteria, has_compactness="compactness" in phot.extras)
     symptoms = symp.derive(diag, colours, phot.extras, verdict.flag)
     return SEDAnalysis(phot, mags, diag, criteria, verdict.flag, verdict.score, verdict.votes, symptoms)

@@ -142,7 +142,7 @@ def process_block(path: str, kind: str, start: int, end: int, first_line: int, h
     flag = analysis.lrd_flag
     out = {"id": phot.ids.astype(str), "line": phot.lines, "z": phot.z, "is_lrd": flag,
            "lrd_score": analysis.lrd_score,
-           "lrd_votes": np.array([",".join(v) for v in analysis.lrd_votes], dtype=object)}
+           "lrd_votes": _vote_strings(analysis)}
     columns = analysis.diagnostics.columns()
     for key in OUTPUT_DIAGNOSTICS:
         out[key] = columns[key]
@@ -153,6 +153,15 @@ def process_block(path: str, kind: str, start: int, end: int, first_line: int, h
         flagged = np.flatnonzero(flag == 1)[:keep]
         out["_flagged"] = phot.select(np.isin(np.arange(len(phot)), flagged))
     return out, problems
+
+
+def _vote_strings(analysis) -> np.ndarray:
+    """Comma-joined names of the criteria each source passes, built once per distinct vote mask."""
+    from .criteria import unpack_votes
+
+    names = tuple(c.name for c in analysis.criteria)
+    masks, inverse = np.unique(analysis.lrd_votes, return_inverse=True)
+    return np.array([",".join(unpack_votes(int(m), names)) for m in masks], dtype=object)[inverse.ravel()]
 
 
 def _peak_rss_mb() -> float:

@@ -122,7 +122,7 @@ class Colours:
         hi = self._col(self._hi, a, np.inf) - self._col(self._lo, b, -np.inf)
         with np.errstate(invalid="ignore"):
             value = self.m(a) - self.m(b)
-        return Colour(value, np.nan_to_num(lo, nan=-np.inf), np.nan_to_num(hi, nan=np.inf))
+        return Colour(value, lo, hi)  # bounds are finite or infinite, never NaN (see __init__)
 
 
 def _compactness(phot: Photometry, n: int) -> tuple[np.ndarray, bool]:
@@ -132,9 +132,9 @@ def _compactness(phot: Photometry, n: int) -> tuple[np.ndarray, bool]:
     return _cmp(comp, lambda v: v < 1.7), True
 
 
-def evaluate(phot: Photometry, mags: Magnitudes, diag: Diagnostics) -> list[Criterion]:
+def evaluate(phot: Photometry, mags: Magnitudes, diag: Diagnostics, col: Colours | None = None) -> list[Criterion]:
     """Every criterion for every source."""
-    col = Colours(phot, mags)
+    col = col or Colours(phot, mags)
     n = len(phot)
     comp, has_comp = _compactness(phot, n)
     photometric_only = "" if has_comp else "photometric part only (no compactness column)"
@@ -232,11 +232,25 @@ SELECTING = ("kokorev2024", "labbe2023b", "kocevski2024")
 
 @dataclass
 class LRDVerdict:
-    """The headline flag (1/0/NaN), a score in [0, 1] and, per source, the criteria that agree."""
+    """The headline flag (1/0/NaN), a score in [0, 1] and, per source, the criteria that agree (a bit mask
+    over ``names``: one integer per source keeps catalogs of millions fast)."""
 
     flag: np.ndarray
     score: np.ndarray
-    votes: list[list[str]]
+    votes: np.ndarray
+    names: tuple[str, ...]
+
+    def vote_names(self, i: int) -> list[str]:
+        return unpack_votes(int(self.votes[i]), self.names)
+
+
+def unpack_votes(mask: int, names: tuple[str, ...]) -> list[str]:
+    """The criteria named by a vote mask.
+
+    >>> unpack_votes(0b101, ("a", "b", "c"))
+    ['a', 'c']
+    """
+    return [name for bit, name in enumerate(names) if mask >> bit & 1]
 
 
 def lrd_flag(criteria: list[Criterion], has_compactness: bool = False) -> LRDVerdict:
@@ -259,6 +273,5 @@ def lrd_flag(criteria: list[Criterion], has_compactness: bool = False) -> LRDVer
     evaluable = np.isfinite(stack).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         score = np.where(evaluable > 0, (stack == 1).sum(0) / np.maximum(evaluable, 1), np.nan)
-    names = [c.name for c in criteria]
-    votes = [[names[k] for k in np.flatnonzero(stack[:, i] == 1)] for i in range(stack.shape[1])]
-    return LRDVerdict(flag, score, votes)
+    votes = ((stack == 1).astype(np.int64) << np.arange(len(criteria), dtype=np.int64)[:, None]).sum(0)
+    return LRDVerdict(flag, score, votes, tuple(c.name for c in criteria))
