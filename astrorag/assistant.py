@@ -9,7 +9,7 @@ from typing import Iterator, Protocol
 from .graph.model import RuleGraph, load_graph
 from .graph.retrieve import graph_search, rule_to_evidence
 from .index.embed import Embedder
-from .index.embedders import get_embedder
+from .index.embedders import get_embedder, get_query_embedder
 from .index.retrieve import Retriever
 from .index.store import Index
 from .ingest.sample import build_sample_index
@@ -61,9 +61,10 @@ class Assistant:
     def __init__(self, settings: Settings, backend: str | None = None, embedder: Embedder | None = None,
                  llm: LLMBackend | None = None, purpose: str = "ask"):
         self.settings = settings
-        self.embedder = embedder or get_embedder(settings)
         if not Index.exists(settings) and settings.index_name == "default":
-            build_sample_index(settings, self.embedder)
+            build_sample_index(settings, embedder or get_embedder(settings))
+        # Questions are embedded without torch when the index's model has a cached fp32 export.
+        self.embedder = embedder or get_query_embedder(settings)
         self.index = Index.open(settings)
         self.retriever = Retriever(self.index, self.embedder, settings)
         self.graph: RuleGraph = load_graph(settings.index_path)

@@ -53,6 +53,11 @@ def ingest_files(settings: Settings, paths: Sequence[str | Path], scheduler: str
     finally:
         index.close()
     report.problems, report.notes = result.problems, result.notes
+    if not scheduler:
+        from .index.embedders import prepare_query_embedder
+
+        if note := prepare_query_embedder(settings):
+            report.notes.append(note)
     return report
 
 

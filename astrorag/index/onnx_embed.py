@@ -56,13 +56,12 @@ class OnnxEmbedder(Embedder):
 
     def __init__(self, folder: Path, identity: str, quant: str, threads: int | None = None):
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
         meta = json.loads((folder / "meta.json").read_text())
         self.identity, self.quant, self.dim = identity, quant, meta["dim"]
         self.max_length = meta["max_length"]
         self.min_cosine = meta["min_cosine"]
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
+        self.tokenizer = _fast_tokenizer(folder / "tokenizer", self.max_length)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -70,6 +69,13 @@ class OnnxEmbedder(Embedder):
                                             providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.batch_size = 32
+
+    @classmethod
+    def cached(cls, model: str, index_dir: Path, quant: str) -> "OnnxEmbedder | None":
+        """The export if it is already on disk (no torch needed), else None."""
+        identity = resolve_model_path(model)[1]
+        folder = cache_dir(index_dir, identity, quant)
+        return cls(folder, identity, quant) if (folder / "meta.json").is_file() else None
 
     @classmethod
     def build(cls, model: str, index_dir: Path, quant: str = "int8") -> "OnnxEmbedder":
@@ -91,14 +97,30 @@ class OnnxEmbedder(Embedder):
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), size):
             idx = order[start:start + size]
-            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length,
-                                 return_tensors="np")
-            feeds = {k: v.astype(np.int64) for k, v in enc.items() if k in self.inputs}
-            hidden = self.session.run(None, feeds)[0]
+            batch = self.tokenizer.encode_batch([texts[i] for i in idx])
+            enc = {"input_ids": np.array([e.ids for e in batch], dtype=np.int64),
+                   "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
+                   "token_type_ids": np.array([e.type_ids for e in batch], dtype=np.int64)}
+            hidden = self.session.run(None, {k: v for k, v in enc.items() if k in self.inputs})[0]
             mask = enc["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
             out[idx] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return out
+
+
+def _fast_tokenizer(folder: Path, max_length: int):
+    """The export's tokenizer through the ``tokenizers`` library alone (importing transformers costs seconds):
+    truncation at the model's length, padding to the longest text of each batch, as the torch path does."""
+    from tokenizers import Tokenizer
+
+    config = json.loads((folder / "tokenizer_config.json").read_text()) if (folder / "tokenizer_config.json").is_file() \
+        else {}
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=max_length)
+    pad_token = config.get("pad_token", "[PAD]")
+    pad_token = pad_token.get("content", "[PAD]") if isinstance(pad_token, dict) else pad_token
+    tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad_token) or 0, pad_token=pad_token)
+    return tokenizer
 
 
 def export(reference: SentenceTransformerEmbedder, folder: Path, quant: str) -> None:

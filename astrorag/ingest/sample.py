@@ -25,6 +25,12 @@ def build_sample_index(settings: Settings, embedder: Embedder, quiet: bool = Fal
     index = Index.open(settings, create=True)
     try:
         result = read_files([sample_corpus_path()])
-        return ingest_documents(index, result.documents, embedder, settings, progress=not quiet)
+        report = ingest_documents(index, result.documents, embedder, settings, progress=not quiet)
     finally:
         index.close()
+    from ..index.embedders import prepare_query_embedder
+
+    note = prepare_query_embedder(settings)
+    if note and not quiet:
+        print(note, file=sys.stderr)
+    return report
