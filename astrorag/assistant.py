@@ -69,10 +69,9 @@ class Assistant:
         self.retriever = Retriever(self.index, self.embedder, settings)
         self.graph: RuleGraph = load_graph(settings.index_path)
         self.notices: list[str] = []
-        chunks, vectors = self.index.count_chunks(), self.index.vectors.count()
-        if vectors < chunks:  # e.g. a deleted chroma/ folder: say so instead of answering from keywords alone
-            self.notices.append(f"notice: the vector store holds {vectors} of the index's {chunks} chunks, so dense "
-                                f"retrieval misses passages; run `astrorag index repair --index {settings.index_name}`")
+        # e.g. a deleted chroma/ folder: say so instead of answering from keywords alone
+        if notice := self.index.missing_vectors_notice():
+            self.notices.append(f"notice: {notice}")
         if llm is None:
             selected = get_backend(settings, purpose, backend)
             llm = selected.llm

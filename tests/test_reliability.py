@@ -88,6 +88,11 @@ def test_lost_vectors_are_noticed_and_re_embedded(copy_of_small, embedder):
     s = copy_of_small
     shutil.rmtree(s.index_path / "chroma")
     assistant = Assistant(s, backend="extractive", embedder=embedder)
+    cached = assistant.ask(QUESTION, QueryParams(mode="dense"))    # the query cache still answers, and says why
+    assistant.close()
+    assert [e for e in cached.evidence if e.kind == "chunk"] and any("chroma/) is missing" in n for n in cached.notices)
+    shutil.rmtree(s.index_path / "dense")
+    assistant = Assistant(s, backend="extractive", embedder=embedder)
     answer = assistant.ask(QUESTION, QueryParams(mode="dense"))
     assistant.close()
     assert not [e for e in answer.evidence if e.kind == "chunk"]

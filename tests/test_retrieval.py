@@ -42,3 +42,16 @@ def test_year_and_category_filters(small_settings):
         assert ev and all("astro-ph.SR" in docs[e.doc_id].categories for e in ev)
         ev = r.search("galaxies", k=8, mode=mode, filters=Filters(category="gr-qc"))
         assert all(any(c == "gr-qc" for c in docs[e.doc_id].categories) for e in ev)
+
+
+def test_dense_query_cache_matches_chroma(small_settings, embedder):
+    """The derived exact cache gives Chroma's ranking (HNSW is exact at this size), filters included."""
+    index = Index.open(small_settings)
+    assert index.dense is not None and index.dense.usable()
+    for query, kw in [("black hole envelopes in little red dots", {}), ("stellar streams", {"year_min": 2025}),
+                      ("galaxies", {"category": "astro-ph.GA"})]:
+        v = embedder.encode_query(query)
+        cached = [h.chunk_id for h in index.dense.search(v, 8, **kw)]
+        stored = [h.chunk_id for h in index.vectors.search(v, 8, **kw)]
+        assert cached == stored
+    index.close()

@@ -64,7 +64,7 @@ def get_query_embedder(settings: Settings) -> Embedder:
 
         key = ("query", settings.embedding_model, str(settings.index_dir))
         if key not in _CACHE:
-            found = OnnxEmbedder.cached(settings.embedding_model, settings.index_dir, "fp32")
+            found = OnnxEmbedder.cached(settings.embedding_model, settings.index_dir, "fp32", fast_load=True)
             if found is not None and (found.min_cosine or 0.0) >= QUERY_MIN_COSINE:
                 _CACHE[key] = found
         if key in _CACHE:

@@ -193,6 +193,7 @@ class Ledger:
             counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('bm25_stale', '1')")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('dense_stale', '1')")
             for doc_id in replaced:
                 self.db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
             self.db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?)",
@@ -206,6 +207,7 @@ class Ledger:
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('bm25_stale', '1')")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('dense_stale', '1')")
             for doc_id in doc_ids:
                 self.db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
                 self.db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))

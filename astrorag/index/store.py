@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError
 from ..settings import Settings
 from ..types import Chunk, Document
+from .dense_cache import DenseCache
 from .fingerprint import index_fingerprint, mismatch_message
 from .keyword import KeywordIndex
 from .ledger import Ledger, ledger_damage
@@ -62,6 +63,8 @@ class Index:
         self.ledger = Ledger(path / "ledger.sqlite")
         self.vectors = VectorStore(path, chroma_url)
         self.keyword = KeywordIndex(path, self.ledger)
+        # A shared Chroma server is the only copy; an embedded store gets a fast exact cache for queries.
+        self.dense = DenseCache(path, self.ledger) if not chroma_url else None
         for name in ("content_hashes", "count_documents", "count_chunks", "get_meta", "set_meta", "documents",
                      "chunks", "related", "doc_weights", "first_chunks", "chunk_ids"):
             setattr(self, name, getattr(self.ledger, name))
@@ -155,7 +158,27 @@ class Index:
 
     def dense_search(self, vector: np.ndarray, n: int, year_min: int | None = None, year_max: int | None = None,
                      category: str | None = None) -> list[Hit]:
+        if self.dense is not None and self.dense.usable():
+            return self.dense.search(vector, n, year_min, year_max, category)
         return self.vectors.search(vector, n, year_min, year_max, category)
+
+    def refresh_dense_cache(self) -> None:
+        """Rebuild the query cache of the vectors when a write made it stale (an ingest's last step)."""
+        if self.dense is not None and not self.dense.usable():
+            self.dense.rebuild(self.vectors)
+
+    def missing_vectors_notice(self) -> str:
+        """A notice when the vector store has lost chunks the ledger records (cheap when the cache is fresh)."""
+        if self.dense is not None and self.dense.usable():
+            if (self.path / "chroma" / "chroma.sqlite3").is_file():
+                return ""
+            return (f"the vector store of index {self.path.name!r} (chroma/) is missing; answers use its cached "
+                    f"copy; run `astrorag index repair --index {self.path.name}` to restore it")
+        chunks, vectors = self.count_chunks(), self.vectors.count()
+        if vectors < chunks:
+            return (f"the vector store holds {vectors} of the index's {chunks} chunks, so dense retrieval misses "
+                    f"passages; run `astrorag index repair --index {self.path.name}`")
+        return ""
 
     # ---- health -----------------------------------------------------------------------------
     def check(self, full: bool = True) -> list[str]:

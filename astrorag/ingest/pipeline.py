@@ -169,5 +169,6 @@ def ingest_documents(index: Index, documents: Sequence[Document], embedder: Embe
     bar.close()
     if todo or index.bm25_is_stale():
         index.rebuild_bm25()
+    index.refresh_dense_cache()
     report.seconds = time.perf_counter() - start
     return report

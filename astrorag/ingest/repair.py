@@ -110,6 +110,9 @@ def repair_index(settings: Settings) -> RepairReport:
         if report.actions or index.bm25_is_stale() or index.check(full=False):
             index.rebuild_bm25()
             report.actions.append("rebuilt the keyword index")
+        if missing or report.recovered_chunks:
+            index.ledger.set_meta("dense_stale", "1")
+        index.refresh_dense_cache()
         remaining = index.check(full=True)
     finally:
         index.close()
