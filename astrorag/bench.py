@@ -152,16 +152,21 @@ def _cold_ask(settings: Settings, question: str = "Why are little red dots V-sha
     prepare_query_embedder(settings)
     env = dict(os.environ, ASTRORAG_INDEX_DIR=str(settings.index_dir), ASTRORAG_INDEX_NAME=settings.index_name,
                ASTRORAG_PROGRESS="false")
+    # The child reports its own high-water mark: the parent's rusage would count the pages it forked from.
+    code = ("import atexit, runpy, sys\n"
+            "atexit.register(lambda: print('VmHWM', next(l.split()[1] for l in open('/proc/self/status')"
+            " if l.startswith('VmHWM')), file=sys.stderr))\n"
+            f"sys.argv = ['astrorag', 'ask', {question!r}, '--backend', 'extractive']\n"
+            "runpy.run_module('astrorag', run_name='__main__')\n")
     walls, peaks = [], []
     for _ in range(runs):
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "astrorag", "ask", question, "--backend", "extractive"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
         walls.append(time.perf_counter() - t0)
-        peaks.append(usage.ru_maxrss / 1024.0)
-        if status != 0:
-            raise RuntimeError(f"the cold ask exited with status {status}")
+        if proc.returncode != 0:
+            raise RuntimeError(f"the cold ask exited with status {proc.returncode}: {proc.stderr[-500:]}")
+        peaks.append(int(next(l.split()[1] for l in proc.stderr.splitlines() if l.startswith("VmHWM"))) / 1024.0)
     return {"ask_cold_wall_s": round(statistics.median(walls), 3), "ask_cold_peak_mb": round(statistics.median(peaks), 1)}
 
 
