@@ -290,3 +290,22 @@ def test_contested_rules_say_so_in_the_cli_and_in_evidence(tmp_path):
     rules = {r["rule_id"]: r for r in json.loads(listed.stdout)}
     assert rules["lrd-cliff"]["papers_against"] == ["2412.04557"] and rules["lrd-cliff"]["contested"]
     assert all({"papers_for", "papers_against"} <= set(r) for r in rules.values())
+
+
+def test_a_saved_graph_gets_the_corrected_seed_rules(tmp_path):
+    """An index saved before a correction keeps its fit outcomes but not the wrong mechanics."""
+    graph = RuleGraph.from_seeds()
+    old = graph.get("att-lines-vs-continuum").to_dict()
+    old["action"] = {"direction": "increase", "parameter": "E_BV_factor", "module": "dustatt_modified_starburst",
+                     "range": "0.44 - 1.0", "change": "", "also": []}
+    old["successes"] = 4
+    graph.graph.remove_node("rule:att-lines-vs-continuum")
+    from astrorag.types import Rule
+
+    graph._store(Rule.from_dict(old))
+    graph.save(graph_path(tmp_path))
+    refreshed = load_graph(tmp_path)
+    loaded = refreshed.get("att-lines-vs-continuum")
+    assert (loaded.action.parameter, loaded.action.direction, loaded.successes) == ("E_BV_lines", "decrease", 4)
+    adjusts = [t for _, t, k in refreshed.graph.out_edges("rule:att-lines-vs-continuum", keys=True) if k == "adjusts"]
+    assert adjusts == ["parameter:E_BV_lines"]                          # the old edge to E_BV_factor is gone

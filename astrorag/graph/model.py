@@ -182,6 +182,28 @@ class RuleGraph:
     def update_rule(self, rule: Rule) -> None:
         self._store(rule)
 
+    def refresh_seeds(self, path: Path | None = None) -> None:
+        """Bring seed rules up to the seed file (outcome counts kept); drop seed rules the file no longer has."""
+        def content(rule: Rule) -> dict:
+            counts = ("successes", "failures", "support_count", "confidence")
+            return {k: v for k, v in rule.to_dict().items() if k not in counts}
+
+        current = {r.rule_id: r for r in load_seed_rules(path)}
+        for old in self.rules():
+            if old.origin != "seed":
+                continue
+            new = current.get(old.rule_id)
+            if new is not None and content(new) == content(old):
+                continue
+            self.graph.remove_node(f"rule:{old.rule_id}")  # its edges go with it; shared nodes stay
+            if new is not None:
+                new.successes, new.failures, new.support_count = old.successes, old.failures, old.support_count
+                self._store(new)
+        present = {r.rule_id for r in self.rules()}
+        for rule_id, rule in current.items():
+            if rule_id not in present:
+                self._store(rule)
+
     # ---- reading -----------------------------------------------------------------------------
     def rules(self) -> list[Rule]:
         return [Rule.from_dict(d["rule"]) for n, d in sorted(self.graph.nodes(data=True))
@@ -269,9 +291,15 @@ def graph_path(index_path: Path) -> Path:
 
 
 def load_graph(index_path: Path | None) -> RuleGraph:
-    """The index's graph when it has one, else a fresh graph of the seed rules."""
+    """The index's graph when it has one, else a fresh graph of the seed rules.
+
+    A saved graph keeps what it learned (fit outcomes, distilled and learned rules), but its seed rules are
+    replaced by the current seed file's: a corrected seed rule must reach indexes saved before the correction.
+    """
     if index_path is not None and graph_path(index_path).is_file():
-        return RuleGraph.load(graph_path(index_path))
+        graph = RuleGraph.load(graph_path(index_path))
+        graph.refresh_seeds()
+        return graph
     return RuleGraph.from_seeds()
 
 
