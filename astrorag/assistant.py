@@ -42,6 +42,8 @@ class Prepared:
     messages: list[dict]
     prompt_tokens: int | None = None
     notices: list[str] = field(default_factory=list)
+    no_evidence: bool = False
+    closest: float | None = None  # cosine of the question to its closest passage
 
 
 class Assistant:
@@ -101,6 +103,10 @@ class Assistant:
         dropped from the end, lowest-ranked first, and a notice says so.
         """
         evidence = self.retrieve(question, params)
+        closest = self.closest_passage(question, evidence)
+        if closest is not None and closest < self.settings.no_evidence_min_cosine \
+                and not any(e.kind == "rule" for e in evidence):
+            return Prepared(question, [], [], notices=[], no_evidence=True, closest=closest)
         messages = build_messages(question, evidence, history)
         notices = []
         if self.index.keyword.notice:
@@ -122,10 +128,25 @@ class Assistant:
                            f"tokens; raise --num-ctx / ASTRORAG_NUM_CTX or lower --k")
         return Prepared(question, evidence, messages, tokens, notices)
 
+    def closest_passage(self, question: str, evidence: list[Evidence]) -> float | None:
+        """Cosine of the question to the closest passage in the index (None for an empty index)."""
+        dense = [e.scores["dense"] for e in evidence if "dense" in e.scores]
+        if dense:
+            return max(dense)
+        hits = self.retriever.search(question, k=1, mode="dense")  # e.g. a bm25-only question
+        return hits[0].scores.get("dense") if hits else None
+
     def stream(self, question: str, params: QueryParams | None = None,
                history: list[dict] | None = None) -> Iterator[str | Answer]:
         """Yield the answer text as it is written, then the checked :class:`Answer` as the last item."""
         prepared = self.prepare(question, params, history)
+        if prepared.no_evidence:
+            text = no_evidence_text(question, prepared.closest, self.settings.no_evidence_min_cosine)
+            yield text
+            yield Answer(question=question, text=text, evidence=[], citations=[], backend=self.writer.name,
+                         model=self.writer.model, settings_fingerprint=self.settings.fingerprint(),
+                         notices=list(self.notices), no_evidence=True)
+            return
         pieces: list[str] = []
         for piece in self.writer.answer(question, prepared.evidence, history):
             pieces.append(piece)
@@ -151,3 +172,21 @@ class Assistant:
 
     def close(self) -> None:
         self.index.close()
+
+
+def no_evidence_text(question: str, closest: float | None, threshold: float) -> str:
+    """What to say when the index does not cover a question: plainly, with a way to add the literature.
+
+    >>> print(no_evidence_text("What is a sourdough starter?", 0.17, 0.42).splitlines()[0])
+    The indexed literature does not cover this question: its closest passage is too far from it (cosine 0.17 < 0.42), so there is nothing to cite.
+    """
+    import re
+
+    words = [w for w in re.findall(r"[A-Za-z][A-Za-z-]{3,}", question)
+             if w.lower() not in {"what", "which", "when", "where", "does", "with", "that", "this", "from", "have",
+                                  "there", "their", "about", "would", "could", "should", "into"}][:4]
+    terms = " ".join(words) or question
+    return (f"The indexed literature does not cover this question: its closest passage is too far from it (cosine "
+            f"{closest:.2f} < {threshold:.2f}), so there is nothing to cite.\n"
+            f"To add papers on it: `astrorag ingest arxiv --query 'all:\"{terms}\"'` or "
+            f"`astrorag ingest ads --query 'abs:\"{terms}\"'`.")

@@ -66,6 +66,9 @@ class Settings:
     candidates: int = 50
     rrf_k: int = 60
     graph_rules: int = 3
+    # Below this cosine between the question and its closest passage the corpus is said not to cover it.
+    # Calibrated for all-MiniLM-L6-v2 (README, "No evidence"); recalibrate with `eval retrieval` for another model.
+    no_evidence_min_cosine: float = 0.42
     year_min: int | None = None
     year_max: int | None = None
     category: str | None = None

@@ -260,6 +260,7 @@ class Answer:
     settings_fingerprint: str
     dropped_citations: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    no_evidence: bool = False  # nothing retrieved was relevant enough: the answer says so and cites nothing
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -272,6 +273,7 @@ class Answer:
             "notices": self.notices,
             "evidence": [e.to_dict() for e in self.evidence],
             "settings_fingerprint": self.settings_fingerprint,
+            "no_evidence": self.no_evidence,
         }
 
 

@@ -200,3 +200,14 @@ def test_unbracketed_identifiers_are_checked_too():
     check = check_citations("Envelopes (arXiv:2505.06965) are favoured over arXiv:9999.99999 and 2401.00001.", ev)
     assert check.dropped == ["arXiv:9999.99999", "2401.00001"]
     assert check.rewritten == ["arXiv:2505.06965 -> [1]"] and "[1]" in check.text and "9999" not in check.text
+
+
+def test_off_corpus_questions_get_no_evidence_said_plainly(small_settings, embedder):
+    assistant = Assistant(small_settings, backend="extractive", embedder=embedder)
+    off = assistant.ask("What is the recipe for a good sourdough starter?")
+    on = assistant.ask("What powers little red dots?")
+    assistant.close()
+    assert off.no_evidence and off.citations == [] and off.evidence == []
+    assert "does not cover this question" in off.text and "astrorag ingest arxiv" in off.text
+    assert off.to_dict()["no_evidence"] is True
+    assert not on.no_evidence and on.citations

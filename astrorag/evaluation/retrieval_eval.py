@@ -66,6 +66,26 @@ def metrics(ranked: list[str], relevant: set[str], ks: list[int]) -> dict[str, f
     return out
 
 
+def abstention(assistant, in_corpus: list[str], off_corpus: list[str]) -> dict:
+    """How the no-evidence threshold treats questions the corpus covers (false abstentions) and does not."""
+    t = assistant.settings.no_evidence_min_cosine
+    inside = np.array([assistant.closest_passage(q, []) or 0.0 for q in in_corpus])
+    outside = np.array([assistant.closest_passage(q, []) or 0.0 for q in off_corpus])
+    return {"threshold": t, "in_corpus": len(inside), "off_corpus": len(outside),
+            "false_abstention_rate": float(np.mean(inside < t)) if len(inside) else None,
+            "off_corpus_abstention_rate": float(np.mean(outside < t)) if len(outside) else None,
+            "closest_in_corpus_min": float(inside.min()) if len(inside) else None,
+            "closest_off_corpus_max": float(outside.max()) if len(outside) else None}
+
+
+def off_corpus_questions() -> list[str]:
+    """The shipped off-corpus questions (cooking, sport, code...), when running from a checkout."""
+    from importlib import resources
+
+    path = Path(str(resources.files("astrorag"))).parent / "eval" / "suites" / "off_corpus_questions.jsonl"
+    return [line.value["query"] for line in jsonl_lines(path)] if path.is_file() else []
+
+
 def run_retrieval_eval(qrels_path: str | Path, settings: Settings, ks=(1, 3, 5, 10, 20), modes=MODES,
                        out: str | Path | None = None, log=print) -> dict:
     from ..assistant import Assistant
@@ -91,6 +111,7 @@ def run_retrieval_eval(qrels_path: str | Path, settings: Settings, ks=(1, 3, 5, 
             predictions.append({"mode": mode, "qid": q["qid"], "query": q["query"], "relevant": q["relevant"],
                                 "ranked": ranked[:10], **m})
         per_mode[mode] = {k: v / len(qrels) for k, v in sums.items()}
+    abstain = abstention(assistant, [q["query"] for q in qrels], off_corpus_questions())
     assistant.close()
     write_jsonl(directory / "predictions.jsonl", predictions)
     plots = _plots(per_mode, latencies, ks, directory)
@@ -98,13 +119,16 @@ def run_retrieval_eval(qrels_path: str | Path, settings: Settings, ks=(1, 3, 5, 
     report = {"kind": "retrieval", "qrels": str(qrels_path), "n": len(qrels), "modes": per_mode,
               "best_mode": best, "latency_ms_p50": {m: float(np.percentile(l, 50) * 1000) for m, l in latencies.items()},
               "queries_without_relevant_docs_in_index": missing, "settings_fingerprint": settings.fingerprint(),
-              "plots": plots}
+              "no_evidence": abstain, "plots": plots}
     headers = ["mode", *[f"recall@{k}" for k in ks], "mrr", "ndcg@10", "p50 ms"]
     rows = [[m, *[v[f"recall@{k}"] for k in ks], v["mrr"], v["ndcg@10"], round(report["latency_ms_p50"][m], 1)]
             for m, v in per_mode.items()]
     md = [f"# Retrieval evaluation: {Path(qrels_path).name}", "", f"{len(qrels)} queries; paper-level metrics; "
           f"settings {settings.fingerprint()}; best mode by nDCG@10: {best}.", "", markdown_table(headers, rows), "",
-          *[f"![{p}]({p})" for p in plots]]
+          *[f"![{p}]({p})" for p in plots], "",
+          f"No-evidence threshold {abstain['threshold']} (cosine to the closest passage): false abstentions "
+          f"{abstain['false_abstention_rate']} on these {abstain['in_corpus']} queries; off-corpus questions "
+          f"abstained {abstain['off_corpus_abstention_rate']} of {abstain['off_corpus']}."]
     if missing:
         md.append(f"\n{len(missing)} queries have no relevant paper in this index: {', '.join(missing[:10])}")
     return finish_report(directory, report, md, [(headers, rows)], log)
