@@ -170,6 +170,12 @@ class Assistant:
                       settings_fingerprint=self.settings.fingerprint(), dropped_citations=check.dropped,
                       notices=notices)
 
+    def cited_documents(self, answer: Answer) -> list:
+        """The indexed papers an answer cites, in citation order (for BibTeX)."""
+        ids = list(dict.fromkeys(e.doc_id for e in answer.citations if e.kind == "chunk" and e.doc_id))
+        docs = self.index.documents(ids)
+        return [docs[i] for i in ids if i in docs]
+
     def close(self) -> None:
         self.index.close()
 

@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = command(sub, "ask", cmd_ask, "answer a question with citations", retrieval, model, as_json)
     ask.add_argument("question")
+    ask.add_argument("--bibtex", metavar="FILE", help="also write BibTeX entries of the cited papers (ADS keys)")
 
     rules = sub.add_parser("rules", help="the graph of SED-fitting rules").add_subparsers(dest="action", required=True)
     rlist = command(rules, "list", cmd_rules_list, "list rules (papers for and against each)", as_json)
@@ -311,7 +312,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         for notice in assistant.notices:
             print(notice, file=sys.stderr)
         if args.json:
-            _print_json(assistant.ask(args.question, params).to_dict())
+            answer = assistant.ask(args.question, params)
+            _write_bibtex(args.bibtex, assistant, answer)
+            _print_json(answer.to_dict())
             return 0
         answer = None
         for piece in assistant.stream(args.question, params):
@@ -323,6 +326,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         assert answer is not None
         for notice in answer.notices[len(assistant.notices):]:
             print(notice, file=sys.stderr)
+        _write_bibtex(args.bibtex, assistant, answer)
         if answer.citations:
             print("\nSources:")
             for ev in answer.citations:
@@ -336,6 +340,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     finally:
         assistant.close()
+
+
+def _write_bibtex(path: str | None, assistant, answer) -> None:
+    if not path:
+        return
+    from pathlib import Path
+
+    from .bibtex import bibtex
+
+    docs = assistant.cited_documents(answer)
+    Path(path).write_text(bibtex(docs))
+    print(f"wrote {len(docs)} BibTeX entries to {path}", file=sys.stderr)
 
 
 def _graph(settings: Settings):

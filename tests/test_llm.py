@@ -211,3 +211,22 @@ def test_off_corpus_questions_get_no_evidence_said_plainly(small_settings, embed
     assert "does not cover this question" in off.text and "astrorag ingest arxiv" in off.text
     assert off.to_dict()["no_evidence"] is True
     assert not on.no_evidence and on.citations
+
+
+def test_ask_writes_bibtex_that_a_parser_reads_back(small_settings, tmp_path):
+    import bibtexparser
+
+    out = tmp_path / "refs.bib"
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), ASTRORAG_INDEX_NAME="small")
+    run = subprocess.run([sys.executable, "-m", "astrorag", "ask", "What powers little red dots?", "--backend",
+                          "extractive", "--json", "--bibtex", str(out)], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    cited = list(dict.fromkeys(c["doc_id"] for c in json.loads(run.stdout)["citations"] if c["kind"] == "chunk"))
+    entries = bibtexparser.loads(out.read_text()).entries
+    assert len(entries) == len(cited) > 0
+    by_eprint = {e["eprint"]: e for e in entries}
+    assert set(by_eprint) == set(cited)                               # the sample papers are arXiv ids
+    for e in entries:
+        assert e["ENTRYTYPE"] == "misc" and e["archiveprefix"] == "arXiv" and e["year"].isdigit()
+        assert e["ID"].startswith(e["year"] + "arXiv") and e["title"].startswith("{")
