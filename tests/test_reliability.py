@@ -246,3 +246,22 @@ def test_a_criterion_with_no_usable_bands_is_not_evaluable():
                       np.array([[0.1]]), np.zeros((1, 1), bool), np.array([2]))
     a = analyse(phot)
     assert all(np.isnan(c.passed[0]) for c in a.criteria) and np.isnan(a.lrd_flag[0])
+
+
+def test_a_hot_journal_left_by_a_killed_writer_is_not_damage(tmp_path):
+    """A writer killed mid-transaction leaves ledger.sqlite-journal; the next open rolls it back."""
+    from astrorag.index.ledger import Ledger, ledger_damage
+
+    path = tmp_path / "ledger.sqlite"
+    Ledger(path).close()
+    # A tiny page cache makes SQLite spill the transaction to the file, as a large ingest batch does.
+    code = ("import os, sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.execute('PRAGMA cache_size=10');"
+            "db.execute('BEGIN');"
+            "db.executemany('INSERT INTO meta VALUES (?, ?)', [(str(i), 'x' * 4000) for i in range(200)]);"
+            "os._exit(0)")  # dies holding the transaction: the journal stays
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=60)
+    assert (tmp_path / "ledger.sqlite-journal").exists()
+    assert ledger_damage(path) == ""
+    ledger = Ledger(path)
+    assert ledger.get_meta("5") is None and ledger.integrity() == "ok"
+    ledger.close()

@@ -45,7 +45,9 @@ def ledger_damage(path: Path) -> str:
     if size == 0:
         return "it is empty (0 bytes)"
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        # Read-write on purpose: a process killed mid-transaction leaves a hot journal, which SQLite rolls back
+        # on the next open; that is recovery, not damage (a read-only open would fail on it).
+        with closing(sqlite3.connect(path, timeout=60)) as db:
             pages = db.execute("PRAGMA page_count").fetchone()[0]
             page_size = db.execute("PRAGMA page_size").fetchone()[0]
             db.execute("SELECT COUNT(*) FROM documents").fetchone()
