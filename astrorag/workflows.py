@@ -53,12 +53,17 @@ def ingest_files(settings: Settings, paths: Sequence[str | Path], scheduler: str
     finally:
         index.close()
     report.problems, report.notes = result.problems, result.notes
-    if not scheduler:
-        from .index.embedders import prepare_query_embedder
-
-        if note := prepare_query_embedder(settings):
-            report.notes.append(note)
+    if not scheduler:  # dask workers embedded; this process has no torch model loaded to export from
+        _leave_query_encoder(settings, report.notes)
     return report
+
+
+def _leave_query_encoder(settings: Settings, notes: list[str]) -> None:
+    """After a torch ingest, export the torch-free query encoder once (see index.embedders)."""
+    from .index.embedders import prepare_query_embedder
+
+    if note := prepare_query_embedder(settings):
+        notes.append(note)
 
 
 def ingest_remote(settings: Settings, source: str, query: str = "", count: int = 100, *,
@@ -77,13 +82,16 @@ def ingest_remote(settings: Settings, source: str, query: str = "", count: int =
         if source == "ads":
             from .ingest.ads_source import ingest_ads
 
-            return ingest_ads(query, index, get_embedder(settings), settings, rows=count, sort=sort)
-        from .ingest.arxiv_source import ingest_arxiv
+            report = ingest_ads(query, index, get_embedder(settings), settings, rows=count, sort=sort)
+        else:
+            from .ingest.arxiv_source import ingest_arxiv
 
-        return ingest_arxiv(query, index, get_embedder(settings), settings, max_results=count,
-                            fulltext=fulltext, id_list=list(ids) if ids else None)
+            report = ingest_arxiv(query, index, get_embedder(settings), settings, max_results=count,
+                                  fulltext=fulltext, id_list=list(ids) if ids else None)
     finally:
         index.close()
+    _leave_query_encoder(settings, report.ingest.notes)
+    return report
 
 
 # ---- SED advice -----------------------------------------------------------------------------------

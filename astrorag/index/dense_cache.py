@@ -9,15 +9,11 @@ like the keyword index), and is never used for a shared Chroma server or when it
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-from .fingerprint import category_key, category_keys
+from .derived import ChunkFilters, DerivedFolder
 from .ledger import Ledger
 from .vectors import Hit, VectorStore
 
@@ -29,7 +25,8 @@ class DenseCache:
     """``<index>/dense/``: ``vectors.npy`` (N x d, normalised) and ``ids.json`` in the same order."""
 
     def __init__(self, index_path: Path, ledger: Ledger):
-        self.folder = index_path / "dense"
+        self.derived = DerivedFolder(index_path, "dense", ledger)
+        self.folder = self.derived.folder
         self.ledger = ledger
         self._matrix: np.ndarray | None = None
         self._ids: list[str] = []
@@ -37,7 +34,7 @@ class DenseCache:
 
     def usable(self) -> bool:
         """Fresh (no write since it was built) and the same size as the ledger."""
-        if self.ledger.get_meta("dense_stale", "1") == "1" or not (self.folder / "ids.json").is_file():
+        if self.derived.flagged_stale("1") or not (self.folder / "ids.json").is_file():
             return False
         self._load()
         return self._matrix is not None and len(self._ids) == self.ledger.count_chunks()
@@ -46,8 +43,7 @@ class DenseCache:
         """Copy the vectors out of Chroma (an ingest's last step); False when the index is too large for it."""
         total = vectors.count()
         if total > MAX_CHUNKS:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.ledger.set_meta("dense_stale", "1")
+            self.derived.discard()
             return False
         ids: list[str] = []
         rows: list[np.ndarray] = []
@@ -55,39 +51,30 @@ class DenseCache:
             got = vectors.collection.get(offset=offset, limit=5000, include=["embeddings"])
             ids += got["ids"]
             rows.append(np.asarray(got["embeddings"], dtype=np.float32))
-        tmp = Path(tempfile.mkdtemp(prefix="dense.tmp-", dir=self.folder.parent))
-        try:
+
+        def write(tmp: Path) -> None:
             np.save(tmp / "vectors.npy", np.vstack(rows) if rows else np.zeros((0, 1), dtype=np.float32))
             (tmp / "ids.json").write_text(json.dumps(ids))
-            old = self.folder.with_name(f"dense.old-{uuid.uuid4().hex[:8]}")
-            if self.folder.exists():
-                self.folder.replace(old)
-            tmp.replace(self.folder)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        self.ledger.set_meta("dense_stale", "0")
-        self.ledger.set_meta("dense_generation", str(time.time_ns()))
+
+        self.derived.publish(write)
         self._matrix = None
         return True
 
     def _load(self) -> None:
-        generation = self.ledger.get_meta("dense_generation", "")
+        generation = self.derived.generation()
         if self._matrix is not None and generation == self._generation:
             return
         try:
-            ids = json.loads((self.folder / "ids.json").read_text())
-            matrix = np.load(self.folder / "vectors.npy", mmap_mode="r")
+            with self.derived.locked(exclusive=False):
+                ids = json.loads((self.folder / "ids.json").read_text())
+                matrix = np.load(self.folder / "vectors.npy", mmap_mode="r")
             if len(ids) != len(matrix):
                 raise ValueError("ids and vectors differ in length")
         except (OSError, ValueError):  # a damaged cache is only a slower query: fall back to Chroma
             self._matrix, self._ids = None, []
             return
-        rows = self.ledger.chunk_filters()
         self._ids, self._matrix, self._generation = ids, matrix, generation
-        self._years = np.array([rows.get(i, (None, ""))[0] or -1 for i in ids], dtype=int)
-        self._cats = [set(category_keys(rows[i][1].split(";"))) if rows.get(i, (None, ""))[1] else set()
-                      for i in ids]
+        self._filters = ChunkFilters.of(ids, self.ledger.chunk_filters())
 
     def search(self, vector: np.ndarray, n: int, year_min: int | None = None, year_max: int | None = None,
                category: str | None = None) -> list[Hit]:
@@ -96,15 +83,8 @@ class DenseCache:
         if self._matrix is None or not len(self._ids):
             return []
         scores = np.asarray(self._matrix @ np.asarray(vector, dtype=np.float32))
-        mask = np.ones(len(scores), dtype=bool)
-        if year_min is not None:
-            mask &= self._years >= year_min
-        if year_max is not None:
-            mask &= (self._years <= year_max) & (self._years >= 0)
-        if category:
-            key = category_key(category)
-            mask &= np.array([key in keys for keys in self._cats], dtype=bool)
-        candidates = np.flatnonzero(mask)
+        mask = self._filters.mask(year_min, year_max, category)
+        candidates = np.arange(len(scores)) if mask is None else np.flatnonzero(mask)
         if not len(candidates):
             return []
         n = min(n, len(candidates))

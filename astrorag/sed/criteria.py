@@ -240,9 +240,6 @@ class LRDVerdict:
     votes: np.ndarray
     names: tuple[str, ...]
 
-    def vote_names(self, i: int) -> list[str]:
-        return unpack_votes(int(self.votes[i]), self.names)
-
 
 def unpack_votes(mask: int, names: tuple[str, ...]) -> list[str]:
     """The criteria named by a vote mask.

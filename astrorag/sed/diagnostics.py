@@ -7,7 +7,7 @@ m = -2.5 (beta + 2) log10(lambda) + c (f_lambda ~ lambda^beta), the form Kocevsk
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,9 +39,6 @@ class LineFit:
     def alpha(self) -> np.ndarray:
         """Slope alpha in f_nu ~ lambda^alpha."""
         return -self.slope / 2.5
-
-    def select(self, rows) -> "LineFit":
-        return LineFit(self.slope[rows], self.intercept[rows], self.n[rows])
 
 
 @dataclass
@@ -90,16 +87,6 @@ class Diagnostics:
             v = values[i]
             out[name] = None if not np.isfinite(v) else (int(v) if name.startswith("n_") else round(float(v), 4))
         return out
-
-    def select(self, rows) -> "Diagnostics":
-        kw = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in self.SCALARS:
-            kw[name] = kw[name][rows]
-        kw["uv_fit"], kw["opt_fit"] = self.uv_fit.select(rows), self.opt_fit.select(rows)
-        kw["resid"] = {k: v[rows] for k, v in self.resid.items()}
-        kw["n_resid"] = {k: v[rows] for k, v in self.n_resid.items()}
-        kw["chi2_red"] = None if self.chi2_red is None else self.chi2_red[rows]
-        return Diagnostics(**kw)
 
 
 def rest_wavelengths(phot: Photometry) -> np.ndarray:

@@ -41,6 +41,3 @@ class Magnitudes:
                                            + LIMIT_SIGMA * phot.err, np.nan))
             limit = np.where(detected, np.nan, ujy_to_ab(limit_flux))
         return cls(mag, err, snr, detected, limit)
-
-    def select(self, rows: np.ndarray) -> "Magnitudes":
-        return Magnitudes(self.mag[rows], self.err[rows], self.snr[rows], self.detected[rows], self.limit[rows])
