@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 import sys
 from typing import Any, Callable
 
@@ -133,6 +134,29 @@ def build_parser() -> argparse.ArgumentParser:
                          "with the catalog backend (ASTRORAG_CATALOG_BACKEND, e.g. openai for vLLM)")
     catalog.add_argument("--llm-limit", type=int, default=100, help="at most this many narratives")
 
+    fitting = argparse.ArgumentParser(add_help=False)
+    fitting.add_argument("--fitter", default="bagpipes", help="bagpipes (pip install -e '.[fit]') or cigale")
+    fitting.add_argument("--steps", type=int, default=3, help="rounds of refits after the baseline (default 3)")
+    fitting.add_argument("--width", type=int, default=3, help="top actions refitted per round (default 3)")
+    fitting.add_argument("--n-live", type=int, default=200, help="nautilus live points (default 200)")
+    fitting.add_argument("--workers", type=int, default=None, help="parallel refits (default: CPU count, at most width)")
+    fitting.add_argument("--scheduler", help="address of a dask-distributed scheduler for the refits")
+    fitting.add_argument("--z", type=float, help="redshift (overrides the table's column)")
+    fitting.add_argument("--flux-unit", help="uJy, nJy, mJy, Jy or ABmag when the columns do not say")
+    fit = command(sub, "fit", cmd_fit, "fit one source, refit with the advised changes, keep what the evidence "
+                  "supports", fitting, as_json)
+    fit.add_argument("file", help="photometry table")
+    fit.add_argument("--id", dest="source_id", help="source id (default: the first row)")
+    fit.add_argument("--plot", help="write the models over the photometry and residuals here (.png or .svg)")
+    fit.add_argument("--records", help="write the fit records (rules learn format, JSONL) here")
+    fitcat = command(sub, "fit-catalog", cmd_fit_catalog, "run the fit loop on the sources an advise-catalog "
+                     "output flags", fitting, as_json)
+    fitcat.add_argument("file", help="the photometry catalog given to advise-catalog")
+    fitcat.add_argument("--flags", required=True, help="the advise-catalog output (.parquet or .csv)")
+    fitcat.add_argument("--out", required=True, help="JSON Lines, one fit path per source; records go beside it")
+    fitcat.add_argument("--limit", type=int, help="at most N flagged sources")
+    fitcat.add_argument("--plot", help="a folder for one picture per source")
+
     ev = sub.add_parser("eval", help="the offline evaluation harness").add_subparsers(dest="suite_kind", required=True)
     mcq = command(ev, "mcq", cmd_eval_mcq, "multiple-choice accuracy (AstroBench JSONL, MMLU CSV, Astro-QA CSV)", model)
     mcq.add_argument("--suite", required=True)
@@ -150,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     sed.add_argument("--seed", type=int, default=0)
     sed.add_argument("--lrd-table", help="LRD photometry to classify (default: the bundled 60 Kokorev+2024 LRDs)")
     sed.add_argument("--out")
+    fitev = command(ev, "fit", cmd_eval_fit, "injection-recovery: does the advised change recover a hidden model "
+                    "(bagpipes)", as_json)
+    fitev.add_argument("--per-kind", type=int, default=2, help="sources per injected model (4 models)")
+    fitev.add_argument("--n-live", type=int, default=100)
+    fitev.add_argument("--seed", type=int, default=0)
+    fitev.add_argument("--workers", type=int, help="parallel fits (default: CPU count, at most 3)")
+    fitev.add_argument("--out")
     cost = command(ev, "cost", cmd_eval_cost, "tokens, latency per stage, cost for a billion sources", model)
     cost.add_argument("--questions", type=int, default=10)
     cost.add_argument("--llm-fraction", type=float, default=0.01, help="share of sources that get an LLM narrative")
@@ -460,6 +491,69 @@ def cmd_advise_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_options(args: argparse.Namespace) -> dict:
+    workers = args.workers or min(args.width, os.cpu_count() or 1)
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    return {"fitter": args.fitter, "n_live": args.n_live, "steps": args.steps, "width": args.width,
+            "workers": workers, "scheduler": args.scheduler, "progress": progress}
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    import json
+
+    from .workflows import fit_file
+
+    run = fit_file(settings_from(args), args.file, args.source_id, args.z, args.flux_unit, plot=args.plot,
+                   **_fit_options(args))
+    _print_problems(run.problems)
+    if run.path is not None and args.records:
+        Path(args.records).write_text("".join(json.dumps(r) + "\n" for r in run.path.records))
+    if args.json:
+        _print_json(run.to_dict())
+        return 0 if run.path is not None else 1
+    if run.path is None:
+        print(f"error: {run.error}", file=sys.stderr)
+        return 1
+    path = run.path
+    print(f"{path.source_id}: {path.fitter}, changes kept when the {path.criterion} gain passes "
+          f"{path.to_dict()['threshold']}")
+    for step in path.steps:
+        what = "baseline" if step.action is None else f"{step.action['rule_id']}: {step.change}"
+        if step.error:
+            print(f"  step {step.step}  {what}  FAILED: {step.error}")
+            continue
+        gain = "" if step.delta is None else f"  gain {step.delta:+.1f}"
+        print(f"  step {step.step}  {'KEPT ' if step.accepted and step.action else '     '}{what}  "
+              f"chi2 {step.chi2:.1f} (red. {step.chi2_red:.2f}){gain}")
+    print(f"final model: {path.final_model.describe()}")
+    for note in sorted({n for s in path.steps for n in s.not_represented}):
+        print(f"  not representable: {note}")
+    if run.plot:
+        print(f"plot: {run.plot}")
+    if args.records:
+        print(f"fit records: {args.records} (astrorag rules learn {args.records})")
+    return 0
+
+
+def cmd_fit_catalog(args: argparse.Namespace) -> int:
+    from .workflows import fit_catalog_file
+
+    report = fit_catalog_file(settings_from(args), args.file, args.flags, args.out, z=args.z,
+                              flux_unit=args.flux_unit, limit=args.limit, plot=args.plot, **_fit_options(args))
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"{report['fitted']} of {report['flagged']} flagged sources fitted, {report['improved']} improved by "
+              f"a kept change; {report['seconds_per_source']} s per source; paths in {report['out']}, "
+              f"records in {report['fitlog']}")
+        for source, error in report["failed"].items():
+            print(f"  {source}: {error}")
+    return 0
+
+
 def cmd_eval_mcq(args: argparse.Namespace) -> int:
     from .evaluation.mcq import run_mcq
 
@@ -479,6 +573,16 @@ def cmd_eval_sed(args: argparse.Namespace) -> int:
     from .evaluation.sed_eval import run_sed_eval
 
     run_sed_eval(settings_from(args), n_synthetic=args.n, seed=args.seed, lrd_table=args.lrd_table, out=args.out)
+    return 0
+
+
+def cmd_eval_fit(args: argparse.Namespace) -> int:
+    from .evaluation.fit_eval import run_fit_eval
+
+    report = run_fit_eval(settings_from(args), per_kind=args.per_kind, n_live=args.n_live, seed=args.seed,
+                          workers=args.workers, out=args.out, log=None if args.json else print)
+    if args.json:
+        _print_json(report)
     return 0
 
 

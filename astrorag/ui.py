@@ -168,6 +168,44 @@ def build_app(settings: Settings | None = None):
         except Exception as exc:
             raise gr.Error(_friendly(exc)) from None
 
+    def fit(upload, example_id, source_id, z, n_live, steps):
+        """Run the fit loop in a thread and show its progress in the page as it goes."""
+        import queue
+        import threading
+
+        from .workflows import fit_file
+
+        path = upload if upload else LRD_EXAMPLES
+        wanted = (source_id or "").strip() or (example_id if not upload else None)
+        out_dir = Path(tempfile.mkdtemp(prefix="astrorag-fit-"))
+        messages: queue.Queue = queue.Queue()
+        outcome: dict = {}
+
+        def work() -> None:
+            try:
+                # One process: forking a threaded web server for a pool is not safe.
+                outcome["run"] = fit_file(state.base, path, wanted, float(z) if z else None, fitter="bagpipes",
+                                          n_live=int(n_live), steps=int(steps), width=2, workers=1,
+                                          plot=out_dir / "fit.png", progress=messages.put)
+            except Exception as exc:  # shown to the user below
+                outcome["error"] = exc
+            finally:
+                messages.put(None)
+
+        threading.Thread(target=work, daemon=True).start()
+        log: list[str] = []
+        while (message := messages.get()) is not None:
+            log.append(message)
+            yield gr.update(), "\n".join(f"- {m}" for m in log), gr.update()
+        if "error" in outcome:
+            raise gr.Error(_friendly(outcome["error"]))
+        run = outcome["run"]
+        if run.path is None:
+            raise gr.Error(run.error)
+        json_path = out_dir / f"{run.source_id}.fit.json"
+        json_path.write_text(json.dumps(run.to_dict(), indent=2, default=str))
+        yield run.plot or None, fit_markdown(run.path), str(json_path)
+
     def library_stats() -> str:
         from .graph.model import load_graph
         from .index.store import Index
@@ -259,6 +297,17 @@ def build_app(settings: Settings | None = None):
                 download = gr.File(label="advice (JSON)")
                 run.click(advise, [upload, example, source_id, z, model_file, backend, model, host],
                           [plot, diag_md, actions_md, narrative, download])
+                with gr.Accordion("Fit: refit with the advised changes (bagpipes; minutes per source)", open=False):
+                    with gr.Row():
+                        n_live = gr.Slider(50, 400, value=100, step=50, label="live points")
+                        steps = gr.Slider(1, 3, value=1, step=1, label="rounds of refits")
+                        fit_btn = gr.Button("Fit", elem_id="fit-button")
+                    with gr.Row():
+                        fit_plot = gr.Image(label="fits", type="filepath", elem_id="fit-plot")
+                        fit_md = gr.Markdown(elem_id="fit-path")
+                    fit_download = gr.File(label="fit path (JSON)")
+                fit_btn.click(fit, [upload, example, source_id, z, n_live, steps], [fit_plot, fit_md, fit_download],
+                              concurrency_limit=1)
             with gr.Tab("Library", id="library"):
                 stats = gr.Markdown(library_stats(), elem_id="stats")
                 refresh = gr.Button("Refresh")
@@ -300,6 +349,22 @@ def diagnostics_markdown(advice) -> str:
     return (f"### Diagnostics: {advice.source_id}, z = {advice.redshift}\n| quantity | value |\n|---|---|\n{rows}\n\n"
             f"**Little red dot:** {verdict}\n\n| criterion | passed | values (thresholds) |\n|---|---|---|\n{crit}\n\n"
             f"**Symptoms:** {', '.join(advice.symptoms) or 'none'}")
+
+
+def fit_markdown(path) -> str:
+    """The fit path as a table: each attempted change, its chi-square, evidence gain and whether it was kept."""
+    head = f"**{path.source_id}**: changes kept when the {path.criterion} gain passes {path.to_dict()['threshold']}"
+    rows = ["| step | change | chi2 | gain | kept |", "| --- | --- | --- | --- | --- |"]
+    for s in path.steps:
+        what = "baseline" if s.action is None else f"{s.action['rule_id']}: {s.change}"
+        if s.error:
+            rows.append(f"| {s.step} | {what} | failed: {s.error} | | |")
+            continue
+        gain = "" if s.delta is None else f"{s.delta:+.1f}"
+        rows.append(f"| {s.step} | {what} | {s.chi2:.1f} | {gain} | {'yes' if s.accepted and s.action else ''} |")
+    notes = sorted({n for s in path.steps for n in s.not_represented})
+    tail = "\n".join(f"- not representable: {n}" for n in notes)
+    return "\n".join([head, "", *rows, "", f"final model: {path.final_model.describe()}", "", tail])
 
 
 def actions_markdown(advice) -> str:

@@ -1,0 +1,255 @@
+"""The bagpipes fitter (Carnall et al. 2018, arXiv:1712.04452) with the nautilus sampler.
+
+Install with ``pip install -e ".[fit]"``. The translation from the CIGALE vocabulary is one table,
+:data:`TRANSLATION`; :func:`to_bagpipes` applies it and lists what bagpipes cannot represent, so nothing is
+dropped silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+from ..errors import InputError
+from .base import FitError, FitResult, Fitter, SourcePhotometry, chi2_of
+from .spec import ModelSpec
+
+Z_SUN = 0.02           # BC03's solar metallicity (CIGALE's metallicity is the mass fraction Z)
+R_V_CALZETTI = 4.05    # Calzetti et al. 2000
+R_V_SMC = 2.74         # Gordon et al. 2003, SMC bar
+C_ANGSTROM_S = 2.99792458e18
+
+#: CIGALE vocabulary -> bagpipes, one row per parameter; "—" marks what bagpipes cannot represent.
+TRANSLATION: tuple[tuple[str, str, str], ...] = (
+    ("sfhdelayed.age_main [Myr]", "delayed.age [Gyr]", "/1000"),
+    ("sfhdelayed.tau_main [Myr]", "delayed.tau [Gyr]", "/1000"),
+    ("sfhdelayed.f_burst, age_burst", "burst.massformed (free, log Msun), burst.age [Gyr]",
+     "a burst of free mass, not a mass fraction"),
+    ("(stellar mass)", "delayed.massformed", "free, log10 Msun 4-13"),
+    ("bc03.metallicity (Z)", "delayed.metallicity [Z/Zsun]", "/0.02"),
+    ("bc03.imf", "—", "bagpipes' BC03 grid has a Kroupa IMF"),
+    ("sfh2exp, sfhdelayedbq, sfhperiodic, m2005", "—", "not representable"),
+    ("nebular.logU", "nebular.logU", "same"),
+    ("nebular.zgas (Z)", "nebular.metallicity [Z/Zsun]", "/0.02"),
+    ("nebular.f_esc, ne, lines_width", "—", "not representable"),
+    ("dustatt_modified_starburst.E_BV_lines, E_BV_factor", "dust.Av, dust.eta",
+     "Av = 4.05 x E_BV_factor x E_BV_lines (continuum), eta = 1/E_BV_factor (birth clouds and lines, t < 10 Myr)"),
+    ("dustatt_modified_starburst.powerlaw_slope, uv_bump_amplitude", "dust.type = Salim: delta, B", "same meaning"),
+    ("dustatt_modified_CF00.Av_ISM, mu, slope_ISM", "dust.type = CF00: Av, eta = 1/mu, n = -slope_ISM",
+     "slope_BC not separate"),
+    ("dl2014.qpah, umin, gamma", "dust.qpah, umin, gamma", "Draine & Li 2007 dust emission"),
+    ("skirtor2016 / fritz2006 fracAGN", "agn.f5100A (log-uniform)",
+     "fracAGN as a share of the observed flux density at rest 5100 A, before polar dust; the disc slope is "
+     "fixed at the Vanden Berk et al. 2001 composite's (alphalam = betalam = -1.56)"),
+    ("skirtor2016 / fritz2006 EBV (polar dust)", "agn_dust.type = SMC, Av = 2.74 x EBV", "same meaning"),
+    ("skirtor2016 / fritz2006 torus (t, oa, i, R, Mcl, ...)", "—", "no torus dust emission in bagpipes"),
+    ("xray, radio", "—", "not representable"),
+    ("redshifting.redshift", "redshift", "fixed at the catalog's value"),
+)
+
+_SUPPORTED = {"sfhdelayed", "bc03", "nebular", "dustatt_modified_starburst", "dustatt_modified_CF00", "dl2014",
+              "skirtor2016", "fritz2006"}
+_AGN_DEFAULT_NOTE = ("AGN torus dust emission (SKIRTOR/Fritz) is not representable in bagpipes: its agn component is "
+                     "a disc power law; mid-IR torus constraints are lost")
+
+
+def _scaled(value, factor: float):
+    if isinstance(value, tuple):
+        return tuple(sorted((value[0] * factor, value[1] * factor)))
+    return value * factor
+
+
+def _inverse(value):
+    if isinstance(value, tuple):
+        return (1.0 / value[1], 1.0 / value[0])
+    return 1.0 / value
+
+
+def to_bagpipes(spec: ModelSpec) -> tuple[dict, list[str]]:
+    """Bagpipes fit instructions for ``spec`` and the parts it cannot represent (see :data:`TRANSLATION`).
+
+    Examples
+    --------
+    >>> from astrorag.fit.spec import baseline
+    >>> instructions, lost = to_bagpipes(baseline(5.43))
+    >>> instructions["dust"]["type"], instructions["dust"]["Av"]
+    ('Calzetti', (0.0, 0.891))
+    >>> lost
+    []
+    """
+    lost: list[str] = []
+    out: dict = {"redshift": spec.redshift}
+    for module in spec.modules:
+        if module not in _SUPPORTED:
+            lost.append(f"{module}: not representable in bagpipes")
+    ssp = spec.module("bc03") if spec.has("bc03") else {}
+    metallicity = _scaled(ssp.get("metallicity", Z_SUN), 1 / Z_SUN)
+    if ssp.get("imf") not in (None, "kroupa"):
+        lost.append(f"bc03.imf = {ssp.get('imf')}: bagpipes' BC03 grid uses a Kroupa IMF (masses differ by ~0.03 dex)")
+    if not spec.has("sfhdelayed"):
+        raise InputError("bagpipes needs a star-formation history: the model has no sfhdelayed module")
+    sfh = spec.module("sfhdelayed")
+    out["delayed"] = {"age": _scaled(sfh["age_main"], 1e-3), "tau": _scaled(sfh["tau_main"], 1e-3),
+                      "massformed": (4.0, 13.0), "metallicity": metallicity}
+    if "f_burst" in sfh:
+        out["burst"] = {"age": _scaled(sfh.get("age_burst", (10.0, 50.0)), 1e-3), "massformed": (4.0, 13.0),
+                        "metallicity": metallicity}
+        lost.append("sfhdelayed.f_burst: bagpipes fits the burst's mass freely, not as a fraction of the total")
+    if spec.has("nebular"):
+        neb = spec.module("nebular")
+        if neb.get("emission", True) not in (False, "False", 0):
+            out["nebular"] = {"logU": neb.get("logU", -2.0)}
+            if "zgas" in neb:
+                out["nebular"]["metallicity"] = _scaled(neb["zgas"], 1 / Z_SUN)
+        for name in ("f_esc", "ne", "lines_width"):
+            if name in neb and neb[name] not in (0.0, 0):
+                lost.append(f"nebular.{name}: not representable in bagpipes")
+    if spec.has("dustatt_modified_starburst"):
+        dust = spec.module("dustatt_modified_starburst")
+        factor = dust.get("E_BV_factor", 0.44)
+        if isinstance(factor, tuple):
+            lost.append("E_BV_factor as a range: bagpipes gets its middle value")
+            factor = sum(factor) / 2
+        av = _scaled(dust.get("E_BV_lines", 0.0), R_V_CALZETTI * factor)
+        av = tuple(round(v, 4) for v in av) if isinstance(av, tuple) else round(av, 4)
+        slope, bump = dust.get("powerlaw_slope", 0.0), dust.get("uv_bump_amplitude", 0.0)
+        salim = isinstance(slope, tuple) or slope != 0.0 or isinstance(bump, tuple) or bump != 0.0
+        out["dust"] = {"type": "Salim" if salim else "Calzetti", "Av": av, "eta": round(1.0 / factor, 4)}
+        if salim:
+            out["dust"].update({"delta": slope, "B": bump})
+    elif spec.has("dustatt_modified_CF00"):
+        dust = spec.module("dustatt_modified_CF00")
+        out["dust"] = {"type": "CF00", "Av": dust.get("Av_ISM", 0.5), "eta": _inverse(dust.get("mu", 0.44)),
+                       "n": _scaled(dust.get("slope_ISM", -0.7), -1.0)}
+        if dust.get("slope_BC", -1.3) != -1.3:
+            lost.append("dustatt_modified_CF00.slope_BC: bagpipes' CF00 uses one slope")
+    if spec.has("dl2014"):
+        de = spec.module("dl2014")
+        out.setdefault("dust", {"type": "Calzetti", "Av": 0.0})
+        for name in ("qpah", "umin", "gamma"):
+            if name in de:
+                out["dust"][name] = de[name]
+    agn = spec.member("agn")
+    if agn:
+        params = spec.module(agn)
+        share = params.get("fracAGN", (0.0, 0.9))
+        share = share if isinstance(share, tuple) else (share, share)
+        # The disc has the Vanden Berk et al. 2001 composite's slope (f_nu ~ nu^-0.44, f_lambda ~ lambda^-1.56);
+        # f5100A is set per source in fit() from fracAGN, read as a share of the light at rest 5100 A.
+        out["agn"] = {"alphalam": -1.56, "betalam": -1.56, "f5100A": (max(share[0], 0.01), max(share[1], 0.02)),
+                      "f5100A_prior": "log_10", "sigma": 2000.0, "hanorm": 0.0}
+        ebv = params.get("EBV", 0.0)
+        if isinstance(ebv, tuple) or ebv > 0:
+            out["agn_dust"] = {"type": "SMC", "Av": _scaled(ebv, R_V_SMC)}
+        lost.append(_AGN_DEFAULT_NOTE)
+        lost.append(f"{agn}.fracAGN: bagpipes has no AGN fraction; its disc flux at rest 5100 A (before polar dust) "
+                    f"is given a log-uniform prior of {share[0]:g}-{share[1]:g} of the observed flux density there "
+                    "(the lambda_fracAGN = 0.4/0.7 reading)")
+    for name in ("xray", "radio"):
+        if spec.has(name):
+            lost.append(f"{name}: not representable in bagpipes")
+    return out, lost
+
+
+def _flambda_at_rest_5100(phot: SourcePhotometry) -> float:
+    """Observed f_lambda (erg/s/cm2/A) in the detected band nearest rest 5100 A."""
+    target = 0.51 * (1 + phot.redshift)
+    best, flam = math.inf, math.nan
+    for f, e, pivot in zip(phot.flux_ujy, phot.error_ujy, phot.pivots_um):
+        if math.isfinite(f) and math.isfinite(e) and f > 2 * e and abs(math.log(pivot / target)) < best:
+            best, flam = abs(math.log(pivot / target)), f * 1e-29 * C_ANGSTROM_S / (pivot * 1e4) ** 2
+    return flam
+
+
+def _flambda_to_ujy(flam: np.ndarray, wave_aa: np.ndarray) -> np.ndarray:
+    return flam * wave_aa ** 2 / C_ANGSTROM_S * 1e29
+
+
+class BagpipesFitter(Fitter):
+    """Fits with bagpipes and nautilus; log-evidence from nautilus, model fluxes at the best-fit sample."""
+
+    name = "bagpipes"
+    gives_evidence = True
+    #: nautilus trains this many neural networks per bound; one keeps small fits fast on a laptop
+    n_networks = 1
+
+    def not_representable(self, spec: ModelSpec) -> list[str]:
+        return to_bagpipes(spec)[1]
+
+    def translate(self, spec: ModelSpec) -> dict:
+        return to_bagpipes(spec)[0]
+
+    def fit(self, phot: SourcePhotometry, spec: ModelSpec, workdir: str | None = None) -> FitResult:
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                import bagpipes as pipes
+        except ImportError as exc:
+            raise FitError('the bagpipes fitter is not installed: pip install -e ".[fit]" '
+                           '(bagpipes and nautilus-sampler)') from exc
+        if phot.redshift > pipes.config.max_redshift:
+            raise FitError(f"z = {phot.redshift} is above bagpipes' grid limit ({pipes.config.max_redshift})")
+        instructions, lost = to_bagpipes(spec)
+        if "agn" in instructions:
+            scale = _flambda_at_rest_5100(phot) * (1 + phot.redshift)
+            if not scale > 0:
+                raise FitError(f"source {phot.source_id}: no detected band near rest 5100 A to scale the AGN disc")
+            lo, hi = instructions["agn"]["f5100A"]
+            boost = 10 ** (0.4 * 1.2 * np.max(instructions.get("agn_dust", {}).get("Av", 0.0)))  # A_5100/A_V ~ 1.2 (SMC)
+            instructions["agn"]["f5100A"] = (lo * scale, hi * scale * boost)
+        use = [i for i, (f, e) in enumerate(zip(phot.flux_ujy, phot.error_ujy))
+               if math.isfinite(f) and math.isfinite(e) and e > 0 and phot.curves[i]]
+        if phot.n_detected < 3 or len(use) < 4:
+            raise FitError(f"source {phot.source_id}: {phot.n_detected} detected band(s) with curves; a fit needs "
+                           "at least 3 detections (S/N > 2) among 4 usable bands")
+        upper = np.asarray(phot.upper_limit or [False] * len(phot.bands), dtype=bool)
+        flux = np.array([0.0 if upper[i] else phot.flux_ujy[i] for i in use])
+        err = np.array([phot.flux_ujy[i] / 2 if upper[i] else phot.error_ujy[i] for i in use])
+        curves = [phot.curves[i] for i in use]
+        table = np.column_stack([flux, err])
+        start = time.perf_counter()
+        here = os.getcwd()
+        folder = workdir or tempfile.mkdtemp(prefix="astrorag-bagpipes-")
+        try:
+            # bagpipes writes pipes/ into the working directory it saw at import time, and reads it back
+            # from the current one: point both at a folder of our own.
+            os.chdir(folder)
+            pipes.utils.working_dir = folder
+            np.random.seed(self.seed)
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                galaxy = pipes.galaxy(phot.source_id.replace("/", "_").replace(":", "_"), lambda _id: table,
+                                      spectrum_exists=False, filt_list=curves, phot_units="mujy")
+                run = f"r{abs(hash((phot.source_id, spec))) % 10**10}"
+                fit = pipes.fit(galaxy, instructions, run=run)
+                fit.fit(verbose=False, sampler="nautilus", n_live=self.n_live, pool=1, n_networks=self.n_networks)
+                samples, lnlike = fit.results["samples2d"], fit.results["lnlike"]
+                best = samples[int(np.argmax(lnlike))]
+                model = fit.fitted_model
+                model.lnlike(best)
+                flam = np.asarray(model.model_galaxy.photometry, dtype=float)
+                eff = np.asarray(galaxy.filter_set.eff_wavs, dtype=float)
+        except FitError:
+            raise
+        except Exception as exc:  # bagpipes and nautilus raise bare exceptions on bad input
+            raise FitError(f"bagpipes failed on source {phot.source_id}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            os.chdir(here)
+        model_ujy = np.full(len(phot.bands), np.nan)
+        model_ujy[use] = _flambda_to_ujy(flam, eff)
+        chi2, n = chi2_of(phot, model_ujy)
+        posterior = {name: {"p16": float(np.percentile(samples[:, j], 16)),
+                            "p50": float(np.median(samples[:, j])),
+                            "p84": float(np.percentile(samples[:, j], 84))}
+                     for j, name in enumerate(model.params)}
+        return FitResult(self.name, spec, model_ujy.tolist(), chi2, n, int(model.ndim),
+                         float(fit.results["lnz"]), time.perf_counter() - start,
+                         {k: {q: round(v, 5) for q, v in d.items()} for k, d in posterior.items()}, lost)
+

@@ -1,0 +1,220 @@
+"""The closed loop: fit, read the residuals, rank the rule graph's actions, refit with the top few, keep a
+change only when the model comparison says so, repeat.
+
+Model comparison: with a sampler's log-evidence, a change is kept when it raises ln Z by at least
+:data:`MIN_DELTA_LN_Z` (2 ln B >= 6, "strong" on the Kass & Raftery 1995 scale); without one, when it lowers
+BIC by at least :data:`MIN_DELTA_BIC` (the same scale: Delta BIC ~ -2 ln B).
+
+Every attempted change gives one record in the ``rules learn`` fit-log format, so that real fits update
+the rule confidences.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from ..graph.model import RuleGraph
+from ..sed.analysis import analyse
+from ..sed.photometry import Photometry
+from ..sed.regions import REGIONS
+from ..types import RankedAction
+from .base import FitError, FitResult, Fitter, SourcePhotometry
+from .spec import ModelSpec, NotAModelChange, apply_action, baseline
+
+MIN_DELTA_LN_Z = 3.0
+MIN_DELTA_BIC = 6.0
+
+
+@dataclass
+class FitStep:
+    """One fit on the path: the baseline (no action) or one attempted change."""
+
+    step: int
+    action: dict[str, Any] | None
+    change: str
+    chi2: float | None
+    chi2_red: float | None
+    log_evidence: float | None
+    bic: float | None
+    delta: float | None          # ln Z gain (evidence) or BIC drop, against the model it changed
+    accepted: bool
+    seconds: float
+    symptoms: list[str] = field(default_factory=list)
+    not_represented: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class FitPath:
+    """The outcome of :func:`run_loop` for one source."""
+
+    source_id: str
+    fitter: str
+    criterion: str                 # "log_evidence" or "bic"
+    steps: list[FitStep]
+    final_model: ModelSpec
+    final: FitResult
+    baseline: FitResult
+    records: list[dict[str, Any]]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    fits: list[FitResult] = field(default_factory=list, repr=False)
+    kept: list[tuple[str, FitResult]] = field(default_factory=list, repr=False)  # (rule id, fit) per kept change
+
+    @property
+    def accepted(self) -> list[FitStep]:
+        return [s for s in self.steps[1:] if s.accepted]
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source_id": self.source_id, "fitter": self.fitter, "criterion": self.criterion,
+                "threshold": MIN_DELTA_LN_Z if self.criterion == "log_evidence" else MIN_DELTA_BIC,
+                "steps": [s.to_dict() for s in self.steps], "final_model": self.final_model.to_dict(),
+                "final_model_text": self.final_model.describe(),
+                "final": self.final.to_dict(), "fits": len(self.steps), "seconds": round(self.seconds, 1),
+                "skipped_actions": self.skipped, "records": self.records}
+
+
+def _symptoms_and_residuals(phot: Photometry, model: list[float]) -> tuple[list[str], dict[str, float]]:
+    analysed = analyse(replace(phot, model=np.array([model], dtype=float)))
+    resid = {r: round(float(v[0]), 3) for r, v in analysed.diagnostics.resid.items()
+             if r in REGIONS and np.isfinite(v[0])}
+    return analysed.symptom_names(0), resid
+
+
+def _action_dict(a: RankedAction) -> dict[str, Any]:
+    return {"rule_id": a.rule_id, "rank": a.rank, "direction": a.direction, "parameter": a.parameter,
+            "module": a.module, "summary": a.summary, "contested": a.contested}
+
+
+def _gain(fitter: Fitter, new: FitResult, old: FitResult) -> float:
+    if fitter.gives_evidence and new.log_evidence is not None and old.log_evidence is not None:
+        return new.log_evidence - old.log_evidence
+    return old.bic - new.bic
+
+
+def candidate_actions(graph: RuleGraph, symptoms: list[str], spec: ModelSpec, fitter: Fitter, width: int,
+                      tried: set[ModelSpec]) -> tuple[list[tuple[RankedAction, ModelSpec, str]], list[dict[str, str]]]:
+    """The top ``width`` ranked actions that change the model in a way the fitter can build."""
+    from ..sed.advisor import rank_actions
+
+    chosen, skipped = [], []
+    base_lost = set(fitter.not_representable(spec))
+    for action in rank_actions(graph, symptoms, limit=24):
+        try:
+            new, change = apply_action(spec, action)
+        except NotAModelChange as exc:
+            skipped.append({"rule_id": action.rule_id, "why": str(exc)})
+            continue
+        if new == spec or new in tried:
+            skipped.append({"rule_id": action.rule_id, "why": "the model already has this change"})
+            continue
+        if fitter.translate(new) == fitter.translate(spec):
+            lost = sorted(set(fitter.not_representable(new)) - base_lost)
+            skipped.append({"rule_id": action.rule_id,
+                            "why": f"not representable in {fitter.name}: {'; '.join(lost) or 'no change'}"})
+            continue
+        chosen.append((action, new, change))
+        tried.add(new)
+        if len(chosen) == width:
+            break
+    return chosen, skipped
+
+
+def _fit_one(fitter: Fitter, phot: SourcePhotometry, spec: ModelSpec) -> FitResult | str:
+    try:
+        return fitter.fit(phot, spec)
+    except FitError as exc:
+        return str(exc)
+
+
+def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourcePhotometry, *, steps: int = 3,
+             width: int = 3, workers: int = 1, submit: Callable[..., Future] | None = None,
+             progress: Callable[[str], None] | None = None, start: ModelSpec | None = None) -> FitPath:
+    """Baseline fit, then up to ``steps`` rounds of refits with the top ``width`` actions.
+
+    ``submit`` runs fits elsewhere (a dask client's ``submit``); otherwise a process pool of ``workers``
+    runs each round's refits (in this process when ``workers`` is 1).
+
+    Raises
+    ------
+    FitError
+        When the baseline fit fails (the source cannot be fitted at all).
+    """
+    say = progress or (lambda _msg: None)
+    spec = start or baseline(source.redshift)
+    say(f"{source.source_id}: baseline fit ({spec.describe()})")
+    current = fitter.fit(source, spec)
+    symptoms, resid = _symptoms_and_residuals(phot, current.model_ujy)
+    path = FitPath(source.source_id, fitter.name, "log_evidence" if fitter.gives_evidence else "bic",
+                   [FitStep(0, None, "baseline", current.chi2, current.chi2_red, current.log_evidence, current.bic,
+                            None, True, current.seconds, symptoms, current.not_represented)],
+                   spec, current, current, [], fits=[current])
+    threshold = MIN_DELTA_LN_Z if fitter.gives_evidence else MIN_DELTA_BIC
+    tried: set[ModelSpec] = {spec}
+    pool = ProcessPoolExecutor(max_workers=workers) if submit is None and workers > 1 else None
+    try:
+        for number in range(1, steps + 1):
+            chosen, skipped = candidate_actions(graph, symptoms, spec, fitter, width, tried)
+            path.skipped += [dict(s, step=str(number)) for s in skipped]
+            if not chosen:
+                say(f"{source.source_id}: no further action the fitter can test")
+                break
+            say(f"{source.source_id}: round {number}: refitting with {', '.join(a.rule_id for a, _, _ in chosen)}")
+            if submit is not None:
+                outcomes = [f.result() for f in [submit(_fit_one, fitter, source, new) for _, new, _ in chosen]]
+            elif pool is not None:
+                outcomes = list(pool.map(_fit_one, [fitter] * len(chosen), [source] * len(chosen),
+                                         [new for _, new, _ in chosen]))
+            else:
+                outcomes = [_fit_one(fitter, source, new) for _, new, _ in chosen]
+            round_steps = []
+            for (action, new, change), outcome in zip(chosen, outcomes):
+                if isinstance(outcome, str):
+                    round_steps.append((FitStep(number, _action_dict(action), change, None, None, None, None, None,
+                                                False, 0.0, list(symptoms), [], outcome), None))
+                    continue
+                path.fits.append(outcome)
+                after_symptoms, after_resid = _symptoms_and_residuals(phot, outcome.model_ujy)
+                gain = _gain(fitter, outcome, current)
+                path.records.append({
+                    "source_id": source.source_id, "symptoms": list(symptoms),
+                    "action": {"parameter": action.parameter, "module": action.module,
+                               "direction": action.direction},
+                    "rule_id": action.rule_id, "fitter": fitter.name,
+                    "chi2_before": round(current.chi2_red, 4), "chi2_after": round(outcome.chi2_red, 4),
+                    "residuals_before": resid, "residuals_after": after_resid,
+                    path.criterion + "_gain": round(gain, 3), "accepted": False})
+                round_steps.append((FitStep(number, _action_dict(action), change, outcome.chi2, outcome.chi2_red,
+                                            outcome.log_evidence, outcome.bic, gain, False, outcome.seconds,
+                                            list(symptoms), outcome.not_represented), outcome))
+            fitted = [(s, r) for s, r in round_steps if r is not None]
+            best = max(fitted, key=lambda sr: sr[0].delta, default=None)
+            if best is not None and best[0].delta >= threshold:
+                best[0].accepted = True
+                index = [r for _, r in fitted].index(best[1])
+                records = path.records[len(path.records) - len(fitted):]
+                records[index]["accepted"] = True
+                current, spec = best[1], best[1].spec
+                path.kept.append((best[0].action["rule_id"], current))
+                symptoms, resid = _symptoms_and_residuals(phot, current.model_ujy)
+                say(f"{source.source_id}: kept {best[0].action['rule_id']} "
+                    f"({path.criterion} gain {best[0].delta:.1f}; chi2 {current.chi2:.1f})")
+            path.steps += [s for s, _ in round_steps]
+            if best is None or not best[0].accepted:
+                say(f"{source.source_id}: no change passed the {path.criterion} threshold; stopping")
+                break
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    path.final, path.final_model = current, spec
+    return path

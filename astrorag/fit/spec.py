@@ -1,0 +1,331 @@
+"""A typed model specification in the rule vocabulary's terms, and actions applied to it as pure functions.
+
+A :class:`ModelSpec` names CIGALE modules and their parameter ranges (CIGALE's names and units: Myr for
+ages, E(B-V) in mag, metallicity as the mass fraction Z). Fitters translate it into their own
+configuration (``bagpipes_fitter.TRANSLATION``, ``cigale.write_ini``) and report what they cannot represent.
+
+An action from the rule graph is applied with :func:`apply_action`: it returns a new specification and a
+note of what changed; the old one is untouched. Actions that are checks, not model changes, raise
+:class:`NotAModelChange`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from typing import Union
+
+from ..errors import InputError
+from ..graph import vocabulary as vocab
+from ..types import Action, RankedAction
+
+#: A parameter is a fixed value, a (low, high) range the fitter samples, or a CIGALE string option.
+Value = Union[float, tuple[float, float], str]
+
+#: Modules that play the same role: ``switch_module`` replaces one member of a family by another.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "sfh": ("sfhdelayed", "sfh2exp", "sfhdelayedbq", "sfhperiodic"),
+    "ssp": ("bc03", "m2005"),
+    "attenuation": ("dustatt_modified_starburst", "dustatt_modified_CF00"),
+    "dust_emission": ("dl2014", "dl2007", "dale2014", "casey2012", "themis"),
+    "agn": ("skirtor2016", "fritz2006"),
+    "nebular": ("nebular",),
+    "xray": ("xray",),
+    "radio": ("radio",),
+}
+
+#: Parameters a module gets when an action adds it (CIGALE's names and units). The AGN defaults follow the
+#: rule graph: fracAGN as a share of the rest-optical light (lambda_fracAGN = 0.4/0.7), a type-1 view.
+MODULE_DEFAULTS: dict[str, dict[str, Value]] = {
+    "sfhdelayed": {"tau_main": (100.0, 5000.0), "age_main": (10.0, 1000.0)},
+    "bc03": {"imf": "chabrier", "metallicity": (0.002, 0.03)},
+    "nebular": {"logU": -3.0, "zgas": 0.008},
+    "dustatt_modified_starburst": {"E_BV_lines": (0.0, 0.5), "E_BV_factor": 0.44, "powerlaw_slope": 0.0},
+    "dustatt_modified_CF00": {"Av_ISM": (0.0, 1.5), "mu": 0.44, "slope_ISM": -0.7, "slope_BC": -1.3},
+    "dl2014": {"qpah": 2.5, "umin": 1.0, "alpha": 2.0, "gamma": 0.1},
+    "skirtor2016": {"fracAGN": (0.0, 0.9), "lambda_fracAGN": "0.4/0.7", "i": 30.0, "EBV": 0.0},
+    "fritz2006": {"fracAGN": (0.0, 0.9), "lambda_fracAGN": "0.4/0.7", "psy": 30.0, "EBV": 0.0},
+    "xray": {"alpha_ox": (-1.9, -1.1), "max_dev_alpha_ox": 0.2},
+}
+
+#: Physical bounds, so that a rule's range never leaves what the models allow.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "E_BV_lines": (0.0, 5.0), "E_BV_factor": (0.1, 1.0), "powerlaw_slope": (-1.0, 1.0), "Av_ISM": (0.0, 10.0),
+    "fracAGN": (0.0, 0.999), "EBV": (0.0, 3.0), "f_burst": (0.0, 0.9), "age_burst": (1.0, 500.0),
+    "tau_main": (1.0, 20000.0), "age_main": (1.0, 13800.0), "metallicity": (0.0001, 0.05),
+    "logU": (-4.0, -1.0), "zgas": (0.0001, 0.05), "uv_bump_amplitude": (0.0, 5.0), "umin": (0.1, 50.0),
+    "qpah": (0.47, 7.32), "gamma": (0.0, 1.0), "i": (0.0, 90.0),
+}
+
+_PAIR = re.compile(r"([-+]?\d*\.?\d+)\s*(?:-|\.\.|to)\s*([-+]?\d*\.?\d+)")
+_NUMBER = re.compile(r"[-+]?\d*\.?\d+")
+
+
+class NotAModelChange(InputError):
+    """The action is a check or a data change, not something a refit can test."""
+
+
+def cosmic_age_myr(z: float) -> float:
+    """Age of the Universe at redshift ``z`` in Myr (Planck 2018).
+
+    >>> round(cosmic_age_myr(5.43))
+    1055
+    """
+    from astropy.cosmology import Planck18
+
+    return float(Planck18.age(z).to_value("Myr"))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Modules and parameter values in CIGALE's vocabulary, for one source at a fixed redshift.
+
+    Examples
+    --------
+    >>> spec = baseline(5.43)
+    >>> spec.modules
+    ('sfhdelayed', 'bc03', 'nebular', 'dustatt_modified_starburst')
+    >>> spec.value("dustatt_modified_starburst", "E_BV_lines")
+    (0.0, 0.5)
+    """
+
+    redshift: float
+    params: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...]
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return tuple(m for m, _ in self.params)
+
+    def module(self, name: str) -> dict[str, Value]:
+        for m, values in self.params:
+            if m == name:
+                return dict(values)
+        raise KeyError(name)
+
+    def has(self, name: str) -> bool:
+        return name in self.modules
+
+    def value(self, module: str, parameter: str) -> Value:
+        return self.module(module)[parameter]
+
+    def member(self, family: str) -> str | None:
+        """The module this specification uses for a family (``"agn"``, ``"attenuation"``, ...), if any."""
+        return next((m for m in self.modules if m in FAMILIES[family]), None)
+
+    def with_module(self, name: str, values: dict[str, Value] | None = None) -> "ModelSpec":
+        values = dict(MODULE_DEFAULTS.get(name, {}) if values is None else values)
+        if self.has(name):
+            return self._set(name, values)
+        return replace(self, params=self.params + ((name, tuple(values.items())),))
+
+    def without(self, name: str) -> "ModelSpec":
+        return replace(self, params=tuple((m, v) for m, v in self.params if m != name))
+
+    def with_value(self, module: str, parameter: str, value: Value) -> "ModelSpec":
+        values = self.module(module)
+        values[parameter] = value
+        return self._set(module, values)
+
+    def _set(self, name: str, values: dict[str, Value]) -> "ModelSpec":
+        return replace(self, params=tuple((m, tuple(values.items()) if m == name else v) for m, v in self.params))
+
+    def to_dict(self) -> dict:
+        return {"redshift": self.redshift,
+                "modules": {m: {p: list(v) if isinstance(v, tuple) else v for p, v in values}
+                            for m, values in self.params}}
+
+    def describe(self) -> str:
+        parts = []
+        for m, values in self.params:
+            shown = ", ".join(f"{p}={_show(v)}" for p, v in values)
+            parts.append(f"{m}({shown})")
+        return " + ".join(parts)
+
+
+def _show(value: Value) -> str:
+    if isinstance(value, tuple):
+        return f"{value[0]:g}-{value[1]:g}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def baseline(z: float) -> ModelSpec:
+    """The usual first fit: a delayed SFH, BC03, nebular emission and a Calzetti-like attenuation.
+
+    The attenuation prior (E_BV_lines 0-0.5, continuum E(B-V) up to 0.22, A_V up to 0.9) is what a survey
+    fit of ordinary galaxies uses; the rule graph's job is to say when a source needs more.
+    """
+    if not (z >= 0 and math.isfinite(z)):
+        raise InputError(f"a fit needs a redshift, got {z!r}: give --z or a redshift column")
+    age = MODULE_DEFAULTS["sfhdelayed"]["age_main"]
+    sfh = dict(MODULE_DEFAULTS["sfhdelayed"], age_main=(age[0], round(0.98 * cosmic_age_myr(z), 1)))
+    return ModelSpec(redshift=float(z), params=(
+        ("sfhdelayed", tuple(sfh.items())),
+        ("bc03", tuple(MODULE_DEFAULTS["bc03"].items())),
+        ("nebular", tuple(MODULE_DEFAULTS["nebular"].items())),
+        ("dustatt_modified_starburst", tuple(MODULE_DEFAULTS["dustatt_modified_starburst"].items())),
+    ))
+
+
+def parse_range(text: str) -> tuple[float, float] | float | None:
+    """The first numeric range (``"0.3 - 1.5 mag"``) or single number in a rule's range text.
+
+    >>> parse_range("0.3 - 1.5 mag (E(B-V) of the nebular lines)")
+    (0.3, 1.5)
+    >>> parse_range("-0.5 - -0.2 (steeper than Calzetti)")
+    (-0.5, -0.2)
+    >>> parse_range("up to the cosmic age at z") is None
+    True
+    """
+    pair = _PAIR.search(text or "")
+    if pair:
+        lo, hi = sorted((float(pair.group(1)), float(pair.group(2))))
+        return (lo, hi)
+    single = _NUMBER.search(text or "")
+    return float(single.group(0)) if single else None
+
+
+def _clip(parameter: str, value: Value, spec: ModelSpec) -> Value:
+    lo, hi = BOUNDS.get(parameter, (-math.inf, math.inf))
+    if parameter in ("age_main", "age_burst"):
+        hi = min(hi, 0.98 * cosmic_age_myr(spec.redshift))
+    if isinstance(value, tuple):
+        a, b = max(lo, value[0]), min(hi, value[1])
+        return (round(a, 6), round(b, 6)) if a < b else round(b, 6)
+    return min(max(value, lo), hi) if isinstance(value, float) else value
+
+
+def _module_for(action: Action | RankedAction, spec: ModelSpec) -> str:
+    """The module an action's parameter lives in: the one named, else the one in the spec, else the first."""
+    if action.module:
+        return action.module
+    owners = vocab.modules_of(action.parameter)
+    present = [m for m in owners if spec.has(m)]
+    if present:
+        return present[0]
+    if not owners:
+        raise NotAModelChange(f"{action.parameter!r} is no module's parameter")
+    return owners[0]
+
+
+def _family(module: str) -> str:
+    family = next((f for f, members in FAMILIES.items() if module in members), None)
+    if family is None:
+        raise NotAModelChange(f"{module} is not a module a refit can add or change")
+    return family
+
+
+def _new_value(action, current: Value | None, spec: ModelSpec) -> Value:
+    parameter, direction = action.parameter, action.direction
+    stated = parse_range(action.range)
+    if parameter in ("age_main",) and direction in ("increase", "widen", "fix") and stated is None:
+        stated = (current[0] if isinstance(current, tuple) else 1.0, cosmic_age_myr(spec.redshift))
+    lo, hi = (current if isinstance(current, tuple) else (current, current)) if isinstance(current, (tuple, float)) \
+        else (None, None)
+    if direction in ("increase", "decrease"):
+        if isinstance(stated, tuple):
+            return stated
+        if isinstance(stated, float):
+            # One number: the new upper (decrease) or lower (increase) end of the range.
+            if direction == "decrease":
+                return (min(lo, stated), stated) if lo is not None else stated
+            return (stated, max(hi, stated) * 2 if hi is not None else 2 * stated)
+        if hi is None:
+            raise NotAModelChange(f"the rule gives no range for {parameter} and the model has none to move")
+        span = (hi - lo) or abs(hi) or 1.0
+        return (hi, hi + span) if direction == "increase" else (lo - span, lo)
+    if direction == "widen":
+        if isinstance(stated, tuple):
+            return (min(stated[0], lo), max(stated[1], hi)) if lo is not None else stated
+        if hi is None:
+            raise NotAModelChange(f"the rule gives no range to widen {parameter} to")
+        span = (hi - lo) or abs(hi) or 1.0
+        return (lo - span / 2, hi + span / 2)
+    if direction == "narrow":
+        if isinstance(stated, tuple):
+            return stated
+        raise NotAModelChange(f"the rule gives no range to narrow {parameter} to")
+    if direction == "fix":
+        if isinstance(stated, tuple) and parameter in ("age_main",):
+            # "fix the grid below the cosmic age": keep a range, capped.
+            return (lo if lo is not None else stated[0], min(stated[1], hi if hi is not None else stated[1]))
+        if isinstance(stated, float):
+            return stated
+        if isinstance(stated, tuple):
+            return stated
+        raise NotAModelChange(f"the rule gives no value to fix {parameter} at")
+    raise NotAModelChange(f"direction {direction!r} does not change {parameter}")
+
+
+def apply_action(spec: ModelSpec, action: Action | RankedAction) -> tuple[ModelSpec, str]:
+    """Apply a rule's action to a model specification; return the new one and what changed.
+
+    Pure: ``spec`` is not modified. The rule's range text gives the new range where it states one
+    (``"0.3 - 1.5 mag"``); otherwise the range moves by its own width in the stated direction. The
+    action's ``also`` pairs are applied to the same module when they hold a value.
+
+    Examples
+    --------
+    >>> s = baseline(5.4)
+    >>> new, note = apply_action(s, Action("increase", "E_BV_lines", "dustatt_modified_starburst", "0.3 - 1.5 mag"))
+    >>> new.value("dustatt_modified_starburst", "E_BV_lines"), s.value("dustatt_modified_starburst", "E_BV_lines")
+    ((0.3, 1.5), (0.0, 0.5))
+    >>> apply_action(s, Action("add_module", None, "skirtor2016"))[0].member("agn")
+    'skirtor2016'
+    """
+    direction = action.direction
+    if direction in ("check", "free"):
+        raise NotAModelChange(f"'{direction}' is advice to look at something, not a model change a refit can test")
+    also = [tuple(pair) for pair in (action.also or ())]
+    if direction in ("add_module", "switch_module", "remove_module"):
+        module = action.module
+        if module is None or module not in vocab.MODULES:
+            raise NotAModelChange(f"no module named in the action {direction}")
+        family = _family(module)
+        current = spec.member(family)
+        if direction == "remove_module":
+            if not spec.has(module):
+                raise NotAModelChange(f"{module} is not in the model")
+            return replace(spec.without(module), notes=()), f"removed {module}"
+        if direction == "add_module" and spec.has(module):
+            raise NotAModelChange(f"{module} is already in the model")
+        new = spec.without(current) if current else spec
+        new = new.with_module(module)
+        new = _apply_also(new, module, also)
+        verb = f"switched {current} to {module}" if current and current != module else f"added {module}"
+        return replace(new, notes=()), verb
+    if not action.parameter:
+        raise NotAModelChange("the action names no parameter")
+    module = _module_for(action, spec)
+    if module == "redshifting":
+        raise NotAModelChange("fits hold the redshift at the catalog's value; choosing another is a data decision")
+    new = spec
+    if not new.has(module):
+        # Changing a parameter of a module the model lacks adds the module (replacing its family's member).
+        current = new.member(_family(module))
+        new = (new.without(current) if current else new).with_module(module)
+    values = new.module(module)
+    current_value = values.get(action.parameter)
+    if action.parameter == "f_burst" and "age_burst" not in values:
+        new = new.with_value(module, "age_burst", (10.0, 50.0))
+    value = _clip(action.parameter, _new_value(action, current_value, spec), spec)
+    new = new.with_value(module, action.parameter, value)
+    new = _apply_also(new, module, also)
+    return replace(new, notes=()), f"{action.parameter} ({module}): {_show(current_value) if current_value is not None else 'default'} -> {_show(value)}"
+
+
+def _apply_also(spec: ModelSpec, module: str, also: list[tuple[str, str]]) -> ModelSpec:
+    """Apply an action's companion settings when they are values (text like "raise so that..." is kept out)."""
+    for parameter, text in also:
+        owner = module if parameter in vocab.MODULES.get(module, ()) else next(
+            (m for m in vocab.modules_of(parameter) if spec.has(m)), None)
+        if owner is None:
+            continue
+        if parameter == "lambda_fracAGN":
+            spec = spec.with_value(owner, parameter, text.strip())
+            continue
+        stated = parse_range(text)
+        if stated is not None:
+            spec = spec.with_value(owner, parameter, _clip(parameter, stated, spec))
+    return spec
