@@ -71,6 +71,7 @@ class Assistant:
         self.retriever = Retriever(self.index, self.embedder, settings)
         self.graph: RuleGraph = load_graph(settings.index_path)
         self.notices: list[str] = []
+        self.last_prepared: Prepared | None = None
         # e.g. a deleted chroma/ folder: say so instead of answering from keywords alone
         if notice := self.index.missing_vectors_notice():
             self.notices.append(f"notice: {notice}")
@@ -140,6 +141,7 @@ class Assistant:
                history: list[dict] | None = None) -> Iterator[str | Answer]:
         """Yield the answer text as it is written, then the checked :class:`Answer` as the last item."""
         prepared = self.prepare(question, params, history)
+        self.last_prepared = prepared  # what a reproducibility bundle records
         if prepared.no_evidence:
             text = no_evidence_text(question, prepared.closest, self.settings.no_evidence_min_cosine)
             yield text

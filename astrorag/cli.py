@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     ask = command(sub, "ask", cmd_ask, "answer a question with citations", retrieval, model, as_json)
     ask.add_argument("question")
     ask.add_argument("--bibtex", metavar="FILE", help="also write BibTeX entries of the cited papers (ADS keys)")
+    ask.add_argument("--save", metavar="DIR", help="write a reproducibility bundle (bundle.json, answer.md) here")
+    rep = command(sub, "replay", cmd_replay, "re-run a saved answer bundle and show what changed", model, as_json)
+    rep.add_argument("bundle", help="a folder written by ask --save")
+    export = sub.add_parser("export", help="export references").add_subparsers(dest="what", required=True)
+    exbib = command(export, "bibtex", cmd_export_bibtex, "BibTeX of a query's, an answer's or listed papers")
+    exbib.add_argument("--query", help="the papers this question retrieves")
+    exbib.add_argument("--bundle", help="the papers a saved answer (ask --save DIR) cites")
+    exbib.add_argument("--ids", help="comma-separated arXiv ids or bibcodes of indexed papers")
+    exbib.add_argument("--k", type=int, help="passages to retrieve for --query")
+    exbib.add_argument("--out", help="write here (default: print)")
 
     rules = sub.add_parser("rules", help="the graph of SED-fitting rules").add_subparsers(dest="action", required=True)
     rlist = command(rules, "list", cmd_rules_list, "list rules (papers for and against each)", as_json)
@@ -345,6 +355,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if args.json:
             answer = assistant.ask(args.question, params)
             _write_bibtex(args.bibtex, assistant, answer)
+            _save_bundle(args.save, assistant, answer, params)
             _print_json(answer.to_dict())
             return 0
         answer = None
@@ -358,6 +369,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         for notice in answer.notices[len(assistant.notices):]:
             print(notice, file=sys.stderr)
         _write_bibtex(args.bibtex, assistant, answer)
+        _save_bundle(args.save, assistant, answer, params)
         if answer.citations:
             print("\nSources:")
             for ev in answer.citations:
@@ -383,6 +395,48 @@ def _write_bibtex(path: str | None, assistant, answer) -> None:
     docs = assistant.cited_documents(answer)
     Path(path).write_text(bibtex(docs))
     print(f"wrote {len(docs)} BibTeX entries to {path}", file=sys.stderr)
+
+
+def _save_bundle(folder: str | None, assistant, answer, params) -> None:
+    if not folder:
+        return
+    from .bundle import make_bundle, save_bundle
+
+    path = save_bundle(folder, make_bundle(assistant, answer, params))
+    print(f"saved the reproducibility bundle in {path} (astrorag replay {path})", file=sys.stderr)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .bundle import replay
+
+    report = replay(settings_from(args), args.bundle, backend=args.backend_name)
+    if args.json:
+        data = report.to_dict()
+        data.pop("replay")
+        _print_json(data)
+        return 0 if report.identical else 1
+    checks = [("answer", report.same_answer), ("evidence", report.same_evidence), ("prompt", report.same_prompt),
+              ("corpus", report.same_corpus), ("index", report.same_index), ("model", report.same_model)]
+    print("replay: " + ", ".join(f"{name} {'same' if ok else 'DIFFERENT'}" for name, ok in checks))
+    if report.evidence_added or report.evidence_removed:
+        print(f"evidence added: {', '.join(report.evidence_added) or '-'}; removed: "
+              f"{', '.join(report.evidence_removed) or '-'}")
+    if report.answer_diff:
+        print(report.answer_diff)
+    return 0 if report.identical else 1
+
+
+def cmd_export_bibtex(args: argparse.Namespace) -> int:
+    from .workflows import export_bibtex
+
+    ids = [i for i in (args.ids or "").split(",") if i.strip()]
+    text, count = export_bibtex(settings_from(args), query=args.query, bundle=args.bundle, ids=ids, k=args.k)
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {count} BibTeX entries to {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
 
 
 def _graph(settings: Settings):

@@ -230,3 +230,50 @@ def test_ask_writes_bibtex_that_a_parser_reads_back(small_settings, tmp_path):
     for e in entries:
         assert e["ENTRYTYPE"] == "misc" and e["archiveprefix"] == "arXiv" and e["year"].isdigit()
         assert e["ID"].startswith(e["year"] + "arXiv") and e["title"].startswith("{")
+
+
+def test_a_saved_answer_bundle_replays_identically_and_reports_a_change(small_settings, tmp_path):
+    from astrorag.bundle import load_bundle
+
+    folder = tmp_path / "bundle"
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), ASTRORAG_INDEX_NAME="small")
+    cli = [sys.executable, "-m", "astrorag"]
+    run = subprocess.run([*cli, "ask", "What powers little red dots?", "--backend", "extractive", "--k", "4",
+                          "--save", str(folder)], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    bundle = load_bundle(folder)
+    assert bundle["question"] == "What powers little red dots?" and bundle["answer"]
+    assert bundle["params"]["k"] == 4 and len([e for e in bundle["evidence"] if e["kind"] == "chunk"]) == 4
+    assert all(e["chunk_id"] and e["doc_id"] and e["text"] for e in bundle["evidence"] if e["kind"] == "chunk")
+    assert bundle["prompt"][0]["role"] == "system" and "What powers little red dots?" in bundle["prompt"][-1]["content"]
+    assert len(bundle["index"]["corpus_hash"]) == 64 and bundle["index"]["documents"] == 40
+    assert bundle["model"]["backend"] == "extractive" and bundle["astrorag_version"]
+    assert "index_dir" not in bundle["settings"] and "ollama_host" not in bundle["settings"]
+    assert "## Provenance" in (folder / "answer.md").read_text()
+    same = subprocess.run([*cli, "replay", str(folder), "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert same.returncode == 0, same.stderr
+    assert json.loads(same.stdout)["identical"] is True
+    # A bundle whose answer was edited replays as different, with the diff.
+    data = json.loads((folder / "bundle.json").read_text())
+    data["answer"] = data["answer"] + "\nAn extra line."
+    (folder / "bundle.json").write_text(json.dumps(data))
+    changed = subprocess.run([*cli, "replay", str(folder)], capture_output=True, text=True, env=env, timeout=300)
+    assert changed.returncode == 1 and "answer DIFFERENT" in changed.stdout and "-An extra line." in changed.stdout
+    # The cited papers of the bundle export as BibTeX a parser reads.
+    import bibtexparser
+
+    out = subprocess.run([*cli, "export", "bibtex", "--bundle", str(folder)], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    cited_docs = {e["doc_id"] for e in bundle["evidence"] if e["key"] in bundle["citations"] and e["kind"] == "chunk"}
+    assert {e["eprint"] for e in bibtexparser.loads(out.stdout).entries} == cited_docs
+
+
+def test_export_bibtex_needs_one_source_and_says_so(small_settings):
+    from astrorag.errors import InputError
+    from astrorag.workflows import export_bibtex
+
+    with pytest.raises(InputError, match="exactly one of --query, --bundle or --ids"):
+        export_bibtex(small_settings)
+    text, count = export_bibtex(small_settings, query="little red dots black hole", k=3)
+    assert 1 <= count <= 3 and text.count("@") == count

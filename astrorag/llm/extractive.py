@@ -64,7 +64,9 @@ class ExtractiveAnswerer:
             # Curated rules are already the distilled answer to a fitting question: state them first.
             yield "\nFitting rules that apply:"
             for ev in rules:
-                yield f"\n- {ev.title} Papers: {', '.join(ev.papers)}. [{ev.key}]"
+                # The rule's papers are listed with it under Sources; bare ids in the text would be dropped
+                # by the citation check when those papers are not in the index.
+                yield f"\n- {ev.title.rstrip('.')}. [{ev.key}]"
             if evidence:
                 yield "\n\nFrom the retrieved papers:"
         candidates = [(ev, s) for ev in evidence for s in split_sentences(ev.text) if len(s) > 20]

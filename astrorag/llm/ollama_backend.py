@@ -60,6 +60,14 @@ class OllamaBackend(LLMBackend):
             return False, f"Ollama at {self.host} lacks the model {self.model} (`ollama pull {self.model}`)"
         return True, ""
 
+    def model_digest(self) -> str | None:
+        """The model's digest as the server lists it (what a reproducibility bundle records)."""
+        wanted = {self.model, f"{self.model}:latest"}
+        for m in self._probe.list().models:
+            if m.model in wanted:
+                return m.digest
+        return None
+
     def option_logprobs(self, messages: list[dict], letters: str) -> list[float] | None:
         """Log-probabilities of each option letter as the first answer token, or None if the server gives none."""
         try:

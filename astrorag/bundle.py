@@ -1,0 +1,174 @@
+"""Reproducibility bundles: everything needed to re-run an answer and see whether it changed.
+
+``astrorag ask ... --save DIR`` writes ``DIR/bundle.json`` (question, answer, every evidence passage with its
+ids, the rules used, the exact prompt sent, the settings, the index fingerprint and corpus hash, the model's
+name and digest, astrorag's version) and ``DIR/answer.md`` (the same for people). ``astrorag replay DIR``
+asks the same question against the current index and model with the bundle's settings, and reports what
+differs. Attach the bundle to a paper's methods section; a referee can replay it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import InputError
+from .settings import Settings
+
+BUNDLE_VERSION = 1
+#: Settings that say where things run, not what the answer is: the replaying machine keeps its own.
+LOCAL_SETTINGS = {"index_dir", "ollama_host", "ollama_hosts", "openai_url", "chroma_url", "progress", "ads_url",
+                  "arxiv_url", "llm_timeout_s", "llm_concurrency"}
+
+
+def corpus_hash(index) -> str:
+    """SHA-256 over the sorted (document id, content hash) pairs of an index: equal corpora, equal hashes."""
+    pairs = sorted(index.ledger.content_hashes().items())
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
+
+
+def model_identity(assistant) -> dict[str, Any]:
+    """The writer's name, model and, where the server says, the model digest."""
+    writer = assistant.writer
+    identity = {"backend": writer.name, "model": getattr(writer, "model", None), "digest": None}
+    llm = assistant.llm
+    if llm is not None and hasattr(llm, "model_digest"):
+        try:
+            identity["digest"] = llm.model_digest()
+        except Exception as exc:  # a server that went away after answering: record why there is no digest
+            identity["digest_error"] = f"{type(exc).__name__}: {exc}"
+    return identity
+
+
+def make_bundle(assistant, answer, params=None) -> dict[str, Any]:
+    """The bundle of one answered question (see the module docstring)."""
+    prepared = assistant.last_prepared
+    settings = assistant.settings
+    index = assistant.index
+    evidence = [e.to_dict() for e in answer.evidence]
+    return {
+        "bundle_version": BUNDLE_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "astrorag_version": __version__,
+        "python": platform.python_version(),
+        "question": answer.question,
+        "answer": answer.text,
+        "no_evidence": answer.no_evidence,
+        "citations": [e.key for e in answer.citations],
+        "evidence": evidence,
+        "rules": [e.rule_id for e in answer.evidence if e.kind == "rule"],
+        "prompt": prepared.messages if prepared is not None else [],
+        "params": None if params is None else dataclasses.asdict(params),
+        "settings": {k: v for k, v in settings.to_dict().items() if k not in LOCAL_SETTINGS},
+        "settings_fingerprint": settings.fingerprint(),
+        "index": {"name": settings.index_name, "fingerprint": index.spec["fingerprint"],
+                  "documents": index.count_documents(), "chunks": index.count_chunks(),
+                  "corpus_hash": corpus_hash(index)},
+        "model": model_identity(assistant),
+        "notices": list(answer.notices),
+    }
+
+
+def save_bundle(directory: str | Path, bundle: dict[str, Any]) -> Path:
+    """Write ``bundle.json`` and ``answer.md`` into ``directory``; return the folder."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bundle.json").write_text(json.dumps(bundle, indent=2, ensure_ascii=False, default=str) + "\n")
+    lines = [f"# {bundle['question']}", "", bundle["answer"], "", "## Evidence", ""]
+    for e in bundle["evidence"]:
+        ident = e.get("arxiv_id") or e.get("bibcode") or e.get("rule_id") or e.get("doc_id") or ""
+        lines.append(f"- [{e.get('key')}] {e.get('title') or ''} ({ident}; chunk {e.get('chunk_id') or '-'})")
+    model = bundle["model"]
+    lines += ["", "## Provenance", "",
+              f"- astrorag {bundle['astrorag_version']}, Python {bundle['python']}, {bundle['created']}",
+              f"- writer: {model['backend']} {model.get('model') or ''} digest {model.get('digest') or 'n/a'}",
+              f"- index {bundle['index']['name']}: fingerprint {bundle['index']['fingerprint']}, "
+              f"{bundle['index']['documents']} documents, corpus hash {bundle['index']['corpus_hash'][:16]}...",
+              f"- settings fingerprint {bundle['settings_fingerprint']}",
+              "", f"Re-run with `astrorag replay {folder}`."]
+    (folder / "answer.md").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def load_bundle(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / "bundle.json"
+    if not path.is_file():
+        raise InputError(f"{directory} holds no bundle.json: write one with `astrorag ask ... --save {directory}`")
+    try:
+        bundle = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON (line {exc.lineno}): the bundle is damaged") from exc
+    if bundle.get("bundle_version") != BUNDLE_VERSION:
+        raise InputError(f"{path} is bundle version {bundle.get('bundle_version')}; this astrorag reads "
+                         f"version {BUNDLE_VERSION}")
+    return bundle
+
+
+@dataclass
+class ReplayReport:
+    """What changed between a bundle and its replay."""
+
+    same_answer: bool
+    same_evidence: bool
+    same_prompt: bool
+    same_corpus: bool
+    same_index: bool
+    same_model: bool
+    answer_diff: str = ""
+    evidence_added: list[str] = field(default_factory=list)
+    evidence_removed: list[str] = field(default_factory=list)
+    replay: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def identical(self) -> bool:
+        return self.same_answer and self.same_evidence and self.same_prompt
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["identical"] = self.identical
+        return data
+
+
+def _evidence_ids(bundle: dict[str, Any]) -> list[str]:
+    return [e.get("chunk_id") or e.get("rule_id") or e.get("doc_id") or "" for e in bundle["evidence"]]
+
+
+def replay(settings: Settings, directory: str | Path, backend: str | None = None) -> ReplayReport:
+    """Re-run a bundle's question with its settings on this machine's index and model; compare."""
+    from .assistant import Assistant
+    from .types import Filters, QueryParams
+
+    bundle = load_bundle(directory)
+    stored = dict(bundle["settings"])
+    stored.pop("index_dir", None)
+    run_settings = settings.replace(**{k: v for k, v in stored.items() if k in Settings.__dataclass_fields__})
+    raw = bundle.get("params") or {}
+    filters = raw.get("filters")
+    params = QueryParams(k=raw.get("k"), mode=raw.get("mode"),
+                         filters=Filters(**filters) if isinstance(filters, dict) else None)
+    assistant = Assistant(run_settings, backend=backend or bundle["model"]["backend"])
+    try:
+        answer = assistant.ask(bundle["question"], params)
+        again = make_bundle(assistant, answer, params)
+    finally:
+        assistant.close()
+    diff = "\n".join(difflib.unified_diff(bundle["answer"].splitlines(), again["answer"].splitlines(),
+                                          "bundle", "replay", lineterm=""))
+    before, after = _evidence_ids(bundle), _evidence_ids(again)
+    model_keys = ("backend", "model", "digest")
+    return ReplayReport(
+        same_answer=bundle["answer"] == again["answer"], same_evidence=before == after,
+        same_prompt=bundle["prompt"] == again["prompt"],
+        same_corpus=bundle["index"]["corpus_hash"] == again["index"]["corpus_hash"],
+        same_index=bundle["index"]["fingerprint"] == again["index"]["fingerprint"],
+        same_model=all(bundle["model"].get(k) == again["model"].get(k) for k in model_keys),
+        answer_diff=diff, evidence_added=[i for i in after if i not in before],
+        evidence_removed=[i for i in before if i not in after], replay=again)
