@@ -18,8 +18,8 @@ import warnings
 import numpy as np
 
 from ..errors import InputError
-from .base import FitError, FitResult, Fitter, SourcePhotometry, chi2_of
-from .spec import ModelSpec
+from .base import FitError, FitResult, Fitter, SourcePhotometry, at_upper_edge, chi2_of
+from .spec import ModelSpec, cosmic_age_myr
 
 Z_SUN = 0.02           # BC03's solar metallicity (CIGALE's metallicity is the mass fraction Z)
 R_V_CALZETTI = 4.05    # Calzetti et al. 2000
@@ -185,6 +185,17 @@ class BagpipesFitter(Fitter):
 
     def translate(self, spec: ModelSpec) -> dict:
         return to_bagpipes(spec)[0]
+
+    def edge_symptoms(self, result: FitResult) -> list[str]:
+        instructions = to_bagpipes(result.spec)[0]
+        found = []
+        if at_upper_edge(result.posterior.get("dust:Av"), instructions.get("dust", {}).get("Av")):
+            found.append("attenuation_at_limit")
+        age = instructions["delayed"]["age"]
+        near_cosmic = isinstance(age, tuple) and age[1] >= 0.9 * 0.98e-3 * cosmic_age_myr(result.spec.redshift)
+        if near_cosmic and at_upper_edge(result.posterior.get("delayed:age"), age):
+            found.append("age_at_limit")
+        return found
 
     def fit(self, phot: SourcePhotometry, spec: ModelSpec, workdir: str | None = None) -> FitResult:
         try:

@@ -69,6 +69,25 @@ class FitResult:
                 "not_represented": self.not_represented}
 
 
+#: A posterior whose median lies in the top tenth of its prior range is "at the limit": the prior, not the
+#: data, sets it (a generic criterion, the same for every parameter).
+EDGE_FRACTION = 0.9
+
+
+def at_upper_edge(posterior: dict[str, float] | None, bounds: tuple[float, float]) -> bool:
+    """Is the posterior median in the top tenth of the prior range?
+
+    >>> at_upper_edge({"p16": 0.85, "p50": 0.88, "p84": 0.89}, (0.0, 0.891))
+    True
+    >>> at_upper_edge({"p16": 0.2, "p50": 0.4, "p84": 0.6}, (0.0, 0.891))
+    False
+    """
+    if not posterior or not isinstance(bounds, tuple):
+        return False
+    lo, hi = bounds
+    return hi > lo and posterior["p50"] >= lo + EDGE_FRACTION * (hi - lo)
+
+
 def chi2_of(phot: SourcePhotometry, model: np.ndarray) -> tuple[float, int]:
     """Chi-square over the measured bands (upper limits count when the model exceeds them)."""
     f, e, m = np.asarray(phot.flux_ujy), np.asarray(phot.error_ujy), np.asarray(model)
@@ -93,6 +112,10 @@ class Fitter:
 
     def not_representable(self, spec: ModelSpec) -> list[str]:
         """Parts of ``spec`` this fitter cannot build, in words (empty when it can build all of it)."""
+        return []
+
+    def edge_symptoms(self, result: FitResult) -> list[str]:
+        """Symptoms the posterior shows (a parameter piled against its prior bound), in the rule vocabulary."""
         return []
 
     def translate(self, spec: ModelSpec) -> Any:

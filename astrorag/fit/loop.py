@@ -91,6 +91,13 @@ def _symptoms_and_residuals(phot: Photometry, model: list[float]) -> tuple[list[
     return analysed.symptom_names(0), resid
 
 
+def fit_symptoms(phot: Photometry, fitter: Fitter, result: FitResult) -> tuple[list[str], dict[str, float]]:
+    """Symptoms of a fit: the residual and shape symptoms of the photometry with the model, and what the
+    posterior shows (a parameter against its prior bound)."""
+    symptoms, resid = _symptoms_and_residuals(phot, result.model_ujy)
+    return symptoms + [s for s in fitter.edge_symptoms(result) if s not in symptoms], resid
+
+
 def _action_dict(a: RankedAction) -> dict[str, Any]:
     return {"rule_id": a.rule_id, "rank": a.rank, "direction": a.direction, "parameter": a.parameter,
             "module": a.module, "summary": a.summary, "contested": a.contested}
@@ -142,6 +149,10 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
              progress: Callable[[str], None] | None = None, start: ModelSpec | None = None) -> FitPath:
     """Baseline fit, then up to ``steps`` rounds of refits with the top ``width`` actions.
 
+    After a round that keeps a change, the next round starts from the new model and its symptoms; after a
+    round that keeps nothing, it tries the next-ranked actions on the same model. The loop ends after
+    ``steps`` rounds or when no untried action changes the model.
+
     ``submit`` runs fits elsewhere (a dask client's ``submit``); otherwise a process pool of ``workers``
     runs each round's refits (in this process when ``workers`` is 1).
 
@@ -154,7 +165,7 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
     spec = start or baseline(source.redshift)
     say(f"{source.source_id}: baseline fit ({spec.describe()})")
     current = fitter.fit(source, spec)
-    symptoms, resid = _symptoms_and_residuals(phot, current.model_ujy)
+    symptoms, resid = fit_symptoms(phot, fitter, current)
     path = FitPath(source.source_id, fitter.name, "log_evidence" if fitter.gives_evidence else "bic",
                    [FitStep(0, None, "baseline", current.chi2, current.chi2_red, current.log_evidence, current.bic,
                             None, True, current.seconds, symptoms, current.not_represented)],
@@ -184,7 +195,7 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
                                                 False, 0.0, list(symptoms), [], outcome), None))
                     continue
                 path.fits.append(outcome)
-                after_symptoms, after_resid = _symptoms_and_residuals(phot, outcome.model_ujy)
+                _, after_resid = _symptoms_and_residuals(phot, outcome.model_ujy)
                 gain = _gain(fitter, outcome, current)
                 path.records.append({
                     "source_id": source.source_id, "symptoms": list(symptoms),
@@ -211,8 +222,8 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
                     f"({path.criterion} gain {best[0].delta:.1f}; chi2 {current.chi2:.1f})")
             path.steps += [s for s, _ in round_steps]
             if best is None or not best[0].accepted:
-                say(f"{source.source_id}: no change passed the {path.criterion} threshold; stopping")
-                break
+                # The same model and symptoms: the next round tries the next-ranked actions not yet tried.
+                say(f"{source.source_id}: no change passed the {path.criterion} threshold; trying the next actions")
     finally:
         if pool is not None:
             pool.shutdown()
