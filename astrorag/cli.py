@@ -206,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=7860)
     srv.add_argument("--auth", help="USER:PASS")
+    srv.add_argument("--mcp", action="store_true", help="also serve the four tools (search_literature, ask, "
+                     "advise_sed, rules_for_symptoms) to MCP clients at /gradio_api/mcp/")
 
     bench = command(sub, "bench", cmd_bench, "measure ingest, re-ingest, retrieval speed and quality", as_json)
     bench.add_argument("--limit", type=int, help="use only the first N sample abstracts")
@@ -653,7 +655,7 @@ def cmd_eval_cost(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .ui import serve
 
-    serve(settings_from(args), args.host, args.port, args.auth)
+    serve(settings_from(args), args.host, args.port, args.auth, mcp=args.mcp)
     return 0
 
 

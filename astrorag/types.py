@@ -201,6 +201,8 @@ class Evidence:
     arxiv_id: str | None = None
     bibcode: str | None = None
     url: str | None = None
+    venue: str | None = None  # the journal (from the bibcode) or "arXiv astro-ph.GA"
+    citation_count: int | None = None
     papers: tuple[str, ...] = ()  # for a rule: the papers behind it
     papers_against: tuple[str, ...] = ()  # for a contested rule: the papers arguing against it
     dissent: str = ""  # ... and what they argue

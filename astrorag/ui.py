@@ -20,6 +20,10 @@ from .workflows import LRD_EXAMPLES
 log = logging.getLogger("astrorag.app")
 
 
+#: astro-ph writes $z\sim 4$: render inline and display math in answers, titles and passages.
+LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+
+
 def _friendly(exc: Exception) -> str:
     if isinstance(exc, AstroRagError):
         return str(exc)
@@ -72,8 +76,11 @@ def sources_markdown(answer: Answer) -> str:
             authors = ", ".join(ev.authors[:3]) + (" et al." if len(ev.authors) > 3 else "")
             title = f"[{html.escape(ev.title)}]({ev.url})" if ev.url else html.escape(ev.title)
             passage = html.escape(ev.text[:600]) + ("..." if len(ev.text) > 600 else "")
-            lines.append(f"**[{ev.key}]** {title} ({mark})  \n{authors or 'authors n/a'}, {ev.year or 'n.d.'} "
-                         f"({ev.arxiv_id or ev.bibcode or ev.doc_id})  \n> {passage}")
+            # Only what the record has: no "authors n/a" or "n.d." placeholders.
+            facts = [authors, str(ev.year) if ev.year else "", ev.venue or "",
+                     f"cited {ev.citation_count}x" if ev.citation_count is not None else "",
+                     ev.arxiv_id or ev.bibcode or ev.doc_id or ""]
+            lines.append(f"**[{ev.key}]** {title} ({mark})  \n{' · '.join(f for f in facts if f)}  \n> {passage}")
     return "\n\n".join(lines)
 
 
@@ -265,7 +272,7 @@ def build_app(settings: Settings | None = None):
             with gr.Tab("Ask", id="ask"):
                 with gr.Row():
                     with gr.Column(scale=3):
-                        chat = gr.Chatbot(label="astrorag", height=480, elem_id="chat")
+                        chat = gr.Chatbot(label="astrorag", height=480, elem_id="chat", latex_delimiters=LATEX)
                         question = gr.Textbox(placeholder="Ask about astrophysics, e.g. What powers little red dots?",
                                               label="question", elem_id="question")
                         with gr.Row():
@@ -273,11 +280,11 @@ def build_app(settings: Settings | None = None):
                             clear = gr.Button("New conversation")
                     with gr.Column(scale=2):
                         badge = gr.Markdown("**Backend:** chosen on the first question", elem_id="backend")
-                        sources = gr.Markdown("_Sources appear here._", elem_id="sources")
+                        sources = gr.Markdown("_Sources appear here._", elem_id="sources", latex_delimiters=LATEX)
                 inputs = [question, chat, backend, model, host, k, ymin, ymax]
-                send.click(ask, inputs, [chat, sources, badge, question])
-                question.submit(ask, inputs, [chat, sources, badge, question])
-                clear.click(lambda: ([], "_Sources appear here._"), None, [chat, sources])
+                send.click(ask, inputs, [chat, sources, badge, question], api_visibility="private")
+                question.submit(ask, inputs, [chat, sources, badge, question], api_visibility="private")
+                clear.click(lambda: ([], "_Sources appear here._"), None, [chat, sources], api_visibility="private")
             with gr.Tab("SED advisor", id="sed"):
                 with gr.Row():
                     with gr.Column(scale=1):
@@ -290,13 +297,13 @@ def build_app(settings: Settings | None = None):
                         run = gr.Button("Advise", variant="primary", elem_id="advise-button")
                     with gr.Column(scale=2):
                         plot = gr.Image(label="SED", type="filepath", elem_id="sed-plot")
-                        narrative = gr.Markdown(elem_id="narrative")
+                        narrative = gr.Markdown(elem_id="narrative", latex_delimiters=LATEX)
                 with gr.Row():
                     diag_md = gr.Markdown(elem_id="diagnostics")
                     actions_md = gr.Markdown(elem_id="actions")
                 download = gr.File(label="advice (JSON)")
                 run.click(advise, [upload, example, source_id, z, model_file, backend, model, host],
-                          [plot, diag_md, actions_md, narrative, download])
+                          [plot, diag_md, actions_md, narrative, download], api_visibility="private")
                 with gr.Accordion("Fit: refit with the advised changes (bagpipes; minutes per source)", open=False):
                     with gr.Row():
                         n_live = gr.Slider(50, 400, value=100, step=50, label="live points")
@@ -307,11 +314,11 @@ def build_app(settings: Settings | None = None):
                         fit_md = gr.Markdown(elem_id="fit-path")
                     fit_download = gr.File(label="fit path (JSON)")
                 fit_btn.click(fit, [upload, example, source_id, z, n_live, steps], [fit_plot, fit_md, fit_download],
-                              concurrency_limit=1)
+                              concurrency_limit=1, api_visibility="private")
             with gr.Tab("Library", id="library"):
                 stats = gr.Markdown(library_stats(), elem_id="stats")
                 refresh = gr.Button("Refresh")
-                refresh.click(library_stats, None, stats)
+                refresh.click(library_stats, None, stats, api_visibility="private")
                 with gr.Row():
                     files = gr.File(label="records to ingest (JSONL/JSON/CSV)", file_count="multiple", type="filepath")
                     ingest_btn = gr.Button("Ingest files")
@@ -321,8 +328,13 @@ def build_app(settings: Settings | None = None):
                     count = gr.Number(value=50, label="how many", precision=0)
                     remote_btn = gr.Button("Fetch and ingest")
                 status = gr.Markdown()
-                ingest_btn.click(ingest_files, files, [status, stats], concurrency_limit=1)
-                remote_btn.click(ingest_remote, [source, remote_query, count], [status, stats], concurrency_limit=1)
+                ingest_btn.click(ingest_files, files, [status, stats], concurrency_limit=1, api_visibility="private")
+                remote_btn.click(ingest_remote, [source, remote_query, count], [status, stats], concurrency_limit=1,
+                                 api_visibility="private")
+        # The typed API: search_literature, ask, advise_sed, rules_for_symptoms (MCP tools with serve --mcp).
+        from .tools import Tools, register
+
+        register(gr, Tools(base))
     return demo
 
 
@@ -384,7 +396,9 @@ def actions_markdown(advice) -> str:
             f"**Points to:** {interp or 'no interpretation'}")
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None) -> None:
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
+          mcp: bool = False) -> None:
+    """Serve the app; with ``mcp``, also as an MCP server at /gradio_api/mcp/ (the four typed tools)."""
     demo = build_app(settings)
     credentials = None
     if auth:
@@ -393,5 +407,11 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
         credentials = tuple(auth.split(":", 1))
     if host not in ("127.0.0.1", "localhost") and not credentials:
         print(f"warning: serving on {host} without --auth: anyone who can reach it can use it")
+    if mcp:
+        try:
+            import mcp as _mcp  # noqa: F401  (Gradio's MCP server needs the package)
+        except ImportError as exc:
+            raise AstroRagError('serve --mcp needs the mcp package: pip install -e ".[app]"') from exc
+        print(f"MCP server: http://{host}:{port}/gradio_api/mcp/ (streamable HTTP; SSE at /gradio_api/mcp/sse)")
     demo.queue(default_concurrency_limit=2).launch(server_name=host, server_port=port, auth=credentials,
-                                                    show_error=False, share=False)
+                                                    show_error=False, share=False, mcp_server=mcp)

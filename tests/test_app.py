@@ -122,3 +122,78 @@ def test_the_page_cannot_choose_an_ollama_host(tmp_path):
     assert state.settings("ollama", "", "").ollama_host == "http://127.0.0.1:11434"
     with pytest.raises(AstroRagError, match="not one this server offers"):
         state.settings("ollama", "", "http://169.254.169.254/latest/meta-data")
+
+
+def test_serve_mcp_lists_and_runs_the_four_tools_for_a_real_mcp_client(small_settings, tmp_path):
+    import asyncio
+    import json
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    port = _free_port()
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), ASTRORAG_INDEX_NAME="small",
+               GRADIO_ANALYTICS_ENABLED="False", OLLAMA_HOST="http://127.0.0.1:9", ASTRORAG_BACKEND="extractive")
+    log = open(tmp_path / "mcp.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "astrorag", "serve", "--mcp", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/gradio_api/mcp/"
+    csv_text = (ROOT / "astrorag" / "data" / "kokorev2024_lrd_dev.csv").read_text().splitlines()
+    table = "\n".join([csv_text[0], *[row for row in csv_text[1:] if row.startswith("11219,")]]) + "\n"
+
+    async def session_calls():
+        async with streamable_http_client(url) as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                listed = await session.list_tools()
+                results = {}
+                for name, arguments in (("search_literature", {"query": "little red dots", "k": 3}),
+                                        ("ask", {"question": "What powers little red dots?", "k": 3}),
+                                        ("advise_sed", {"photometry_csv": table, "source_id": "11219"}),
+                                        ("rules_for_symptoms", {"symptoms": "v_shaped_sed, optical_underestimated"})):
+                    results[name] = await session.call_tool(name, arguments)
+                return listed, results
+
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise AssertionError((tmp_path / "mcp.log").read_text())
+                time.sleep(0.5)
+        listed, results = asyncio.run(session_calls())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    tools = {t.name: t for t in listed.tools}
+    assert set(tools) == {"search_literature", "ask", "advise_sed", "rules_for_symptoms"}, (tmp_path / "mcp.log").read_text()
+    assert "year_min" in tools["search_literature"].inputSchema["properties"]
+    assert "photometry_csv" in tools["advise_sed"].inputSchema["properties"] and tools["advise_sed"].description
+    text = {name: "".join(c.text for c in r.content if hasattr(c, "text")) for name, r in results.items()}
+    assert not any(r.isError for r in results.values()), text
+    assert "little red dot" in text["search_literature"].lower() or "lrd" in text["search_literature"].lower()
+    assert '"citations"' in text["ask"] or "citations" in text["ask"]
+    assert "lrd-optical-deficit-agn" in text["rules_for_symptoms"]
+    assert "v_shaped_sed" in text["advise_sed"] and "11219" in text["advise_sed"]
+
+
+
+def test_sources_show_what_the_record_has_and_keep_latex_for_the_renderer():
+    from astrorag.types import Answer, Evidence
+    from astrorag.ui import LATEX, sources_markdown
+
+    known = Evidence(key="1", kind="chunk", text="Compact sources at $z\\sim 4$ with M$_\\star$ < 10^10.",
+                     title="Little red dots at $z > 4$", authors=("Kocevski, D.",), year=2024,
+                     arxiv_id="2404.03576", venue="ApJ", citation_count=120, url="https://arxiv.org/abs/2404.03576")
+    bare = Evidence(key="2", kind="chunk", text="A passage.", title="An untitled record", doc_id="sha:abc")
+    text = sources_markdown(Answer(question="q", text="a [1]", evidence=[known, bare], citations=[known],
+                                   backend="extractive", model="", settings_fingerprint=""))
+    assert "authors n/a" not in text and "n.d." not in text
+    assert "Kocevski, D. · 2024 · ApJ · cited 120x · 2404.03576" in text
+    assert "$z\\sim 4$" in text and "$z &gt; 4$" in text  # math is left for KaTeX (HTML-escaped as text)
+    assert "**[2]** An untitled record (retrieved)  \nsha:abc" in text
+    assert {"left": "$", "right": "$", "display": False} in LATEX

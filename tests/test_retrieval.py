@@ -55,3 +55,33 @@ def test_dense_query_cache_matches_chroma(small_settings, embedder):
         stored = [h.chunk_id for h in index.vectors.search(v, 8, **kw)]
         assert cached == stored
     index.close()
+
+
+def test_llama_index_query_engine_runs_on_an_astrorag_retriever(small_settings):
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.query_engine import RetrieverQueryEngine
+
+    from astrorag.integrations.llama_index import AstroragRetriever
+
+    retriever = AstroragRetriever(small_settings, k=4, rules=2)
+    try:
+        engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM(max_tokens=8))
+        response = engine.query("What powers little red dots?")
+        nodes = response.source_nodes
+        passages = [n for n in nodes if n.node.metadata["kind"] == "passage"]
+        rules = [n for n in nodes if n.node.metadata["kind"] == "rule"]
+        assert len(passages) >= 4 and 1 <= len(rules) <= 2
+        assert all(n.node.metadata["arxiv_id"] and n.node.metadata["title"] and n.node.metadata["year"] for n in passages)
+        assert all(n.node.node_id.startswith("rule:") and n.node.metadata["papers"] for n in rules)
+        assert passages[0].score >= passages[-1].score > 0
+        # The same passages as astrorag's own retrieval, in the same order.
+        from astrorag.types import QueryParams
+
+        own = retriever._assistant.retrieve("What powers little red dots?", QueryParams(k=4, graph_rules=2))
+        assert [n.node.node_id for n in passages] == [e.chunk_id for e in own if e.kind == "chunk"]
+        # A year filter reaches the index.
+        future = AstroragRetriever(small_settings, k=5, rules=0, year_min=2099)
+        assert future.retrieve("little red dots") == []
+        future.close()
+    finally:
+        retriever.close()

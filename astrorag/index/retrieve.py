@@ -28,6 +28,23 @@ def reciprocal_rank_fusion(rankings: dict[str, list[Hit]], k: int = 60) -> list[
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
+def venue_of(doc) -> str | None:
+    """Where a paper appeared: the journal of its bibcode, else its arXiv category.
+
+    >>> from astrorag.types import Document
+    >>> venue_of(Document.create(title="t", bibcode="2024ApJ...968...38K"))
+    'ApJ'
+    >>> venue_of(Document.create(title="t", arxiv_id="2501.00001", categories=("astro-ph.GA",)))
+    'arXiv astro-ph.GA'
+    """
+    bibcode = doc.bibcode or ""
+    if len(bibcode) == 19 and "arXiv" not in bibcode and bibcode[4:9].strip("."):
+        return bibcode[4:9].strip(".")
+    if doc.arxiv_id:
+        return f"arXiv {doc.categories[0]}" if doc.categories else "arXiv"
+    return None
+
+
 class Retriever:
     """Searches one index.
 
@@ -114,6 +131,7 @@ class Retriever:
             evidence.append(Evidence(
                 key="", kind="chunk", text=chunk.text, doc_id=doc.doc_id, chunk_id=cid,
                 title=doc.title, authors=doc.authors, year=doc.year, arxiv_id=doc.arxiv_id,
-                bibcode=doc.bibcode, url=doc.url, scores={n: s for n, (_, s) in info.items()},
-                ranks={n: r for n, (r, _) in info.items()}, fused_score=fused))
+                bibcode=doc.bibcode, url=doc.url, venue=venue_of(doc), citation_count=doc.citation_count,
+                scores={n: s for n, (_, s) in info.items()}, ranks={n: r for n, (r, _) in info.items()},
+                fused_score=fused))
         return evidence

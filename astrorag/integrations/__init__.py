@@ -1,0 +1,1 @@
+"""Adapters that plug astrorag into other frameworks (llama-index)."""
