@@ -86,7 +86,7 @@ class Assistant:
     def retrieve(self, question: str, params: QueryParams | None = None) -> list[Evidence]:
         """Passages (keys 1..k), the indexed papers behind the linked rules (k+1..), then the rules (R1..)."""
         p = (params or QueryParams()).resolve(self.settings)
-        passages = self.retriever.search(question, k=p.k, mode=p.mode, filters=p.filters)
+        passages = self.search_passages(question, p)
         if not p.graph_rules or p.graph_rules <= 0:
             return number_evidence(passages)
         matches = graph_search(self.graph, question, limit=p.graph_rules)
@@ -128,6 +128,24 @@ class Assistant:
             notices.append(f"{dropped} lowest-ranked passage(s) left out to fit num_ctx={self.settings.num_ctx} "
                            f"tokens; raise --num-ctx / ASTRORAG_NUM_CTX or lower --k")
         return Prepared(question, evidence, messages, tokens, notices)
+
+    def search_passages(self, question: str, p: QueryParams) -> list[Evidence]:
+        """Passages for a question, with the optional model-side rewriting and re-scoring (see rewrite.py)."""
+        if (p.rewrite or p.rescore) and self.llm is None:
+            note = "notice: query rewriting and re-scoring need a language model; plain retrieval was used"
+            if note not in self.notices:
+                self.notices.append(note)
+            return self.retriever.search(question, k=p.k, mode=p.mode, filters=p.filters)
+        from .rewrite import rescore, rewrite_query
+
+        query = rewrite_query(self.llm, question, p.rewrite) if p.rewrite else question
+        if not p.rescore:
+            return self.retriever.search(query, k=p.k, mode=p.mode, filters=p.filters)
+        candidates = self.retriever.search(query, k=2 * p.k, mode=p.mode, filters=p.filters)
+        kept, notice = rescore(self.llm, question, candidates, p.k)
+        if notice:
+            self.notices.append(f"notice: {notice}")
+        return kept
 
     def closest_passage(self, question: str, evidence: list[Evidence]) -> float | None:
         """Cosine of the question to the closest passage in the index (None for an empty index)."""

@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("--bibtex", metavar="FILE", help="also write BibTeX entries of the cited papers (ADS keys)")
     ask.add_argument("--save", metavar="DIR", help="write a reproducibility bundle (bundle.json, answer.md) here")
+    ask.add_argument("--rewrite", choices=["hyde", "keywords"],
+                     help="let the model rewrite the query first (HyDE passage or keywords; needs a model)")
+    ask.add_argument("--rescore", action="store_true",
+                     help="let the model rate the top 2k candidates' relevance and keep the best k (needs a model)")
     rep = command(sub, "replay", cmd_replay, "re-run a saved answer bundle and show what changed", model, as_json)
     rep.add_argument("bundle", help="a folder written by ask --save")
     export = sub.add_parser("export", help="export references").add_subparsers(dest="what", required=True)
@@ -176,8 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     mcq.add_argument("--limit", type=int)
     mcq.add_argument("--k", type=int)
     mcq.add_argument("--out", help="report folder (default eval/reports/<date>-mcq-<fingerprint>)")
-    ret = command(ev, "retrieval", cmd_eval_retrieval, "recall@k, MRR, nDCG for each retriever")
+    ret = command(ev, "retrieval", cmd_eval_retrieval, "recall@k, MRR, nDCG for each retriever", model)
     ret.add_argument("--qrels", required=True, help="JSONL of {query, relevant: [ids]} (see eval/suites)")
+    ret.add_argument("--rewrite", choices=["hyde", "keywords"], help="also measure fused retrieval with the "
+                     "model rewriting the query (needs a model)")
+    ret.add_argument("--rescore", action="store_true", help="also measure fused retrieval with model re-scoring")
     ret.add_argument("--out")
     sed = command(ev, "sed", cmd_eval_sed, "LRD classification and injected mis-specification suites")
     sed.add_argument("--n", type=int, default=2000, help="synthetic sources per population")
@@ -349,11 +356,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     params = QueryParams(k=args.k, mode=args.retrieval_mode,
                          filters=Filters(args.year_min, args.year_max, args.category)
-                         if (args.year_min or args.year_max or args.category) else None)
+                         if (args.year_min or args.year_max or args.category) else None,
+                         rewrite=args.rewrite, rescore=args.rescore)
     assistant = Assistant(settings, backend=args.backend_name)
     try:
         for notice in assistant.notices:
             print(notice, file=sys.stderr)
+        shown = len(assistant.notices)
         if args.json:
             answer = assistant.ask(args.question, params)
             _write_bibtex(args.bibtex, assistant, answer)
@@ -368,7 +377,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 print(piece, end="", flush=True)
         print()
         assert answer is not None
-        for notice in answer.notices[len(assistant.notices):]:
+        for notice in answer.notices[shown:]:
             print(notice, file=sys.stderr)
         _write_bibtex(args.bibtex, assistant, answer)
         _save_bundle(args.save, assistant, answer, params)
@@ -621,7 +630,8 @@ def cmd_eval_mcq(args: argparse.Namespace) -> int:
 def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     from .evaluation.retrieval_eval import run_retrieval_eval
 
-    run_retrieval_eval(args.qrels, settings_from(args), out=args.out)
+    run_retrieval_eval(args.qrels, settings_from(args), out=args.out, rewrite=args.rewrite, rescore=args.rescore,
+                       backend=args.backend_name)
     return 0
 
 

@@ -177,12 +177,15 @@ class QueryParams:
     mode: str | None = None
     filters: Filters | None = None
     graph_rules: int | None = None
+    rewrite: str | None = None   # "hyde" or "keywords": the model rewrites the query first (needs a model)
+    rescore: bool = False        # the model rates the candidates' relevance before the answer (needs a model)
 
     def resolve(self, settings: Any) -> "QueryParams":
         """Every field filled in from the settings where it is ``None``."""
         return QueryParams(k=self.k or settings.k, mode=self.mode or settings.retrieval_mode,
                            filters=self.filters or Filters.from_settings(settings),
-                           graph_rules=settings.graph_rules if self.graph_rules is None else self.graph_rules)
+                           graph_rules=settings.graph_rules if self.graph_rules is None else self.graph_rules,
+                           rewrite=self.rewrite, rescore=self.rescore)
 
 
 @dataclass

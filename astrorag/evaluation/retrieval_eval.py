@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import InputError
 from ..jsonl import jsonl_lines
 from ..settings import Settings
+from ..types import QueryParams
 from .report import finish_report, markdown_table, pyplot, report_dir, write_jsonl
 
 MODES = ("dense", "bm25", "fused", "fused+graph")
@@ -37,14 +38,18 @@ def load_qrels(path: str | Path) -> list[dict]:
     return out
 
 
-def ranked_docs(assistant, query: str, mode: str) -> list[str]:
+def ranked_docs(assistant, query: str, mode: str, model_params: QueryParams | None = None) -> list[str]:
     """Papers in rank order (first chunk of each paper counts), up to DEPTH."""
     from ..graph.retrieve import graph_search
     from ..index.retrieve import reciprocal_rank_fusion
     from ..index.vectors import Hit
 
-    base = "fused" if mode == "fused+graph" else mode
-    evidence = assistant.retriever.search(query, k=DEPTH, mode=base)
+    base = "fused" if mode in ("fused+graph", "fused+model") else mode
+    if mode == "fused+model":
+        # The model-side options the assistant was given (rewrite, rescore), at the evaluation depth.
+        evidence = assistant.search_passages(query, model_params.resolve(assistant.settings))
+    else:
+        evidence = assistant.retriever.search(query, k=DEPTH, mode=base)
     docs = list(dict.fromkeys(e.doc_id for e in evidence))
     if mode == "fused+graph":
         papers = [p for m in graph_search(assistant.graph, query, limit=5) for p in m.rule.citations]
@@ -87,11 +92,22 @@ def off_corpus_questions() -> list[str]:
 
 
 def run_retrieval_eval(qrels_path: str | Path, settings: Settings, ks=(1, 3, 5, 10, 20), modes=MODES,
-                       out: str | Path | None = None, log=print) -> dict:
+                       out: str | Path | None = None, log=print, rewrite: str | None = None, rescore: bool = False,
+                       backend: str | None = None) -> dict:
+    """Paper-level retrieval metrics per mode; with ``rewrite``/``rescore``, also the mode "fused+model"."""
     from ..assistant import Assistant
+    from ..errors import BackendError
 
     qrels = load_qrels(qrels_path)
-    assistant = Assistant(settings, backend="extractive", purpose="eval")
+    wants_model = bool(rewrite or rescore)
+    assistant = Assistant(settings, backend=backend if wants_model else "extractive", purpose="eval")
+    if wants_model:
+        if assistant.llm is None:
+            assistant.close()
+            raise BackendError("--rewrite/--rescore need a language model: start Ollama with the model, or give "
+                               "--backend openai with a running server")
+        modes = (*modes, "fused+model")
+    model_params = QueryParams(k=DEPTH, mode="fused", rewrite=rewrite, rescore=rescore) if wants_model else None
     missing = [q["qid"] for q in qrels if not assistant.index.documents(q["relevant"])]
     directory = report_dir(settings, "retrieval", out)
     per_mode: dict[str, dict[str, float]] = {}
@@ -103,7 +119,7 @@ def run_retrieval_eval(qrels_path: str | Path, settings: Settings, ks=(1, 3, 5, 
         latencies[mode] = []
         for q in qrels:
             t0 = time.perf_counter()
-            ranked = ranked_docs(assistant, q["query"], mode)
+            ranked = ranked_docs(assistant, q["query"], mode, model_params)
             latencies[mode].append(time.perf_counter() - t0)
             m = metrics(ranked, set(q["relevant"]), ks)
             for key, value in m.items():
