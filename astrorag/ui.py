@@ -132,7 +132,7 @@ def build_app(settings: Settings | None = None):
     def ask(message: str, history: list[dict], backend, model, host, k, ymin, ymax) -> Iterator[tuple]:
         history = list(history or [])
         if not (message or "").strip():
-            yield history, gr.update(), gr.update(), ""
+            yield history, gr.update(), gr.update(), "", gr.update(), gr.update()
             return
         history.append({"role": "user", "content": message})
         history.append({"role": "assistant", "content": ""})
@@ -144,18 +144,20 @@ def build_app(settings: Settings | None = None):
             earlier = [{"role": m["role"], "content": m["content"]} for m in history[:-2][-6:]
                        if isinstance(m.get("content"), str)]
             text = ""
-            for piece in assistant.stream(message, state.params(k, ymin, ymax), history=earlier):
+            params = state.params(k, ymin, ymax)
+            for piece in assistant.stream(message, params, history=earlier):
                 if isinstance(piece, Answer):
                     history[-1]["content"] = link_citations(piece.text, piece.evidence)
                     extra = "".join(f"\n\n_{html.escape(n)}_" for n in piece.notices if n not in assistant.notices)
-                    yield history, sources_markdown(piece), badge + extra, ""
+                    bib, bundle = answer_files(assistant, piece, params)
+                    yield history, sources_markdown(piece), badge + extra, "", bib, bundle
                 else:
                     text += piece
                     history[-1]["content"] = text
-                    yield history, gr.update(), badge, ""
+                    yield history, gr.update(), badge, "", gr.update(), gr.update()
         except Exception as exc:  # shown in the page, never a traceback
             history[-1]["content"] = f"⚠️ {_friendly(exc)}"
-            yield history, gr.update(), gr.update(), ""
+            yield history, gr.update(), gr.update(), "", gr.update(), gr.update()
 
     def advise(upload, example_id, source_id, z, model_file, backend, model, host):
         from .workflows import advise_file
@@ -281,9 +283,13 @@ def build_app(settings: Settings | None = None):
                     with gr.Column(scale=2):
                         badge = gr.Markdown("**Backend:** chosen on the first question", elem_id="backend")
                         sources = gr.Markdown("_Sources appear here._", elem_id="sources", latex_delimiters=LATEX)
+                        with gr.Row():
+                            bib_file = gr.File(label="cited papers (BibTeX)", elem_id="bibtex-file")
+                            bundle_file = gr.File(label="reproducibility bundle (zip)", elem_id="bundle-file")
                 inputs = [question, chat, backend, model, host, k, ymin, ymax]
-                send.click(ask, inputs, [chat, sources, badge, question], api_visibility="private")
-                question.submit(ask, inputs, [chat, sources, badge, question], api_visibility="private")
+                outputs = [chat, sources, badge, question, bib_file, bundle_file]
+                send.click(ask, inputs, outputs, api_visibility="private")
+                question.submit(ask, inputs, outputs, api_visibility="private")
                 clear.click(lambda: ([], "_Sources appear here._"), None, [chat, sources], api_visibility="private")
             with gr.Tab("SED advisor", id="sed"):
                 with gr.Row():
@@ -336,6 +342,24 @@ def build_app(settings: Settings | None = None):
 
         register(gr, Tools(base))
     return demo
+
+
+def answer_files(assistant, answer: Answer, params) -> tuple[str | None, str | None]:
+    """The answer's cited papers as a .bib file and its reproducibility bundle as a .zip, for download."""
+    import shutil
+
+    from .bibtex import bibtex
+    from .bundle import make_bundle, save_bundle
+
+    folder = Path(tempfile.mkdtemp(prefix="astrorag-answer-"))
+    docs = assistant.cited_documents(answer)
+    bib = None
+    if docs:
+        bib = folder / "references.bib"
+        bib.write_text(bibtex(docs))
+    bundle_dir = save_bundle(folder / "bundle", make_bundle(assistant, answer, params))
+    archive = shutil.make_archive(str(folder / "astrorag-answer"), "zip", bundle_dir)
+    return (str(bib) if bib else None), archive
 
 
 def _example_ids() -> list[str]:

@@ -79,6 +79,14 @@ def test_ask_and_sed_tabs_in_a_browser(app_url, tmp_path):
         assert page.locator("#sources a[href^='https://arxiv.org/abs/']").count() >= 1
         assert "extractive" in page.locator("#backend").inner_text()
         assert page.locator("#chat a[href^='https://arxiv.org/abs/']").count() >= 1   # in-text citations link
+        # The cited papers as BibTeX and the answer's reproducibility bundle are offered for download.
+        page.wait_for_function("() => document.querySelector('#bundle-file').innerText.includes('.zip')",
+                               timeout=60_000)
+        assert "references" in page.locator("#bibtex-file").inner_text()
+        with page.expect_download() as download:
+            page.locator("#bibtex-file a").first.click()
+        bib = Path(download.value.path()).read_text()
+        assert bib.startswith("@") and "archivePrefix = {arXiv}" in bib
         page.screenshot(path=str(shots / "ask.png"), full_page=True)
 
         page.get_by_role("tab", name="SED advisor").click()
