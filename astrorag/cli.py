@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--gpu-hour-usd", type=float, default=2.5)
     cost.add_argument("--usd-per-mtok-in", type=float, default=0.0, help="API price per million input tokens")
     cost.add_argument("--usd-per-mtok-out", type=float, default=0.0)
+    cost.add_argument("--fit-report", help="an eval fit report.json (default: the newest under eval/reports)")
+    cost.add_argument("--fits-per-source", type=float, default=8.0,
+                      help="fits the refit loop spends per source (the 11219 example: 8 with --steps 3 --width 3)")
     cost.add_argument("--out")
 
     srv = command(sub, "serve", cmd_serve, "start the Gradio app (same as python app.py)")
@@ -658,7 +661,8 @@ def cmd_eval_cost(args: argparse.Namespace) -> int:
     run_cost(settings_from(args), backend=args.backend_name, questions=args.questions, llm_fraction=args.llm_fraction,
              output_tokens=args.output_tokens, prefill_tps=args.prefill_tps, decode_tps=args.decode_tps,
              gpu_hour_usd=args.gpu_hour_usd, usd_per_mtok_in=args.usd_per_mtok_in,
-             usd_per_mtok_out=args.usd_per_mtok_out, out=args.out)
+             usd_per_mtok_out=args.usd_per_mtok_out, out=args.out, fit_report=args.fit_report,
+             fits_per_source=args.fits_per_source)
     return 0
 
 

@@ -298,8 +298,13 @@ def fit_catalog_file(settings: Settings, photometry: str | Path, advice_table: s
     ids = flagged_ids(advice_table)[:limit]
     if not ids:
         raise InputError(f"{advice_table} flags no source as a little red dot: nothing to fit")
-    phot = read_photometry(photometry, z=z, flux_unit=flux_unit, ids=ids)
-    missing = sorted(set(ids) - {str(v) for v in phot.ids})
+    import numpy as np
+
+    phot = read_photometry(photometry, z=z, flux_unit=flux_unit)
+    present = {str(v) for v in phot.ids}
+    missing = sorted(set(ids) - present)
+    wanted = set(ids)
+    phot = phot.select(np.array([str(v) in wanted for v in phot.ids], dtype=bool))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs = fit_sources(settings, phot, **options)

@@ -21,6 +21,8 @@ from astrorag.graph.model import RuleGraph
 from astrorag.sed import synthetic as syn
 from astrorag.types import Action
 
+LRD_TABLE = __import__("pathlib").Path(__file__).parent.parent / "astrorag" / "data" / "kokorev2024_lrd_dev.csv"
+
 
 def test_actions_are_pure_transformations_of_the_model():
     spec = baseline(5.43)
@@ -216,3 +218,27 @@ def test_cigale_files_follow_cigales_format_and_say_why(tmp_path):
     with pytest.raises(FitError, match="pcigale is not installed here: the files are in"):
         CigaleFitter().fit(source, spec, workdir=str(tmp_path / "run"))
     assert (tmp_path / "run" / "pcigale.ini").is_file()
+
+
+def test_fit_catalog_fits_the_flagged_sources_and_writes_paths_and_records(tmp_path, monkeypatch):
+    from astrorag.fit import FITTERS
+    from astrorag.settings import Settings
+    from astrorag.workflows import fit_catalog_file
+
+    monkeypatch.setitem(FITTERS, "two-component", lambda n_live, seed: TwoComponentFitter())
+    table = tmp_path / "cat.csv"
+    lines = (LRD_TABLE.read_text().splitlines())
+    table.write_text("\n".join(lines[:5]) + "\n")  # four LRDs
+    ids = [line.split(",")[0] for line in lines[1:5]]
+    flags = tmp_path / "flags.csv"
+    # advise-catalog's output columns (id, is_lrd written as True/False); one source unflagged, one not in the table
+    flags.write_text("id,is_lrd\n" + "".join(f"{i},{'False' if n == 1 else 'True'}\n" for n, i in enumerate(ids))
+                     + "999999,True\n")
+    report = fit_catalog_file(Settings(index_dir=tmp_path / "idx"), table, flags, tmp_path / "fits.jsonl",
+                              fitter="two-component", steps=2, width=2)
+    assert report["flagged"] == 4 and report["fitted"] == 3 and report["not_in_photometry"] == ["999999"]
+    paths = [json.loads(line) for line in (tmp_path / "fits.jsonl").read_text().splitlines()]
+    assert [p["source_id"] for p in paths] == [ids[0], ids[2], ids[3]]
+    assert all(p["steps"][0]["change"] == "baseline" for p in paths)
+    outcomes, problems = read_fitlog(tmp_path / "fits.fitlog.jsonl")
+    assert not problems and len(outcomes) == sum(len(p["records"]) for p in paths) > 0

@@ -22,10 +22,38 @@ MEPHISTO_USD_PER_SOURCE = 1.0
 MEPHISTO_GPU_MIN_PER_SOURCE = 15.0
 
 
+def latest_fit_report(directory: Path | None = None) -> Path | None:
+    """The newest ``eval fit`` report.json under the reports folder, if any."""
+    from .report import default_reports_dir
+
+    root = directory or default_reports_dir()
+    found = sorted(root.glob("*-fit-*/report.json")) if root.is_dir() else []
+    return found[-1] if found else None
+
+
+def fit_cost(report_path: Path | None, fits_per_source: float) -> dict | None:
+    """CPU cost of the refit loop per source, from a measured ``eval fit`` report (None without one)."""
+    import json
+
+    if report_path is None or not report_path.is_file():
+        return None
+    report = json.loads(report_path.read_text())
+    seconds = report.get("seconds_per_fit")
+    if not seconds:
+        return None
+    cpu_minutes = seconds * fits_per_source / 60
+    return {"report": str(report_path), "seconds_per_fit": seconds, "n_live": report.get("n_live"),
+            "fits_per_source": fits_per_source, "cpu_minutes_per_source": round(cpu_minutes, 2),
+            "cpu": report.get("cpu"),
+            "mephisto_gpu_minutes_per_source": MEPHISTO_GPU_MIN_PER_SOURCE,
+            "mephisto_usd_per_source": MEPHISTO_USD_PER_SOURCE}
+
+
 def run_cost(settings: Settings, backend: str | None = None, questions: int = 10, sources: int = 1_000_000,
              llm_fraction: float = 0.01, output_tokens: int = 250, prefill_tps: float = 34_000.0,
              decode_tps: float = 1_700.0, gpu_hour_usd: float = 2.5, usd_per_mtok_in: float = 0.0,
-             usd_per_mtok_out: float = 0.0, billion: float = 1e9, out: str | Path | None = None, log=print) -> dict:
+             usd_per_mtok_out: float = 0.0, billion: float = 1e9, out: str | Path | None = None, log=print,
+             fit_report: str | Path | None = None, fits_per_source: float = 8.0) -> dict:
     from ..assistant import Assistant
     from ..llm.prompt import count_tokens
     from ..sed import synthetic as syn
@@ -107,7 +135,8 @@ def run_cost(settings: Settings, backend: str | None = None, questions: int = 10
     fig.tight_layout()
     fig.savefig(directory / "latency_by_stage.png", dpi=110)
     plt.close(fig)
-    report = {"kind": "cost", "per_answer": per_answer, "projection": projection,
+    fitting = fit_cost(Path(fit_report) if fit_report else latest_fit_report(), fits_per_source)
+    report = {"kind": "cost", "per_answer": per_answer, "projection": projection, "fit_loop": fitting,
               "settings_fingerprint": settings.fingerprint(), "plots": ["latency_by_stage.png"]}
     table = [["astrorag", f"{usd:,.0f}", f"{usd / billion:.2e}", f"{gpu_hours:,.0f}", f"{gpu_hours * 60 / billion:.2e}",
               f"{cpu_hours:,.0f}"],
@@ -124,5 +153,10 @@ def run_cost(settings: Settings, backend: str | None = None, questions: int = 10
           f"an LLM narrative for {llm_fraction:.1%} of sources ({narrative_prompt} prompt + {narrative_out} output "
           f"tokens each) at {prefill_tps:,.0f} prefill and {decode_tps:,.0f} decode tokens/s per GPU, "
           f"USD {gpu_hour_usd}/GPU-hour.", "", markdown_table(headers, table), "",
-          "![latency_by_stage.png](latency_by_stage.png)"]
+          "![latency_by_stage.png](latency_by_stage.png)", "",
+          (f"Refit loop (measured by eval fit, {fitting['report']}): {fitting['seconds_per_fit']} s per bagpipes fit "
+           f"on one core of {(fitting['cpu'] or {}).get('cpu_model', 'this CPU')}, {fits_per_source:g} fits per source "
+           f"-> {fitting['cpu_minutes_per_source']} CPU-minutes per source, against Mephisto's "
+           f"{MEPHISTO_GPU_MIN_PER_SOURCE:g} GPU-minutes (USD {MEPHISTO_USD_PER_SOURCE:g}) per source."
+           if fitting else "Refit loop: no eval fit report found; run `astrorag eval fit` to measure its CPU cost.")]
     return finish_report(directory, report, md, [(["stage", "p50 ms", "p95 ms"], stage_rows), (headers, table)], log)
