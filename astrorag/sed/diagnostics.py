@@ -63,6 +63,7 @@ class Diagnostics:
     resid: dict[str, np.ndarray] = field(default_factory=dict)    # region -> mean (obs - model)/err
     n_resid: dict[str, np.ndarray] = field(default_factory=dict)  # region -> bands used
     chi2_red: np.ndarray | None = None
+    line_resid: np.ndarray | None = None  # mean (obs - model)/err of the bands holding H-alpha or [OIII]+H-beta
 
     #: the scalar diagnostics, in display order (catalog columns and the advice's ``diagnostics``)
     SCALARS = ("beta_uv", "n_uv", "beta_opt", "n_opt", "turnover_um", "balmer_break_mag", "red_excess_mag",
@@ -76,6 +77,8 @@ class Diagnostics:
             out[f"resid_{region}"] = values
             out[f"n_{region}"] = self.n_resid[region]
         out["chi2_red"] = self.chi2_red if self.chi2_red is not None else np.full(n, np.nan)
+        if self.line_resid is not None:
+            out["resid_lines"] = self.line_resid
         return out
 
     def for_source(self, i: int) -> dict[str, Any]:
@@ -146,12 +149,43 @@ def compute(phot: Photometry, mags: Magnitudes | None = None) -> Diagnostics:
     red = _nearest_band(rest, det, 0.37, 0.50, 0.42)
     break_colour = np.where((blue >= 0) & (red >= 0), mag[rows, blue] - mag[rows, red], np.nan)
     resid, n_resid, chi2_red = residuals(phot, rest)
+    line_resid = line_residuals(phot) if phot.model is not None else None
     return Diagnostics(
         beta_uv=uv.beta, n_uv=uv.n, beta_opt=opt.beta, n_opt=opt.n,
         turnover_um=np.where(np.isfinite(turnover) & (turnover > 0.1) & (turnover < 2.0), turnover, np.nan),
         balmer_break_mag=break_colour, red_excess_mag=red_excess,
         mir_slope=np.where(mir_ok, mir.alpha, np.nan), n_mir=np.where(mir_ok, mir.n, 0),
-        uv_fit=uv, opt_fit=opt, resid=resid, n_resid=n_resid, chi2_red=chi2_red)
+        uv_fit=uv, opt_fit=opt, resid=resid, n_resid=n_resid, chi2_red=chi2_red, line_resid=line_resid)
+
+
+#: Strong optical lines (rest micron): H-alpha, and [OIII] 4959/5007 with H-beta.
+STRONG_LINES_UM = (0.6563, 0.5007, 0.4959, 0.4861)
+
+
+def line_bands(phot: Photometry) -> np.ndarray:
+    """(N, B) mask: the band's half-maximum passband holds a strong optical line at the source's redshift."""
+    from .filters import passband_um
+
+    bands = [passband_um(b.name) for b in phot.bands]
+    z = phot.z[:, None]
+    mask = np.zeros((len(phot), len(bands)), dtype=bool)
+    for j, band in enumerate(bands):
+        if band is None:
+            continue
+        for line in STRONG_LINES_UM:
+            observed = line * (1 + z[:, 0])
+            mask[:, j] |= (observed >= band[0]) & (observed <= band[1])
+    return mask
+
+
+def line_residuals(phot: Photometry) -> np.ndarray:
+    """Mean (obs - model)/err over the bands holding strong lines (NaN where none is measured): a fit that
+    underpredicts exactly those bands is missing line emission."""
+    usable = np.isfinite(phot.flux) & np.isfinite(phot.err) & (phot.err > 0) & np.isfinite(phot.model) & ~phot.upper
+    inside = usable & line_bands(phot)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(inside, (phot.flux - phot.model) / phot.err, 0.0)
+        return np.where(inside.any(1), r.sum(1) / inside.sum(1), np.nan)
 
 
 def residuals(phot: Photometry, rest: np.ndarray | None = None

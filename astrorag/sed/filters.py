@@ -102,6 +102,22 @@ def _normalise(raw: str) -> str:
     return text
 
 
+@lru_cache(maxsize=None)
+def passband_um(name: str) -> tuple[float, float] | None:
+    """Where a filter transmits at least half its peak, in micron (None for handbook-only bands).
+
+    >>> lo, hi = passband_um("jwst.nircam.F410M"); round(lo, 2), round(hi, 2)
+    (3.86, 4.3)
+    """
+    f = registry()[name]
+    if not f.source.startswith("curve:"):
+        return None
+    root = Path(str(resources.files("astrorag") / "data" / "filters"))
+    wave, trans = _read_curve(root / f.source.split(":", 1)[1])
+    inside = wave[trans >= 0.5 * trans.max()]
+    return float(inside.min()) / 1e4, float(inside.max()) / 1e4
+
+
 def get_filter(name: str) -> Filter:
     """Look a band up by any common spelling; an unknown band is an error that lists close names.
 

@@ -20,6 +20,7 @@ HIGH_CHI2 = 5.0
 SYMPTOM_ORDER = [
     "v_shaped_sed", "red_optical_continuum", "blue_uv_slope", "red_uv_slope", "strong_balmer_break",
     "sed_turnover_balmer_limit", "flat_mid_ir", "compact_source", "brown_dwarf_colours", "high_chi2",
+    "emission_line_excess",
     *[f"{r}_{d}estimated" for r in REGIONS for d in ("over", "under")],
 ]
 
@@ -37,7 +38,9 @@ def derive(diag: Diagnostics, colours: Colours, extras: dict[str, np.ndarray],
     - compact_source: compactness < 1.7 when the table has it;
     - brown_dwarf_colours: red long-wavelength colours but F115W-F200W <= -0.5 (the Kokorev et al. 2024 cut);
     - <region>_over/underestimated: mean (obs - model)/err of the region <= -2 / >= +2 (with a fit);
-    - high_chi2: reduced chi-square > 5 (with a fit).
+    - high_chi2: reduced chi-square > 5 (with a fit);
+    - emission_line_excess: the bands holding H-alpha or [OIII]+H-beta are underpredicted by the fit, mean
+      (obs - model)/err >= +2 over those bands (with a fit; the same threshold as the regions).
     """
     n = len(diag.beta_uv)
     with np.errstate(invalid="ignore"):
@@ -53,6 +56,8 @@ def derive(diag: Diagnostics, colours: Colours, extras: dict[str, np.ndarray],
             "flat_mid_ir": diag.mir_slope < FLAT_MIR_ALPHA,
             "high_chi2": (diag.chi2_red if diag.chi2_red is not None else np.full(n, np.nan)) > HIGH_CHI2,
         }
+        lines = diag.line_resid if diag.line_resid is not None else np.full(n, np.nan)
+        out["emission_line_excess"] = lines >= RESIDUAL_THRESHOLD
         out["sed_turnover_balmer_limit"] = out["v_shaped_sed"] & (diag.turnover_um > 0.30) & \
             (diag.turnover_um < 0.45)
         comp = extras.get("compactness")
