@@ -63,7 +63,7 @@ class Diagnostics:
     resid: dict[str, np.ndarray] = field(default_factory=dict)    # region -> mean (obs - model)/err
     n_resid: dict[str, np.ndarray] = field(default_factory=dict)  # region -> bands used
     chi2_red: np.ndarray | None = None
-    line_resid: np.ndarray | None = None  # mean (obs - model)/err of the bands holding H-alpha or [OIII]+H-beta
+    line_resid: np.ndarray | None = None  # line bands' mean (obs - model)/err above their line-free neighbours
 
     #: the scalar diagnostics, in display order (catalog columns and the advice's ``diagnostics``)
     SCALARS = ("beta_uv", "n_uv", "beta_opt", "n_opt", "turnover_um", "balmer_break_mag", "red_excess_mag",
@@ -179,13 +179,20 @@ def line_bands(phot: Photometry) -> np.ndarray:
 
 
 def line_residuals(phot: Photometry) -> np.ndarray:
-    """Mean (obs - model)/err over the bands holding strong lines (NaN where none is measured): a fit that
-    underpredicts exactly those bands is missing line emission."""
+    """How far the bands holding strong lines are underpredicted beyond their neighbours: the mean
+    (obs - model)/err over the line bands minus that over the line-free bands of the rest optical
+    (0.3-1 micron). NaN where either set is empty. A line excess is local; a continuum deficit that happens to
+    cover the line bands lifts their neighbours too and does not count."""
     usable = np.isfinite(phot.flux) & np.isfinite(phot.err) & (phot.err > 0) & np.isfinite(phot.model) & ~phot.upper
-    inside = usable & line_bands(phot)
+    holds = line_bands(phot)
+    rest = rest_wavelengths(phot)
+    lines = usable & holds
+    continuum = usable & ~holds & (rest >= 0.3) & (rest <= 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(inside, (phot.flux - phot.model) / phot.err, 0.0)
-        return np.where(inside.any(1), r.sum(1) / inside.sum(1), np.nan)
+        r = (phot.flux - phot.model) / phot.err
+        on = np.where(lines, r, 0.0).sum(1) / lines.sum(1)
+        off = np.where(continuum, r, 0.0).sum(1) / continuum.sum(1)
+        return np.where(lines.any(1) & continuum.any(1), on - off, np.nan)
 
 
 def residuals(phot: Photometry, rest: np.ndarray | None = None

@@ -39,8 +39,8 @@ def derive(diag: Diagnostics, colours: Colours, extras: dict[str, np.ndarray],
     - brown_dwarf_colours: red long-wavelength colours but F115W-F200W <= -0.5 (the Kokorev et al. 2024 cut);
     - <region>_over/underestimated: mean (obs - model)/err of the region <= -2 / >= +2 (with a fit);
     - high_chi2: reduced chi-square > 5 (with a fit);
-    - emission_line_excess: the bands holding H-alpha or [OIII]+H-beta are underpredicted by the fit, mean
-      (obs - model)/err >= +2 over those bands (with a fit; the same threshold as the regions).
+    - emission_line_excess: the bands holding H-alpha or [OIII]+H-beta are underpredicted by the fit by at
+      least 2 sigma more, on average, than the line-free rest-optical bands (with a fit; the regions' threshold).
     """
     n = len(diag.beta_uv)
     with np.errstate(invalid="ignore"):
