@@ -55,6 +55,10 @@ def test_checks_and_redshift_changes_are_not_model_changes():
         apply_action(spec, Action("add_module", None, "nebular"))
     assert parse_range("-0.1 - +0.3 (greyer than Calzetti)") == (-0.1, 0.3)
     assert parse_range("0.3 mag (e.g. from 0.5)") == 0.3
+    # Only the leading clause: the numbers after "while" belong to another parameter.
+    lines, _ = apply_action(spec, Action("decrease", "E_BV_lines", "dustatt_modified_starburst",
+                                         "0.3 mag (e.g. from 0.5), while E_BV_factor rises from 0.44 to 0.73"))
+    assert lines.value("dustatt_modified_starburst", "E_BV_lines") == (0.0, 0.3)
 
 
 def test_every_seed_rule_either_changes_the_model_or_says_why_not():
@@ -68,6 +72,14 @@ def test_every_seed_rule_either_changes_the_model_or_says_why_not():
             refused += 1
             continue
         assert note and (new != spec or rule.action.direction == "fix"), rule.rule_id
+        a = rule.action
+        if a.direction in ("increase", "decrease") and a.parameter and new.has(a.module or "") and spec.has(a.module or ""):
+            before, after = spec.module(a.module).get(a.parameter), new.value(a.module, a.parameter)
+            if isinstance(before, tuple) and isinstance(after, tuple):
+                # a decrease never moves both ends up, an increase never both down (the rule's words decide)
+                moved_up = after[0] > before[0] and after[1] > before[1]
+                moved_down = after[0] < before[0] and after[1] < before[1]
+                assert not (moved_up if a.direction == "decrease" else moved_down), (rule.rule_id, before, after)
         changed += 1
     assert changed >= 30 and refused >= 8
 

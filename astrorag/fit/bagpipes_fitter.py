@@ -82,7 +82,7 @@ def to_bagpipes(spec: ModelSpec) -> tuple[dict, list[str]]:
     >>> instructions["dust"]["type"], instructions["dust"]["Av"]
     ('Calzetti', (0.0, 0.891))
     >>> lost
-    []
+    ["bc03.imf = chabrier: bagpipes' BC03 grid uses a Kroupa IMF (masses differ by ~0.03 dex)"]
     """
     lost: list[str] = []
     out: dict = {"redshift": spec.redshift}

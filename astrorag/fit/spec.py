@@ -66,6 +66,11 @@ class NotAModelChange(InputError):
     """The action is a check or a data change, not something a refit can test."""
 
 
+def age_cap_myr(z: float) -> float:
+    """The oldest stellar age a fit allows at redshift ``z``: 98 % of the cosmic age, in Myr (0.1 Myr steps)."""
+    return round(0.98 * cosmic_age_myr(z), 1)
+
+
 def cosmic_age_myr(z: float) -> float:
     """Age of the Universe at redshift ``z`` in Myr (Planck 2018).
 
@@ -159,7 +164,7 @@ def baseline(z: float) -> ModelSpec:
     if not (z >= 0 and math.isfinite(z)):
         raise InputError(f"a fit needs a redshift, got {z!r}: give --z or a redshift column")
     age = MODULE_DEFAULTS["sfhdelayed"]["age_main"]
-    sfh = dict(MODULE_DEFAULTS["sfhdelayed"], age_main=(age[0], round(0.98 * cosmic_age_myr(z), 1)))
+    sfh = dict(MODULE_DEFAULTS["sfhdelayed"], age_main=(age[0], age_cap_myr(z)))
     return ModelSpec(redshift=float(z), params=(
         ("sfhdelayed", tuple(sfh.items())),
         ("bc03", tuple(MODULE_DEFAULTS["bc03"].items())),
@@ -177,8 +182,14 @@ def parse_range(text: str) -> tuple[float, float] | float | None:
     (-0.5, -0.2)
     >>> parse_range("up to the cosmic age at z") is None
     True
+    >>> parse_range("0.3 mag (e.g. from 0.5), while E_BV_factor rises from 0.44 to 0.73")
+    0.3
+
+    Only the leading clause counts (up to a parenthesis, comma, colon or "while"): what follows describes
+    other parameters.
     """
-    pair = _PAIR.search(text or "")
+    text = re.split(r"[(,:;]|\bwhile\b|\bwith\b", text or "", maxsplit=1)[0]
+    pair = _PAIR.search(text)
     if pair:
         lo, hi = sorted((float(pair.group(1)), float(pair.group(2))))
         return (lo, hi)
@@ -189,7 +200,7 @@ def parse_range(text: str) -> tuple[float, float] | float | None:
 def _clip(parameter: str, value: Value, spec: ModelSpec) -> Value:
     lo, hi = BOUNDS.get(parameter, (-math.inf, math.inf))
     if parameter in ("age_main", "age_burst"):
-        hi = min(hi, 0.98 * cosmic_age_myr(spec.redshift))
+        hi = min(hi, age_cap_myr(spec.redshift))
     if isinstance(value, tuple):
         a, b = max(lo, value[0]), min(hi, value[1])
         return (round(a, 6), round(b, 6)) if a < b else round(b, 6)
@@ -223,6 +234,13 @@ def _new_value(action, current: Value | None, spec: ModelSpec) -> Value:
         stated = (current[0] if isinstance(current, tuple) else 1.0, cosmic_age_myr(spec.redshift))
     lo, hi = (current if isinstance(current, tuple) else (current, current)) if isinstance(current, (tuple, float)) \
         else (None, None)
+    if direction in ("increase", "decrease") and isinstance(stated, tuple) and hi is not None:
+        # A stated range that moves both ends the wrong way is a misread; fall back to the direction.
+        if direction == "decrease":
+            wrong = stated[0] > lo and stated[1] > hi
+        else:
+            wrong = stated[0] < lo and stated[1] < hi
+        stated = None if wrong else stated
     if direction in ("increase", "decrease"):
         if isinstance(stated, tuple):
             return stated
@@ -312,6 +330,8 @@ def apply_action(spec: ModelSpec, action: Action | RankedAction) -> tuple[ModelS
     value = _clip(action.parameter, _new_value(action, current_value, spec), spec)
     new = new.with_value(module, action.parameter, value)
     new = _apply_also(new, module, also)
+    if new == spec:
+        raise NotAModelChange(f"the model already has {action.parameter} = {_show(value)}")
     return replace(new, notes=()), f"{action.parameter} ({module}): {_show(current_value) if current_value is not None else 'default'} -> {_show(value)}"
 
 
