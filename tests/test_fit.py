@@ -254,3 +254,15 @@ def test_fit_catalog_fits_the_flagged_sources_and_writes_paths_and_records(tmp_p
     assert all(p["steps"][0]["change"] == "baseline" for p in paths)
     outcomes, problems = read_fitlog(tmp_path / "fits.fitlog.jsonl")
     assert not problems and len(outcomes) == sum(len(p["records"]) for p in paths) > 0
+
+
+def test_the_app_shows_the_fit_path_as_a_table():
+    from astrorag.ui import fit_markdown
+
+    phot = syn.population("lrd", 1, seed=3)
+    path = run_loop(phot, RuleGraph.from_seeds(), TwoComponentFitter(), source_photometry(phot, 0), steps=2, width=2)
+    text = fit_markdown(path)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == len(path.steps) and rows[0].startswith("| 0 | baseline |")
+    kept = [r for r in rows if r.rstrip().endswith("| yes |")]
+    assert len(kept) == len(path.accepted) == 1 and "skirtor2016" in text and "final model:" in text
