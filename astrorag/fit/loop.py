@@ -217,7 +217,7 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
                 records[index]["accepted"] = True
                 current, spec = best[1], best[1].spec
                 path.kept.append((best[0].action["rule_id"], current))
-                symptoms, resid = _symptoms_and_residuals(phot, current.model_ujy)
+                symptoms, resid = fit_symptoms(phot, fitter, current)
                 say(f"{source.source_id}: kept {best[0].action['rule_id']} "
                     f"({path.criterion} gain {best[0].delta:.1f}; chi2 {current.chi2:.1f})")
             path.steps += [s for s, _ in round_steps]
