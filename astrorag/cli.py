@@ -402,8 +402,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def _write_bibtex(path: str | None, assistant, answer) -> None:
     if not path:
         return
-    from pathlib import Path
-
     from .bibtex import bibtex
 
     docs = assistant.cited_documents(answer)
@@ -570,8 +568,6 @@ def _fit_options(args: argparse.Namespace) -> dict:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    import json
-
     from .workflows import fit_file
 
     run = fit_file(settings_from(args), args.file, args.source_id, args.z, args.flux_unit, plot=args.plot,
@@ -586,8 +582,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(f"error: {run.error}", file=sys.stderr)
         return 1
     path = run.path
-    print(f"{path.source_id}: {path.fitter}, changes kept when the {path.criterion} gain passes "
-          f"{path.to_dict()['threshold']}")
+    print(f"{path.source_id}: {path.fitter}, changes kept when the {path.criterion} gain passes {path.threshold}")
     for step in path.steps:
         what = "baseline" if step.action is None else f"{step.action['rule_id']}: {step.change}"
         if step.error:

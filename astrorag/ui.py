@@ -389,7 +389,7 @@ def diagnostics_markdown(advice) -> str:
 
 def fit_markdown(path) -> str:
     """The fit path as a table: each attempted change, its chi-square, evidence gain and whether it was kept."""
-    head = f"**{path.source_id}**: changes kept when the {path.criterion} gain passes {path.to_dict()['threshold']}"
+    head = f"**{path.source_id}**: changes kept when the {path.criterion} gain passes {path.threshold}"
     rows = ["| step | change | chi2 | gain | kept |", "| --- | --- | --- | --- | --- |"]
     for s in path.steps:
         what = "baseline" if s.action is None else f"{s.action['rule_id']}: {s.change}"

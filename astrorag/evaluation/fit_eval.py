@@ -26,11 +26,10 @@ import numpy as np
 
 from ..errors import InputError
 from ..fit import curve_path, get_fitter
-from ..fit.base import FitError, SourcePhotometry
-from ..fit.loop import MIN_DELTA_LN_Z, fit_symptoms
-from ..fit.spec import ModelSpec, NotAModelChange, apply_action, baseline
+from ..fit.base import SourcePhotometry
+from ..fit.loop import MIN_DELTA_LN_Z, candidate_actions, fit_or_reason, fit_symptoms, applicable_change
+from ..fit.spec import ModelSpec, apply_action, baseline
 from ..graph.model import load_graph
-from ..sed.advisor import rank_actions
 from ..sed.filters import get_filter
 from ..sed.photometry import Photometry
 from ..settings import Settings
@@ -120,26 +119,13 @@ def synthesise(kind: str, seed: int) -> tuple[Photometry, SourcePhotometry]:
 def action_set(graph, spec: ModelSpec, fitter) -> list:
     """Every distinct testable action of the rule graph for this model (rules; the pool random draws come from)."""
     seen, actions = set(), []
+    built = fitter.translate(spec)
     for rule in sorted(graph.rules(), key=lambda r: r.rule_id):
         key = (rule.action.parameter, rule.action.module, rule.action.direction)
-        if key in seen:
-            continue
-        try:
-            new, _ = apply_action(spec, rule.action)
-        except NotAModelChange:
-            continue
-        if new == spec or fitter.translate(new) == fitter.translate(spec):
-            continue
-        seen.add(key)
-        actions.append(rule)
+        if key not in seen and applicable_change(spec, rule.action, fitter, built)[0] is not None:
+            seen.add(key)
+            actions.append(rule)
     return actions
-
-
-def _fit(fitter, source, spec):
-    try:
-        return fitter.fit(source, spec)
-    except FitError as exc:
-        return str(exc)
 
 
 def run_fit_eval(settings: Settings, per_kind: int = 2, n_live: int = 100, seed: int = 0, workers: int | None = None,
@@ -155,7 +141,7 @@ def run_fit_eval(settings: Settings, per_kind: int = 2, n_live: int = 100, seed:
     rng = random.Random(seed)
     predictions, jobs = [], []
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        baselines = dict(zip(sources, pool.map(_fit, [fitter] * len(sources), [synthesised[s][1] for s in sources],
+        baselines = dict(zip(sources, pool.map(fit_or_reason, [fitter] * len(sources), [synthesised[s][1] for s in sources],
                                                 [spec0] * len(sources))))
         for key in sources:
             kind, s = key
@@ -167,15 +153,8 @@ def run_fit_eval(settings: Settings, per_kind: int = 2, n_live: int = 100, seed:
                 predictions.append(row)
                 continue
             symptoms, _ = fit_symptoms(phot, fitter, base)
-            top = None
-            for action in rank_actions(graph, symptoms, limit=24):
-                try:
-                    new, change = apply_action(spec0, action)
-                except NotAModelChange:
-                    continue
-                if fitter.translate(new) != fitter.translate(spec0):
-                    top = (action, new, change)
-                    break
+            chosen, _ = candidate_actions(graph, symptoms, spec0, fitter, 1, {spec0})
+            top = chosen[0] if chosen else None
             draw = rng.choice(pool_actions)
             random_spec, random_change = apply_action(spec0, draw.action)
             row.update({"symptoms": symptoms, "baseline_chi2": round(base.chi2, 2),
@@ -190,7 +169,7 @@ def run_fit_eval(settings: Settings, per_kind: int = 2, n_live: int = 100, seed:
             predictions.append(row)
         specs = [(i, which, spec) for i, (_, _, top_spec, random_spec, _) in enumerate(jobs)
                  for which, spec in (("top1", top_spec), ("random", random_spec)) if spec is not None]
-        fits = list(pool.map(_fit, [fitter] * len(specs), [jobs[i][4] for i, _, _ in specs],
+        fits = list(pool.map(fit_or_reason, [fitter] * len(specs), [jobs[i][4] for i, _, _ in specs],
                              [spec for _, _, spec in specs]))
     seconds = [b.seconds for b in baselines.values() if not isinstance(b, str)]
     for (i, which, _), result in zip(specs, fits):

@@ -59,13 +59,20 @@ class FitPath:
     fitter: str
     criterion: str                 # "log_evidence" or "bic"
     steps: list[FitStep]
-    final_model: ModelSpec
     final: FitResult
     baseline: FitResult
     records: list[dict[str, Any]]
     skipped: list[dict[str, str]] = field(default_factory=list)
     fits: list[FitResult] = field(default_factory=list, repr=False)
     kept: list[tuple[str, FitResult]] = field(default_factory=list, repr=False)  # (rule id, fit) per kept change
+
+    @property
+    def final_model(self) -> ModelSpec:
+        return self.final.spec
+
+    @property
+    def threshold(self) -> float:
+        return MIN_DELTA_LN_Z if self.criterion == "log_evidence" else MIN_DELTA_BIC
 
     @property
     def accepted(self) -> list[FitStep]:
@@ -77,7 +84,7 @@ class FitPath:
 
     def to_dict(self) -> dict[str, Any]:
         return {"source_id": self.source_id, "fitter": self.fitter, "criterion": self.criterion,
-                "threshold": MIN_DELTA_LN_Z if self.criterion == "log_evidence" else MIN_DELTA_BIC,
+                "threshold": self.threshold,
                 "steps": [s.to_dict() for s in self.steps], "final_model": self.final_model.to_dict(),
                 "final_model_text": self.final_model.describe(),
                 "final": self.final.to_dict(), "fits": len(self.steps), "seconds": round(self.seconds, 1),
@@ -109,26 +116,33 @@ def _gain(fitter: Fitter, new: FitResult, old: FitResult) -> float:
     return old.bic - new.bic
 
 
+def applicable_change(spec: ModelSpec, action, fitter: Fitter, built=None) -> tuple[ModelSpec | None, str]:
+    """``(new model, what changed)`` when the action changes what the fitter builds, else ``(None, why not)``.
+
+    ``built`` is ``fitter.translate(spec)`` when the caller already has it.
+    """
+    try:
+        new, change = apply_action(spec, action)
+    except NotAModelChange as exc:
+        return None, str(exc)
+    if fitter.translate(new) == (fitter.translate(spec) if built is None else built):
+        lost = sorted(set(fitter.not_representable(new)) - set(fitter.not_representable(spec)))
+        return None, f"not representable in {fitter.name}: {'; '.join(lost) or 'no change'}"
+    return new, change
+
+
 def candidate_actions(graph: RuleGraph, symptoms: list[str], spec: ModelSpec, fitter: Fitter, width: int,
                       tried: set[ModelSpec]) -> tuple[list[tuple[RankedAction, ModelSpec, str]], list[dict[str, str]]]:
     """The top ``width`` ranked actions that change the model in a way the fitter can build."""
     from ..sed.advisor import rank_actions
 
     chosen, skipped = [], []
-    base_lost = set(fitter.not_representable(spec))
+    built = fitter.translate(spec)
     for action in rank_actions(graph, symptoms, limit=24):
-        try:
-            new, change = apply_action(spec, action)
-        except NotAModelChange as exc:
-            skipped.append({"rule_id": action.rule_id, "why": str(exc)})
-            continue
-        if new == spec or new in tried:
-            skipped.append({"rule_id": action.rule_id, "why": "the model already has this change"})
-            continue
-        if fitter.translate(new) == fitter.translate(spec):
-            lost = sorted(set(fitter.not_representable(new)) - base_lost)
-            skipped.append({"rule_id": action.rule_id,
-                            "why": f"not representable in {fitter.name}: {'; '.join(lost) or 'no change'}"})
+        new, change = applicable_change(spec, action, fitter, built)
+        if new is None or new in tried:
+            skipped.append({"rule_id": action.rule_id, "why": change if new is None else
+                            "the model already has this change"})
             continue
         chosen.append((action, new, change))
         tried.add(new)
@@ -137,7 +151,8 @@ def candidate_actions(graph: RuleGraph, symptoms: list[str], spec: ModelSpec, fi
     return chosen, skipped
 
 
-def _fit_one(fitter: Fitter, phot: SourcePhotometry, spec: ModelSpec) -> FitResult | str:
+def fit_or_reason(fitter: Fitter, phot: SourcePhotometry, spec: ModelSpec) -> FitResult | str:
+    """The fit, or why it failed (so that one failed fit in a pool does not stop the others)."""
     try:
         return fitter.fit(phot, spec)
     except FitError as exc:
@@ -169,8 +184,7 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
     path = FitPath(source.source_id, fitter.name, "log_evidence" if fitter.gives_evidence else "bic",
                    [FitStep(0, None, "baseline", current.chi2, current.chi2_red, current.log_evidence, current.bic,
                             None, True, current.seconds, symptoms, current.not_represented)],
-                   spec, current, current, [], fits=[current])
-    threshold = MIN_DELTA_LN_Z if fitter.gives_evidence else MIN_DELTA_BIC
+                   current, current, [], fits=[current])
     tried: set[ModelSpec] = {spec}
     pool = ProcessPoolExecutor(max_workers=workers) if submit is None and workers > 1 else None
     try:
@@ -182,50 +196,47 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
                 break
             say(f"{source.source_id}: round {number}: refitting with {', '.join(a.rule_id for a, _, _ in chosen)}")
             if submit is not None:
-                outcomes = [f.result() for f in [submit(_fit_one, fitter, source, new) for _, new, _ in chosen]]
+                outcomes = [f.result() for f in [submit(fit_or_reason, fitter, source, new) for _, new, _ in chosen]]
             elif pool is not None:
-                outcomes = list(pool.map(_fit_one, [fitter] * len(chosen), [source] * len(chosen),
+                outcomes = list(pool.map(fit_or_reason, [fitter] * len(chosen), [source] * len(chosen),
                                          [new for _, new, _ in chosen]))
             else:
-                outcomes = [_fit_one(fitter, source, new) for _, new, _ in chosen]
+                outcomes = [fit_or_reason(fitter, source, new) for _, new, _ in chosen]
             round_steps = []
             for (action, new, change), outcome in zip(chosen, outcomes):
                 if isinstance(outcome, str):
                     round_steps.append((FitStep(number, _action_dict(action), change, None, None, None, None, None,
-                                                False, 0.0, list(symptoms), [], outcome), None))
+                                                False, 0.0, list(symptoms), [], outcome), None, None))
                     continue
                 path.fits.append(outcome)
                 _, after_resid = _symptoms_and_residuals(phot, outcome.model_ujy)
                 gain = _gain(fitter, outcome, current)
-                path.records.append({
+                record = {
                     "source_id": source.source_id, "symptoms": list(symptoms),
                     "action": {"parameter": action.parameter, "module": action.module,
                                "direction": action.direction},
                     "rule_id": action.rule_id, "fitter": fitter.name,
                     "chi2_before": round(current.chi2_red, 4), "chi2_after": round(outcome.chi2_red, 4),
                     "residuals_before": resid, "residuals_after": after_resid,
-                    path.criterion + "_gain": round(gain, 3), "accepted": False})
+                    path.criterion + "_gain": round(gain, 3), "accepted": False}
+                path.records.append(record)
                 round_steps.append((FitStep(number, _action_dict(action), change, outcome.chi2, outcome.chi2_red,
                                             outcome.log_evidence, outcome.bic, gain, False, outcome.seconds,
-                                            list(symptoms), outcome.not_represented), outcome))
-            fitted = [(s, r) for s, r in round_steps if r is not None]
-            best = max(fitted, key=lambda sr: sr[0].delta, default=None)
-            if best is not None and best[0].delta >= threshold:
-                best[0].accepted = True
-                index = [r for _, r in fitted].index(best[1])
-                records = path.records[len(path.records) - len(fitted):]
-                records[index]["accepted"] = True
+                                            list(symptoms), outcome.not_represented), outcome, record))
+            best = max((r for r in round_steps if r[1] is not None), key=lambda r: r[0].delta, default=None)
+            if best is not None and best[0].delta >= path.threshold:
+                best[0].accepted = best[2]["accepted"] = True
                 current, spec = best[1], best[1].spec
                 path.kept.append((best[0].action["rule_id"], current))
                 symptoms, resid = fit_symptoms(phot, fitter, current)
                 say(f"{source.source_id}: kept {best[0].action['rule_id']} "
                     f"({path.criterion} gain {best[0].delta:.1f}; chi2 {current.chi2:.1f})")
-            path.steps += [s for s, _ in round_steps]
+            path.steps += [step for step, _, _ in round_steps]
             if best is None or not best[0].accepted:
                 # The same model and symptoms: the next round tries the next-ranked actions not yet tried.
                 say(f"{source.source_id}: no change passed the {path.criterion} threshold; trying the next actions")
     finally:
         if pool is not None:
             pool.shutdown()
-    path.final, path.final_model = current, spec
+    path.final = current
     return path
