@@ -131,10 +131,11 @@ class Assistant:
 
     def search_passages(self, question: str, p: QueryParams) -> list[Evidence]:
         """Passages for a question, with the optional model-side rewriting and re-scoring (see rewrite.py)."""
-        if (p.rewrite or p.rescore) and self.llm is None:
-            note = "notice: query rewriting and re-scoring need a language model; plain retrieval was used"
-            if note not in self.notices:
-                self.notices.append(note)
+        if not (p.rewrite or p.rescore) or self.llm is None:
+            if p.rewrite or p.rescore:
+                note = "notice: query rewriting and re-scoring need a language model; plain retrieval was used"
+                if note not in self.notices:
+                    self.notices.append(note)
             return self.retriever.search(question, k=p.k, mode=p.mode, filters=p.filters)
         from .rewrite import rescore, rewrite_query
 

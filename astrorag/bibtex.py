@@ -26,7 +26,7 @@ def latex_escape(text: str) -> str:
                    "".join(_SPECIAL.get(ch, ch) for ch in p) for p in parts)
 
 
-def _bibcode_parts(bibcode: str) -> tuple[str, str, str] | None:
+def bibcode_parts(bibcode: str) -> tuple[str, str, str] | None:
     """(journal, volume, page) of a journal bibcode such as 2024ApJ...968...38K; None for e-prints."""
     if len(bibcode) != 19 or "arXiv" in bibcode:
         return None
@@ -71,7 +71,7 @@ def bibtex_entry(doc: Document) -> str:
                          else f"{{{latex_escape(name.strip())}}}")
         fields.append(("author", "{" + " and ".join(names) + "}"))
     fields.append(("title", '"{' + latex_escape(doc.title) + '}"'))
-    parts = _bibcode_parts(doc.bibcode or "")
+    parts = bibcode_parts(doc.bibcode or "")
     if parts:
         fields.append(("journal", "{" + parts[0] + "}"))
     if doc.year:

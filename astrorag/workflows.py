@@ -293,18 +293,17 @@ def fit_catalog_file(settings: Settings, photometry: str | Path, advice_table: s
     fit records (``rules learn`` format) beside it."""
     import json
 
+    import numpy as np
+
     from .sed.photometry import read_photometry
 
     ids = flagged_ids(advice_table)[:limit]
     if not ids:
         raise InputError(f"{advice_table} flags no source as a little red dot: nothing to fit")
-    import numpy as np
-
     phot = read_photometry(photometry, z=z, flux_unit=flux_unit)
-    present = {str(v) for v in phot.ids}
-    missing = sorted(set(ids) - present)
-    wanted = set(ids)
-    phot = phot.select(np.array([str(v) in wanted for v in phot.ids], dtype=bool))
+    present = np.array([str(v) for v in phot.ids])
+    missing = sorted(set(ids) - set(present))
+    phot = phot.select(np.isin(present, ids))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs = fit_sources(settings, phot, **options)
@@ -352,7 +351,6 @@ def export_bibtex(settings: Settings, *, query: str | None = None, bundle: str |
             wanted = list(dict.fromkeys(e["doc_id"] for e in data["evidence"]
                                         if e.get("kind") == "chunk" and e.get("key") in cited and e.get("doc_id")))
         else:
-            wanted = []
             wanted = [normalize_arxiv_id(i) or i.strip() for i in ids]
         index = Index.open(settings)
         try:

@@ -25,12 +25,12 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from ..errors import InputError
-from ..fit import curve_path, get_fitter
+from ..fit import get_fitter
 from ..fit.base import SourcePhotometry
 from ..fit.loop import MIN_DELTA_LN_Z, candidate_actions, fit_or_reason, fit_symptoms, applicable_change
 from ..fit.spec import ModelSpec, apply_action, baseline
 from ..graph.model import load_graph
-from ..sed.filters import get_filter
+from ..sed.filters import curve_file, get_filter
 from ..sed.photometry import Photometry
 from ..settings import Settings
 from .report import finish_report, markdown_table, report_dir, wilson_interval, write_jsonl
@@ -99,7 +99,7 @@ def synthesise(kind: str, seed: int) -> tuple[Photometry, SourcePhotometry]:
         warnings.simplefilter("ignore")
         import bagpipes as pipes
     filters = [get_filter(b) for b in BANDS]
-    curves = [curve_path(f.source) for f in filters]
+    curves = [str(curve_file(f)) for f in filters]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = pipes.model_galaxy(_injected(kind), filt_list=curves, phot_units="mujy")

@@ -5,12 +5,12 @@ Fitters are looked up by name with :func:`get_fitter`; :func:`fitter_names` list
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..sed.filters import curve_file
 from ..sed.photometry import Photometry
 from .base import FitError, FitResult, Fitter, SourcePhotometry
 from .spec import ModelSpec, NotAModelChange, apply_action, baseline
@@ -56,15 +56,6 @@ def get_fitter(name: str, n_live: int = 200, seed: int | None = 0) -> Fitter:
     return FITTERS[name](n_live, seed)
 
 
-def curve_path(source: str) -> str:
-    """The file of a shipped transmission curve (``"curve:nircam/F444W.dat"``), or "" for handbook bands."""
-    if not source.startswith("curve:"):
-        return ""
-    from importlib import resources
-
-    return str(Path(str(resources.files("astrorag") / "data" / "filters")) / source.split(":", 1)[1])
-
-
 def source_photometry(phot: Photometry, i: int, error_floor: float = ERROR_FLOOR) -> SourcePhotometry:
     """Source ``i`` of a table, with the error floor applied and the curve file of each band.
 
@@ -75,11 +66,11 @@ def source_photometry(phot: Photometry, i: int, error_floor: float = ERROR_FLOOR
     err = np.sqrt(phot.err[i].astype(float) ** 2 + (error_floor * np.abs(flux)) ** 2)
     return SourcePhotometry(source_id=str(phot.ids[i]), redshift=float(phot.z[i]),
                             bands=tuple(b.short for b in phot.bands),
-                            curves=tuple(curve_path(b.source) for b in phot.bands),
+                            curves=tuple(str(curve_file(b) or "") for b in phot.bands),
                             pivots_um=tuple(float(b.pivot_um) for b in phot.bands),
                             flux_ujy=tuple(float(v) for v in flux), error_ujy=tuple(float(v) for v in err),
                             upper_limit=tuple(bool(u) for u in phot.upper[i]))
 
 
 __all__ = ["FitError", "FitResult", "Fitter", "ModelSpec", "NotAModelChange", "SourcePhotometry", "apply_action",
-           "baseline", "curve_path", "fitter_names", "get_fitter", "source_photometry"]
+           "baseline", "fitter_names", "get_fitter", "source_photometry"]

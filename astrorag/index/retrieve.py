@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..bibtex import bibcode_parts
 from ..errors import ConfigError
 from ..settings import Settings
 from ..types import Evidence, Filters, number_evidence
@@ -37,9 +38,9 @@ def venue_of(doc) -> str | None:
     >>> venue_of(Document.create(title="t", arxiv_id="2501.00001", categories=("astro-ph.GA",)))
     'arXiv astro-ph.GA'
     """
-    bibcode = doc.bibcode or ""
-    if len(bibcode) == 19 and "arXiv" not in bibcode and bibcode[4:9].strip("."):
-        return bibcode[4:9].strip(".")
+    parts = bibcode_parts(doc.bibcode or "")
+    if parts:
+        return parts[0]
     if doc.arxiv_id:
         return f"arXiv {doc.categories[0]}" if doc.categories else "arXiv"
     return None

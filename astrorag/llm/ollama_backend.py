@@ -50,23 +50,24 @@ class OllamaBackend(LLMBackend):
             f"--ollama-model, or use --backend extractive"
         )
 
+    def _listed(self):
+        """The server's listing entry for this model (an untagged name means ":latest"), or None."""
+        wanted = {self.model, f"{self.model}:latest"} if ":" not in self.model else {self.model}
+        return next((m for m in self._probe.list().models if m.model in wanted), None)
+
     def available(self) -> tuple[bool, str]:
         try:
-            names = {m.model for m in self._probe.list().models}
+            listed = self._listed()
         except Exception:  # httpx/connection errors surface under several names
             return False, f"Ollama is not answering at {self.host} (start it with `ollama serve`)"
-        wanted = {self.model, f"{self.model}:latest"} if ":" not in self.model else {self.model}
-        if not names & wanted:
+        if listed is None:
             return False, f"Ollama at {self.host} lacks the model {self.model} (`ollama pull {self.model}`)"
         return True, ""
 
     def model_digest(self) -> str | None:
         """The model's digest as the server lists it (what a reproducibility bundle records)."""
-        wanted = {self.model, f"{self.model}:latest"}
-        for m in self._probe.list().models:
-            if m.model in wanted:
-                return m.digest
-        return None
+        listed = self._listed()
+        return listed.digest if listed is not None else None
 
     def option_logprobs(self, messages: list[dict], letters: str) -> list[float] | None:
         """Log-probabilities of each option letter as the first answer token, or None if the server gives none."""

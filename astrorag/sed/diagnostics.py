@@ -149,7 +149,7 @@ def compute(phot: Photometry, mags: Magnitudes | None = None) -> Diagnostics:
     red = _nearest_band(rest, det, 0.37, 0.50, 0.42)
     break_colour = np.where((blue >= 0) & (red >= 0), mag[rows, blue] - mag[rows, red], np.nan)
     resid, n_resid, chi2_red = residuals(phot, rest)
-    line_resid = line_residuals(phot) if phot.model is not None else None
+    line_resid = line_residuals(phot, rest) if phot.model is not None else None
     return Diagnostics(
         beta_uv=uv.beta, n_uv=uv.n, beta_opt=opt.beta, n_opt=opt.n,
         turnover_um=np.where(np.isfinite(turnover) & (turnover > 0.1) & (turnover < 2.0), turnover, np.nan),
@@ -166,26 +166,27 @@ def line_bands(phot: Photometry) -> np.ndarray:
     """(N, B) mask: the band's half-maximum passband holds a strong optical line at the source's redshift."""
     from .filters import passband_um
 
-    bands = [passband_um(b.name) for b in phot.bands]
-    z = phot.z[:, None]
-    mask = np.zeros((len(phot), len(bands)), dtype=bool)
-    for j, band in enumerate(bands):
-        if band is None:
-            continue
-        for line in STRONG_LINES_UM:
-            observed = line * (1 + z[:, 0])
-            mask[:, j] |= (observed >= band[0]) & (observed <= band[1])
+    observed = np.outer(1 + phot.z, STRONG_LINES_UM)  # (N, lines), micron
+    mask = np.zeros((len(phot), len(phot.bands)), dtype=bool)
+    for j, band in enumerate(passband_um(b.name) for b in phot.bands):
+        if band is not None:
+            mask[:, j] = ((observed >= band[0]) & (observed <= band[1])).any(1)
     return mask
 
 
-def line_residuals(phot: Photometry) -> np.ndarray:
+def _fitted(phot: Photometry) -> np.ndarray:
+    """(N, B) mask of the measurements a fit's residuals can use."""
+    return np.isfinite(phot.flux) & np.isfinite(phot.err) & (phot.err > 0) & np.isfinite(phot.model) & ~phot.upper
+
+
+def line_residuals(phot: Photometry, rest: np.ndarray | None = None) -> np.ndarray:
     """How far the bands holding strong lines are underpredicted beyond their neighbours: the mean
     (obs - model)/err over the line bands minus that over the line-free bands of the rest optical
     (0.3-1 micron). NaN where either set is empty. A line excess is local; a continuum deficit that happens to
     cover the line bands lifts their neighbours too and does not count."""
-    usable = np.isfinite(phot.flux) & np.isfinite(phot.err) & (phot.err > 0) & np.isfinite(phot.model) & ~phot.upper
+    usable = _fitted(phot)
     holds = line_bands(phot)
-    rest = rest_wavelengths(phot)
+    rest = rest_wavelengths(phot) if rest is None else rest
     lines = usable & holds
     continuum = usable & ~holds & (rest >= 0.3) & (rest <= 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -202,7 +203,7 @@ def residuals(phot: Photometry, rest: np.ndarray | None = None
     if phot.model is None:
         return {}, {}, None
     rest = rest_wavelengths(phot) if rest is None else rest
-    usable = np.isfinite(phot.flux) & np.isfinite(phot.err) & (phot.err > 0) & np.isfinite(phot.model) & ~phot.upper
+    usable = _fitted(phot)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(usable, (phot.flux - phot.model) / phot.err, 0.0)
     resid: dict[str, np.ndarray] = {}

@@ -62,10 +62,19 @@ def pivot_wavelength(wave: np.ndarray, trans: np.ndarray) -> float:
     return float(np.sqrt(np.trapezoid(trans * wave, wave) / np.trapezoid(trans / wave, wave)))
 
 
+def _curves_root() -> Path:
+    return Path(str(resources.files("astrorag") / "data" / "filters"))
+
+
+def curve_file(f: Filter) -> Path | None:
+    """The shipped transmission-curve file of a filter (Angstrom, throughput); None for handbook-only bands."""
+    return _curves_root() / f.source.split(":", 1)[1] if f.source.startswith("curve:") else None
+
+
 @lru_cache(maxsize=1)
 def registry() -> dict[str, Filter]:
     """All known filters by canonical name (built once from the shipped curves)."""
-    root = Path(str(resources.files("astrorag") / "data" / "filters"))
+    root = _curves_root()
     out: dict[str, Filter] = {}
     for inst in ("nircam", "miri"):
         for path in sorted((root / inst).glob("*.dat")):
@@ -109,11 +118,10 @@ def passband_um(name: str) -> tuple[float, float] | None:
     >>> lo, hi = passband_um("jwst.nircam.F410M"); round(lo, 2), round(hi, 2)
     (3.86, 4.3)
     """
-    f = registry()[name]
-    if not f.source.startswith("curve:"):
+    path = curve_file(registry()[name])
+    if path is None:
         return None
-    root = Path(str(resources.files("astrorag") / "data" / "filters"))
-    wave, trans = _read_curve(root / f.source.split(":", 1)[1])
+    wave, trans = _read_curve(path)
     inside = wave[trans >= 0.5 * trans.max()]
     return float(inside.min()) / 1e4, float(inside.max()) / 1e4
 
