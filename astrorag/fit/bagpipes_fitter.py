@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError
 from .base import FitError, FitResult, Fitter, SourcePhotometry, at_upper_edge, chi2_of
-from .spec import ModelSpec, cosmic_age_myr
+from .spec import ModelSpec, age_cap_myr
 
 Z_SUN = 0.02           # BC03's solar metallicity (CIGALE's metallicity is the mass fraction Z)
 R_V_CALZETTI = 4.05    # Calzetti et al. 2000
@@ -192,7 +192,7 @@ class BagpipesFitter(Fitter):
         if at_upper_edge(result.posterior.get("dust:Av"), instructions.get("dust", {}).get("Av")):
             found.append("attenuation_at_limit")
         age = instructions["delayed"]["age"]
-        near_cosmic = isinstance(age, tuple) and age[1] >= 0.9 * 0.98e-3 * cosmic_age_myr(result.spec.redshift)
+        near_cosmic = isinstance(age, tuple) and age[1] >= 0.9e-3 * age_cap_myr(result.spec.redshift)
         if near_cosmic and at_upper_edge(result.posterior.get("delayed:age"), age):
             found.append("age_at_limit")
         return found
@@ -227,7 +227,9 @@ class BagpipesFitter(Fitter):
         table = np.column_stack([flux, err])
         start = time.perf_counter()
         here = os.getcwd()
-        folder = workdir or tempfile.mkdtemp(prefix="astrorag-bagpipes-")
+        # bagpipes' own files (pipes/) are not read back: without a workdir they go to a folder removed after.
+        scratch = None if workdir else tempfile.TemporaryDirectory(prefix="astrorag-bagpipes-")
+        folder = workdir or scratch.name
         try:
             # bagpipes writes pipes/ into the working directory it saw at import time, and reads it back
             # from the current one: point both at a folder of our own.
@@ -247,20 +249,18 @@ class BagpipesFitter(Fitter):
                 model.lnlike(best)
                 flam = np.asarray(model.model_galaxy.photometry, dtype=float)
                 eff = np.asarray(galaxy.filter_set.eff_wavs, dtype=float)
-        except FitError:
-            raise
         except Exception as exc:  # bagpipes and nautilus raise bare exceptions on bad input
             raise FitError(f"bagpipes failed on source {phot.source_id}: {type(exc).__name__}: {exc}") from exc
         finally:
             os.chdir(here)
+            if scratch is not None:
+                scratch.cleanup()
         model_ujy = np.full(len(phot.bands), np.nan)
         model_ujy[use] = _flambda_to_ujy(flam, eff)
         chi2, n = chi2_of(phot, model_ujy)
-        posterior = {name: {"p16": float(np.percentile(samples[:, j], 16)),
-                            "p50": float(np.median(samples[:, j])),
-                            "p84": float(np.percentile(samples[:, j], 84))}
+        quantiles = np.percentile(samples, [16, 50, 84], axis=0)
+        posterior = {name: {q: round(float(v), 5) for q, v in zip(("p16", "p50", "p84"), quantiles[:, j])}
                      for j, name in enumerate(model.params)}
         return FitResult(self.name, spec, model_ujy.tolist(), chi2, n, int(model.ndim),
-                         float(fit.results["lnz"]), time.perf_counter() - start,
-                         {k: {q: round(v, 5) for q, v in d.items()} for k, d in posterior.items()}, lost)
+                         float(fit.results["lnz"]), time.perf_counter() - start, posterior, lost)
 
