@@ -150,9 +150,10 @@ def replay(settings: Settings, directory: str | Path, backend: str | None = None
     stored = dict(bundle["settings"])
     stored.pop("index_dir", None)
     run_settings = settings.replace(**{k: v for k, v in stored.items() if k in Settings.__dataclass_fields__})
-    raw = bundle.get("params") or {}
-    filters = raw.get("filters")
-    params = QueryParams(k=raw.get("k"), mode=raw.get("mode"),
+    # Every per-call option the answer was asked with (k, mode, filters, rules, rewrite, rescore).
+    raw = dict(bundle.get("params") or {})
+    filters = raw.pop("filters", None)
+    params = QueryParams(**{k: v for k, v in raw.items() if k in QueryParams.__dataclass_fields__},
                          filters=Filters(**filters) if isinstance(filters, dict) else None)
     assistant = Assistant(run_settings, backend=backend or bundle["model"]["backend"])
     try:
