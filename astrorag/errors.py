@@ -17,6 +17,10 @@ class ConfigError(AstroRagError, ValueError):
     """A setting has a wrong name, type or value."""
 
 
+class ExportRefusedError(ConfigError):
+    """An ONNX export disagrees with its reference beyond the allowed cosine; nothing was cached."""
+
+
 class InputError(AstroRagError, ValueError):
     """An input file or record cannot be read."""
 

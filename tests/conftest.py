@@ -10,6 +10,9 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tests never reach a real Ollama by accident: point the default at a closed loopback port.
+# The shared fixtures embed with torch, and CLI subprocesses must agree with them; the default backend (auto ->
+# ONNX int8 without torch) is tested on its own in test_torch_free.py.
+os.environ.setdefault("ASTRORAG_EMBEDDING_BACKEND", "torch")
 os.environ["OLLAMA_HOST"] = os.environ.get("ASTRORAG_TEST_OLLAMA_HOST", "http://127.0.0.1:9")
 
 from astrorag.index.embedders import get_embedder  # noqa: E402
@@ -37,19 +40,21 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(index_dir=tmp_path / "indexes", progress=False, ingest_batch_size=8,
-                    ollama_host="http://127.0.0.1:9")
+                    ollama_host="http://127.0.0.1:9", embedding_backend="torch")
 
 
 @pytest.fixture(scope="session")
 def embedder():
-    return get_embedder(Settings())
+    return get_embedder(Settings(embedding_backend="torch"))
 
 
 @pytest.fixture(scope="session")
 def small_settings(tmp_path_factory) -> Settings:
     """A real index (Chroma + BM25, real embeddings) over 40 real abstracts, built once per session."""
+    # torch here so that the shared index matches the `embedder` fixture; the default (auto -> ONNX int8, no
+    # torch) has its own tests in test_torch_free.py.
     settings = Settings(index_dir=tmp_path_factory.mktemp("idx"), index_name="small", progress=False,
-                        ollama_host="http://127.0.0.1:9")
+                        ollama_host="http://127.0.0.1:9", embedding_backend="torch")
     index = Index.open(settings, create=True)
     ingest_documents(index, read_files([DATA / "abstracts_small.jsonl"]).documents, get_embedder(settings), settings)
     index.close()

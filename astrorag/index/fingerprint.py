@@ -15,8 +15,10 @@ CHUNKER_VERSION = "llama-index-SentenceSplitter/title-prefixed/v1"
 
 def index_fingerprint(settings: Settings) -> dict[str, Any]:
     """What must agree between an index and the settings that read or extend it."""
+    from .embedders import resolve_backend
+
     _, identity = resolve_model_path(settings.embedding_model)
-    spec = {"embedding_model": identity, "embedding_backend": settings.embedding_backend,
+    spec = {"embedding_model": identity, "embedding_backend": resolve_backend(settings),
             "chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap,
             "chunker": CHUNKER_VERSION}
     spec["fingerprint"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]

