@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from . import __version__
 from .errors import AstroRagError
+from .hardware import usable_cpus
 from .settings import Settings
 
 
@@ -558,7 +559,7 @@ def cmd_advise_catalog(args: argparse.Namespace) -> int:
 
 
 def _fit_options(args: argparse.Namespace) -> dict:
-    workers = args.workers or min(args.width, os.cpu_count() or 1)
+    workers = args.workers or min(args.width, usable_cpus())
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from typing import Iterator
+
+from .hardware import usable_cpus
 
 
 @contextmanager
@@ -28,7 +29,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None,
         client = Client(scheduler)
     else:
         kwargs = {"memory_limit": memory_limit} if memory_limit else {}
-        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+        cluster = LocalCluster(n_workers=workers or usable_cpus(), threads_per_worker=1, processes=True,
                                dashboard_address=None, **kwargs)
         client = Client(cluster)
     try:

@@ -18,7 +18,6 @@ passes the loop's model-comparison threshold over the baseline.
 
 from __future__ import annotations
 
-import os
 import random
 from concurrent.futures import ProcessPoolExecutor
 
@@ -32,6 +31,7 @@ from ..fit.spec import ModelSpec, apply_action, baseline
 from ..graph.model import load_graph
 from ..sed.filters import curve_file, get_filter
 from ..sed.photometry import Photometry
+from ..hardware import usable_cpus
 from ..settings import Settings
 from .report import finish_report, markdown_table, report_dir, wilson_interval, write_jsonl
 
@@ -133,7 +133,7 @@ def run_fit_eval(settings: Settings, per_kind: int = 2, n_live: int = 100, seed:
     directory = report_dir(settings, "fit", out)
     graph = load_graph(settings.index_path)
     fitter = get_fitter("bagpipes", n_live=n_live, seed=seed)
-    workers = workers or min(3, os.cpu_count() or 1)
+    workers = workers or min(3, usable_cpus())
     sources = [(kind, seed * 1000 + j) for kind in INJECTIONS for j in range(per_kind)]
     synthesised = {(k, s): synthesise(k, s) for k, s in sources}
     spec0 = baseline(REDSHIFT)
