@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol
 
-from .graph.model import RuleGraph, load_graph
+from .graph.rulebook import RuleBook
 from .graph.retrieve import graph_search, rule_to_evidence
 from .index.embed import Embedder
 from .index.embedders import get_embedder, get_query_embedder
@@ -69,7 +69,7 @@ class Assistant:
         self.embedder = embedder or get_query_embedder(settings)
         self.index = Index.open(settings)
         self.retriever = Retriever(self.index, self.embedder, settings)
-        self.graph: RuleGraph = load_graph(settings.index_path)
+        self.graph: RuleBook = RuleBook.load(settings.index_path)  # the rules only: no networkx on the ask path
         self.notices: list[str] = []
         self.last_prepared: Prepared | None = None
         # e.g. a deleted chroma/ folder: say so instead of answering from keywords alone

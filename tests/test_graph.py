@@ -309,3 +309,12 @@ def test_a_saved_graph_gets_the_corrected_seed_rules(tmp_path):
     assert (loaded.action.parameter, loaded.action.direction, loaded.successes) == ("E_BV_lines", "decrease", 4)
     adjusts = [t for _, t, k in refreshed.graph.out_edges("rule:att-lines-vs-continuum", keys=True) if k == "adjusts"]
     assert adjusts == ["parameter:E_BV_lines"]                          # the old edge to E_BV_factor is gone
+    # The question path reads the same rules without networkx.
+    from astrorag.graph.rulebook import RuleBook
+
+    book = RuleBook.load(tmp_path)
+    assert [r.to_dict() for r in book.rules()] == [r.to_dict() for r in refreshed.rules()]
+    assert book.get("att-lines-vs-continuum").successes == 4
+    symptoms = {"uv_overestimated", "optical_overestimated"}
+    assert [(m.rule.rule_id, m.score) for m in book.match(symptoms)] == \
+        [(m.rule.rule_id, m.score) for m in refreshed.match(symptoms)]

@@ -9,100 +9,17 @@ is byte-stable for the same content.
 from __future__ import annotations
 
 import json
-import math
-import tomllib
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
 import networkx as nx
 
 from ..errors import InputError
-from ..types import Action, Rule, content_hash, normalize_arxiv_id
+from ..types import Rule, content_hash
 from . import vocabulary as vocab
-from .mechanics import check_rule
-
-RULES_FILE = "rules.json"
-
-
-def seed_rules_path() -> Path:
-    return Path(str(resources.files("astrorag") / "data" / "seed_rules.toml"))
-
-
-def _is_paper_id(ident: str) -> bool:
-    return bool(normalize_arxiv_id(ident)) or (len(ident) == 19 and ident[:4].isdigit())
-
-
-def validate_rule(rule: Rule) -> Rule:
-    """Check a rule against the vocabulary; return it with canonical names, or raise InputError."""
-    if not rule.condition:
-        raise InputError(f"rule {rule.rule_id}: no symptoms in its condition")
-    condition = tuple(sorted({vocab.validate_symptom(s) for s in rule.condition}))
-    action = rule.action
-    if action.direction not in vocab.DIRECTIONS:
-        raise InputError(f"rule {rule.rule_id}: direction {action.direction!r} is not one of "
-                         f"{', '.join(vocab.DIRECTIONS)}")
-    module = vocab.validate_module(action.module) if action.module else None
-    parameter = vocab.validate_parameter(action.parameter, module) if action.parameter else None
-    if parameter and module is None:
-        module = vocab.modules_of(parameter)[0]
-    if not parameter and not module and action.direction != "check":
-        raise InputError(f"rule {rule.rule_id}: an action needs a parameter or a module (or direction 'check')")
-    supports = tuple(sorted({vocab.validate_interpretation(i) for i in rule.supports}))
-    if not rule.citations and not (rule.origin == "learned" and rule.successes > 0):
-        # Learned rules stand on fit outcomes instead of papers; every other rule needs a paper.
-        raise InputError(f"rule {rule.rule_id}: at least one citation (arXiv id or bibcode) is required")
-    for ident in (*rule.citations, *rule.contradicted_by):
-        if not _is_paper_id(ident):
-            raise InputError(f"rule {rule.rule_id}: {ident!r} is not an arXiv id or a bibcode")
-    if not 0.0 < rule.prior_confidence < 1.0:
-        raise InputError(f"rule {rule.rule_id}: confidence must be between 0 and 1, got {rule.prior_confidence}")
-    also = tuple((vocab.validate_parameter(p), v) for p, v in action.also)
-    if rule.contradicted_by and not rule.dissent:
-        raise InputError(f"rule {rule.rule_id}: papers against it ({', '.join(rule.contradicted_by)}) need a "
-                         f"'dissent' line saying what they argue")
-    rule.condition = condition
-    rule.action = Action(action.direction, parameter, module, action.range, action.change, also)
-    wrong = check_rule(rule)  # a rule that misuses CIGALE's mechanics makes fits worse: refuse it
-    if wrong:
-        raise InputError(f"rule {rule.rule_id}: {'; '.join(wrong)}")
-    rule.supports = supports
-    return rule
-
-
-def load_seed_rules(path: Path | None = None) -> list[Rule]:
-    """Read the curated seed rules (TOML); any rule outside the vocabulary is an error."""
-    path = path or seed_rules_path()
-    with open(path, "rb") as fh:
-        table = tomllib.load(fh)
-    rules = []
-    for entry in table.get("rule", []):
-        try:
-            rule = Rule(rule_id=entry["id"], condition=tuple(entry["when"]),
-                        action=Action(entry["direction"], entry.get("parameter"), entry.get("module"),
-                                      entry.get("range", ""), entry.get("change", ""),
-                                      tuple(tuple(pair) for pair in entry.get("also", {}).items())),
-                        rationale=entry["rationale"], prior_confidence=float(entry["confidence"]),
-                        citations=tuple(entry["citations"]), origin="seed",
-                        supports=tuple(entry.get("supports", ())),
-                        contradicted_by=tuple(entry.get("contradicted_by", ())),
-                        dissent=entry.get("dissent", ""))
-        except KeyError as exc:
-            raise InputError(f"{path}: rule {entry.get('id', '?')} lacks the field {exc.args[0]}") from None
-        rules.append(validate_rule(rule))
-    ids = [r.rule_id for r in rules]
-    if len(ids) != len(set(ids)):
-        raise InputError(f"{path}: duplicate rule ids {sorted({i for i in ids if ids.count(i) > 1})}")
-    return rules
-
-
-@dataclass
-class RuleMatch:
-    rule: Rule
-    score: float
-    matched: tuple[str, ...]
-    coverage: float
+# validate_rule, load_seed_rules and seed_rules_path live with the rules; imported here for existing callers.
+from .rulebook import (RULES_FILE, RuleBook, RuleMatch, load_seed_rules, refreshed_seeds,  # noqa: F401
+                       seed_rules_path, validate_rule)
 
 
 class RuleGraph:
@@ -184,25 +101,11 @@ class RuleGraph:
 
     def refresh_seeds(self, path: Path | None = None) -> None:
         """Bring seed rules up to the seed file (outcome counts kept); drop seed rules the file no longer has."""
-        def content(rule: Rule) -> dict:
-            counts = ("successes", "failures", "support_count", "confidence")
-            return {k: v for k, v in rule.to_dict().items() if k not in counts}
-
-        current = {r.rule_id: r for r in load_seed_rules(path)}
-        for old in self.rules():
-            if old.origin != "seed":
-                continue
-            new = current.get(old.rule_id)
-            if new is not None and content(new) == content(old):
-                continue
-            self.graph.remove_node(f"rule:{old.rule_id}")  # its edges go with it; shared nodes stay
-            if new is not None:
-                new.successes, new.failures, new.support_count = old.successes, old.failures, old.support_count
-                self._store(new)
-        present = {r.rule_id for r in self.rules()}
-        for rule_id, rule in current.items():
-            if rule_id not in present:
-                self._store(rule)
+        dropped, stored = refreshed_seeds(self.rules(), path)
+        for rule_id in dropped:
+            self.graph.remove_node(f"rule:{rule_id}")  # its edges go with it; shared nodes stay
+        for rule in stored:
+            self._store(rule)
 
     # ---- reading -----------------------------------------------------------------------------
     def rules(self) -> list[Rule]:
@@ -229,33 +132,9 @@ class RuleGraph:
     def match(self, symptoms: Iterable[str], parameters: Iterable[str] = (), modules: Iterable[str] = (),
               interpretations: Iterable[str] = (), limit: int | None = None,
               strict: bool = False) -> list[RuleMatch]:
-        """Rank rules by how well the symptoms match their conditions, their confidence and support.
-
-        A rule needs at least half of its symptoms present (or two of them); mentions of its
-        parameter, module or interpretation add to its score (used when linking questions).
-        ``strict`` (the SED advisor, whose symptoms are measured, not guessed from words) needs all
-        of a rule's symptoms, or two thirds of them and at least two.
-        """
-        symptoms, parameters, modules = set(symptoms), set(parameters), set(modules)
-        interpretations = set(interpretations)
-        out = []
-        for rule in self.rules():
-            matched = tuple(s for s in rule.condition if s in symptoms)
-            coverage = len(matched) / len(rule.condition)
-            score = 0.0
-            enough = (coverage == 1.0 or (len(matched) >= 2 and coverage >= 2 / 3)) if strict else \
-                (coverage >= 0.5 or len(matched) >= 2)
-            if matched and enough:
-                score = rule.confidence * coverage * (1 + 0.25 * (len(matched) - 1))
-            # A question that names a parameter, module or interpretation wants the rules about it.
-            mention = (1.0 * (rule.action.parameter in parameters) + 0.5 * (rule.action.module in modules)
-                       + 0.5 * bool(interpretations & set(rule.supports)))
-            score += mention * rule.confidence
-            if score > 0:
-                score *= 1 + 0.05 * math.log1p(rule.support_count - 1 + rule.successes)
-                out.append(RuleMatch(rule, score, matched, coverage))
-        out.sort(key=lambda m: (-m.score, -len(m.matched), m.rule.rule_id))
-        return out[:limit] if limit else out
+        """Rank rules against symptoms and mentions: :meth:`RuleBook.match` over this graph's rules."""
+        return RuleBook(self.rules()).match(symptoms, parameters, modules, interpretations, limit=limit,
+                                            strict=strict)
 
     def neighbourhood(self, node: str, radius: int = 2) -> "RuleGraph":
         if node not in self.graph:

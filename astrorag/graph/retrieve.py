@@ -1,9 +1,9 @@
-"""Graph retrieval: link a question to vocabulary nodes and bring the rules around them as evidence."""
+"""Graph retrieval: link a question to vocabulary terms and bring the rules about them as evidence."""
 
 from __future__ import annotations
 
 from ..types import Evidence, Rule
-from .model import RuleGraph, RuleMatch
+from .rulebook import RuleBook, RuleMatch
 from .vocabulary import link_text
 
 
@@ -22,12 +22,13 @@ def rule_to_evidence(match: RuleMatch, key: str) -> Evidence:
                     papers=rule.citations, papers_against=rule.contradicted_by, dissent=rule.dissent, scores={"graph": match.score}, fused_score=match.score)
 
 
-def graph_search(graph: RuleGraph, question: str, limit: int = 3) -> list[RuleMatch]:
+def graph_search(graph: RuleBook, question: str, limit: int = 3) -> list[RuleMatch]:
     """Rules for a question: its symptoms, parameters, modules and interpretations, linked by alias.
 
     Examples
     --------
-    >>> g = RuleGraph.from_seeds()
+    >>> from astrorag.graph.rulebook import load_seed_rules
+    >>> g = RuleBook(load_seed_rules())
     >>> [m.rule.rule_id for m in graph_search(g, "my fit overestimates the UV and optical bands", 1)]
     ['att-uvopt-over']
     """
