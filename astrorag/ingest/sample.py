@@ -1,12 +1,21 @@
-"""The bundled sample corpus: 687 astro-ph abstracts from 2025 (see astrorag/data/PROVENANCE.txt)."""
+"""The bundled sample corpus: 687 astro-ph abstracts from 2025 (see astrorag/data/PROVENANCE.txt).
+
+Its chunks' vectors ship beside it (``sample_vectors.npz``: the packaged all-MiniLM-L6-v2 through the fp32 ONNX
+graph, which equals torch to 1e-7, stored as float16): the first ``ask`` on a fresh install builds the sample
+index without embedding 1,197 chunks, which takes a minute or more on a 2-core CPU.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Sequence
 
-from ..index.embed import Embedder
+import numpy as np
+
+from ..index.embed import PACKAGED_MODEL_IDENTITY, Embedder, resolve_model_path
 from ..index.store import Index
 from ..settings import Settings
 from .pipeline import IngestReport, ingest_documents
@@ -17,11 +26,93 @@ def sample_corpus_path() -> Path:
     return Path(str(resources.files("astrorag") / "data" / "sample_abstracts.jsonl"))
 
 
-def build_sample_index(settings: Settings, embedder: Embedder, quiet: bool = False) -> IngestReport:
-    """Ingest the sample corpus into the index named in ``settings`` (idempotent)."""
+def sample_vectors_path() -> Path:
+    return Path(str(resources.files("astrorag") / "data" / "sample_vectors.npz"))
+
+
+def text_key(text: str) -> str:
+    """What a shipped vector is filed under: a hash of the exact text that was embedded."""
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class ShippedVectors(Embedder):
+    """The shipped vectors of the sample's chunks, and a real embedder (made on first need) for any other text.
+
+    Examples
+    --------
+    >>> shipped = ShippedVectors(lambda: None)
+    >>> len(shipped.vectors) > 1000
+    True
+    """
+
+    def __init__(self, fallback):
+        data = np.load(sample_vectors_path())
+        self.vectors = dict(zip((str(k) for k in data["keys"]), data["vectors"]))
+        self.identity, self.dim = str(data["identity"]), int(data["vectors"].shape[1])
+        self._fallback, self._embedder = fallback, None
+        self.misses = 0
+
+    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        missing = []
+        for i, text in enumerate(texts):
+            vector = self.vectors.get(text_key(text))
+            if vector is None:
+                missing.append(i)
+            else:
+                out[i] = vector
+        if missing:  # e.g. a chunker change since the vectors were written: embed those for real
+            self._embedder = self._embedder or self._fallback()
+            out[missing] = self._embedder.encode([texts[i] for i in missing])
+            self.misses += len(missing)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)  # float16 storage: renormalise
+
+
+def write_sample_vectors(settings: Settings | None = None, path: Path | None = None) -> int:
+    """Embed the sample's chunks with the fp32 ONNX graph and write them (run when the corpus, chunker or
+    default model changes; a test checks they still match). Returns the number of chunks."""
+    import tempfile
+
+    from ..index.onnx_embed import OnnxEmbedder
+    from .chunking import chunk_document, embedding_text
+
+    settings = settings or Settings()
+    texts = [embedding_text(d.title, c) for d in read_files([sample_corpus_path()]).documents
+             for c in chunk_document(d, settings.chunk_size, settings.chunk_overlap)]
+    with tempfile.TemporaryDirectory() as tmp:
+        embedder = OnnxEmbedder.build(settings.embedding_model, Path(tmp), "fp32")
+        vectors = embedder.encode(texts)
+    keys = np.array([text_key(t) for t in texts])  # hex: numpy's bytes strings drop trailing zero bytes
+    np.savez_compressed(path or sample_vectors_path(), keys=keys, vectors=vectors.astype(np.float16),
+                        identity=np.array(embedder.identity))
+    return len(texts)
+
+
+def _uses_shipped_vectors(settings: Settings) -> bool:
+    """The shipped vectors stand for the packaged model in fp32 (ONNX fp32 or torch), at the default chunking."""
+    defaults = Settings()
+    return (settings.embedding_backend in ("auto", "onnx-fp32", "torch") and sample_vectors_path().is_file()
+            and (settings.chunk_size, settings.chunk_overlap) == (defaults.chunk_size, defaults.chunk_overlap)
+            and resolve_model_path(settings.embedding_model)[1] == PACKAGED_MODEL_IDENTITY)
+
+
+def build_sample_index(settings: Settings, embedder: Embedder | None = None, quiet: bool = False) -> IngestReport:
+    """Ingest the sample corpus into the index named in ``settings`` (idempotent).
+
+    With the default model and chunking, the chunks' vectors come from the shipped file, and an ``auto`` backend
+    becomes ``onnx-fp32`` for this index (the backend those vectors are exact for; questions use it too).
+    """
+    from ..index.embedders import get_embedder
+
     if not quiet:
         print(f"Building index {settings.index_name!r} in {settings.index_dir} from the bundled sample corpus "
               f"(687 astro-ph abstracts, 2025); this happens once.", file=sys.stderr)
+    if embedder is None and _uses_shipped_vectors(settings):
+        if settings.embedding_backend == "auto":
+            settings = settings.replace(embedding_backend="onnx-fp32")
+        embedder = ShippedVectors(lambda: get_embedder(settings))
+    embedder = embedder or get_embedder(settings)
     index = Index.open(settings, create=True)
     try:
         result = read_files([sample_corpus_path()])
@@ -33,4 +124,7 @@ def build_sample_index(settings: Settings, embedder: Embedder, quiet: bool = Fal
     note = prepare_query_embedder(settings)
     if note and not quiet:
         print(note, file=sys.stderr)
+    if isinstance(embedder, ShippedVectors) and not quiet:
+        print(f"{report.chunks_written} chunks indexed in {report.seconds:.1f} s: shipped vectors for "
+              f"{report.chunks_written - embedder.misses}, embedded {embedder.misses}", file=sys.stderr)
     return report
