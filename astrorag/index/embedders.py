@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Callable
 
 from ..errors import ConfigError, ExportRefusedError
@@ -67,7 +68,7 @@ def _pick_for_new_index(settings: Settings) -> str:
         OnnxEmbedder.build(settings.embedding_model, settings.index_dir, "int8")
         return "onnx-int8"
     except ExportRefusedError as exc:  # this CPU's int8 arithmetic is too coarse for the model
-        print(f"note: {exc}; embedding with ONNX fp32 instead")
+        print(f"note: {exc}; embedding with ONNX fp32 instead", file=sys.stderr)  # stdout may carry --json
         return "onnx-fp32"
 
 
