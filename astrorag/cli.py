@@ -198,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     fitev.add_argument("--n-live", type=int, default=100)
     fitev.add_argument("--seed", type=int, default=0)
     fitev.add_argument("--workers", type=int, help="parallel fits (default: CPU count, at most 3)")
+    fitev.add_argument("--real", nargs="?", const="", metavar="TABLE",
+                       help="real sources instead of injections: does the top-1 change raise ln Z decisively, "
+                            "against a random one (default table: the bundled development LRDs)")
+    fitev.add_argument("--sources", type=int, default=6, help="with --real: how many sources (first rows)")
+    fitev.add_argument("--ids", help="with --real: comma-separated source ids")
     fitev.add_argument("--out")
     cost = command(ev, "cost", cmd_eval_cost, "tokens, latency per stage, cost for a billion sources", model)
     cost.add_argument("--questions", type=int, default=10)
@@ -642,10 +647,16 @@ def cmd_eval_sed(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_fit(args: argparse.Namespace) -> int:
-    from .evaluation.fit_eval import run_fit_eval
+    from .evaluation.fit_eval import run_fit_eval, run_fit_eval_real
 
-    report = run_fit_eval(settings_from(args), per_kind=args.per_kind, n_live=args.n_live, seed=args.seed,
-                          workers=args.workers, out=args.out, log=None if args.json else print)
+    log = None if args.json else print
+    if args.real is not None:
+        ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
+        report = run_fit_eval_real(settings_from(args), args.real or None, sources=args.sources, ids=ids,
+                                   n_live=args.n_live, seed=args.seed, workers=args.workers, out=args.out, log=log)
+    else:
+        report = run_fit_eval(settings_from(args), per_kind=args.per_kind, n_live=args.n_live, seed=args.seed,
+                              workers=args.workers, out=args.out, log=log)
     if args.json:
         _print_json(report)
     return 0

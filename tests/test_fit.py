@@ -266,3 +266,19 @@ def test_the_app_shows_the_fit_path_as_a_table():
     assert len(rows) == len(path.steps) and rows[0].startswith("| 0 | baseline |")
     kept = [r for r in rows if r.rstrip().endswith("| yes |")]
     assert len(kept) == len(path.accepted) == 1 and "skirtor2016" in text and "final model:" in text
+
+
+def test_eval_fit_real_scores_the_advised_change_on_a_bundled_lrd(tmp_path):
+    """eval fit --real on one development LRD: a baseline, the advised change and a random one, each refit."""
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(tmp_path / "idx"))
+    run = subprocess.run([sys.executable, "-m", "astrorag", "eval", "fit", "--real", "--ids", "11219", "--n-live", "20",
+                          "--workers", "2", "--json", "--out", str(tmp_path / "report")], capture_output=True,
+                         text=True, timeout=900, env=env)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["sources"] == 1 and report["table"] == "kokorev2024_lrd_dev.csv"
+    assert 0 <= report["top1_decisive_rate"] <= 1 and report["cpu_seconds_per_source"] > 0
+    row = json.loads((tmp_path / "report" / "predictions.jsonl").read_text().splitlines()[0])
+    assert row["source"] == "11219" and row["top1"] and row["symptoms"]   # a V-shaped LRD gets advice
+    assert "top1_ln_z_gain" in row and "random_ln_z_gain" in row
+    assert report["top1_decisive_rate"] == float(row["top1_ln_z_gain"] >= report["threshold_ln_z"])
