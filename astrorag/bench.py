@@ -120,6 +120,7 @@ def run_bench(settings: Settings, limit: int | None = None, log: Callable[[str],
             cos = np.sum(main_vectors * onnx_vectors, axis=1)
             results["onnx_int8_min_cosine"] = float(cos.min())
             results["onnx_int8_mean_cosine"] = float(cos.mean())
+            results["onnx_int8_plan"] = getattr(onnx_emb, "int8_plan", "")
             index = Index.open(onnx_home.replace(index_name="onnx"), create=True)
             rep = ingest_documents(index, docs, onnx_emb, onnx_home, progress=False)
             results["embed_onnx_int8_texts_per_s"] = rep.chunks_written / rep.seconds
@@ -251,6 +252,7 @@ def _table(r: dict[str, Any], say: Callable[[str], Any]) -> None:
         ("ingest pipeline, torch (chunks/s)", r.get("embed_torch_texts_per_s")),
         ("ingest pipeline, ONNX int8 (chunks/s)", r.get("embed_onnx_int8_texts_per_s")),
         ("ONNX int8 / torch ingest", r.get("onnx_over_torch_ingest")),
+        ("ONNX int8 quantises", r.get("onnx_int8_plan") or None),
         ("ONNX int8 vs torch cosine, min / mean", f"{r['onnx_int8_min_cosine']:.4f} / {r['onnx_int8_mean_cosine']:.4f}"
          if "onnx_int8_min_cosine" in r else None),
         ("torch pipeline / raw encode", r.get("pipeline_over_raw")),
