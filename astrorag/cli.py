@@ -203,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "against a random one (default table: the bundled development LRDs)")
     fitev.add_argument("--sources", type=int, default=6, help="with --real: how many sources (first rows)")
     fitev.add_argument("--ids", help="with --real: comma-separated source ids")
+    fitev.add_argument("--exhaustive", action="store_true",
+                       help="with --real: refit every applicable change and count the fits the advisor's order "
+                            "needs to reach the best (about 26 fits a source)")
     fitev.add_argument("--out")
     cost = command(ev, "cost", cmd_eval_cost, "tokens, latency per stage, cost for a billion sources", model)
     cost.add_argument("--questions", type=int, default=10)
@@ -653,7 +656,8 @@ def cmd_eval_fit(args: argparse.Namespace) -> int:
     if args.real is not None:
         ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
         report = run_fit_eval_real(settings_from(args), args.real or None, sources=args.sources, ids=ids,
-                                   n_live=args.n_live, seed=args.seed, workers=args.workers, out=args.out, log=log)
+                                   n_live=args.n_live, seed=args.seed, workers=args.workers,
+                                   exhaustive=args.exhaustive, out=args.out, log=log)
     else:
         report = run_fit_eval(settings_from(args), per_kind=args.per_kind, n_live=args.n_live, seed=args.seed,
                               workers=args.workers, out=args.out, log=log)

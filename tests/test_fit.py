@@ -282,3 +282,18 @@ def test_eval_fit_real_scores_the_advised_change_on_a_bundled_lrd(tmp_path):
     assert row["source"] == "11219" and row["top1"] and row["symptoms"]   # a V-shaped LRD gets advice
     assert "top1_ln_z_gain" in row and "random_ln_z_gain" in row
     assert report["top1_decisive_rate"] == float(row["top1_ln_z_gain"] >= report["threshold_ln_z"])
+
+
+def test_exhaustive_search_counts_fits_to_the_best_change_in_advised_and_random_order():
+    from astrorag.evaluation.fit_eval import _score_exhaustive
+
+    specs = [baseline(5.0).with_value("nebular", "logU", value) for value in (-2.5, -2.0, -1.5, -1.0)]
+    row = {"top1": "rule-a", "baseline_seconds": 10.0, "_order": specs, "_random": specs[3],
+           "_gains": dict(zip(specs, [2.0, None, 9.5, 9.0])), "_seconds": dict(zip(specs, [5.0, 0.0, 6.0, 7.0]))}
+    _score_exhaustive(row)
+    assert row["top1_ln_z_gain"] == 2.0 and row["random_ln_z_gain"] == 9.0
+    assert row["exhaustive_best_ln_z_gain"] == 9.5
+    # c (9.5) and d (9.0, within 1 of the best) both reach it; in the advised order c is the third change:
+    # baseline + a + b + c = 4 fits; a random order expects 1 + (4 + 1) / (2 + 1).
+    assert row["fits_to_best_advised"] == 4 and row["fits_to_best_random_expected"] == pytest.approx(2.67)
+    assert row["exhaustive_cpu_seconds"] == 28.0 and not any(k.startswith("_") for k in row)
