@@ -75,7 +75,9 @@ class OnnxEmbedder(Embedder):
         self.session = ort.InferenceSession(str(folder / f"model-{quant}.onnx"), options,
                                             providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
-        self.batch_size = 32
+        # Texts are sorted by length first, so small batches also pad little; on a 2-core EPYC, 256 sample chunks
+        # encoded 20-22 % faster in batches of 8 than of 32 (fp32 and int8), the same vectors to the last bit.
+        self.batch_size = 8
 
     @classmethod
     def cached(cls, model: str, index_dir: Path, quant: str, fast_load: bool = False) -> "OnnxEmbedder | None":
