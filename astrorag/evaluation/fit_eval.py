@@ -267,7 +267,9 @@ def run_fit_eval_real(settings: Settings, table: str | Path | None = None, sourc
                 row["error"] = base
                 continue
             symptoms, _ = fit_symptoms(single, fitter, base)
-            chosen, _ = candidate_actions(graph, symptoms, spec0, fitter, 1, {spec0})
+            # Exhaustive mode wants the whole advised order; its head is the top-1 either way.
+            ranked, _ = candidate_actions(graph, symptoms, spec0, fitter, 10 ** 6 if exhaustive else 1, {spec0})
+            chosen = ranked[:1]
             candidates = action_set(graph, spec0, fitter)
             draw = rng.choice(candidates)
             random_spec, random_change = apply_action(spec0, draw.action)
@@ -278,7 +280,6 @@ def run_fit_eval_real(settings: Settings, table: str | Path | None = None, sourc
                         "random": draw.rule_id, "random_change": random_change})
             if exhaustive:
                 # Advisor order: the ranked, applicable changes first, then the rest of the action set.
-                ranked, _ = candidate_actions(graph, symptoms, spec0, fitter, 10 ** 6, {spec0})
                 order = [c[1] for c in ranked]
                 order += [spec for spec in (apply_action(spec0, a.action)[0] for a in candidates)
                           if spec not in order]

@@ -18,8 +18,8 @@ from ..errors import InputError
 from ..types import Rule, content_hash
 from . import vocabulary as vocab
 # validate_rule, load_seed_rules and seed_rules_path live with the rules; imported here for existing callers.
-from .rulebook import (RULES_FILE, RuleBook, RuleMatch, load_seed_rules, refreshed_seeds,  # noqa: F401
-                       seed_rules_path, validate_rule)
+from .rulebook import (RULES_FILE, RuleBook, RuleMatch, load_seed_rules, read_graph_json,  # noqa: F401
+                       refreshed_seeds, seed_rules_path, validate_rule)
 
 
 class RuleGraph:
@@ -157,12 +157,7 @@ class RuleGraph:
 
     @classmethod
     def load(cls, path: Path) -> "RuleGraph":
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path} is not a valid rule graph ({exc}); delete it to start again from the "
-                             f"seed rules") from exc
-        return cls(nx.node_link_graph(data, directed=True, multigraph=True, edges="edges"))
+        return cls(nx.node_link_graph(read_graph_json(path), directed=True, multigraph=True, edges="edges"))
 
 
 def graph_path(index_path: Path) -> Path:

@@ -122,11 +122,7 @@ class RuleBook:
         path = index_path / RULES_FILE if index_path is not None else None
         if path is None or not path.is_file():
             return cls(load_seed_rules())
-        try:
-            nodes = json.loads(path.read_text())["nodes"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise InputError(f"{path} is not a valid rule graph ({exc}); delete it to start again from the "
-                             f"seed rules") from exc
+        nodes = read_graph_json(path)["nodes"]
         rules = {r.rule_id: r for r in (Rule.from_dict(n["rule"]) for n in nodes if n.get("kind") == "rule")}
         dropped, stored = refreshed_seeds(list(rules.values()))
         for rule_id in dropped:
@@ -173,6 +169,19 @@ class RuleBook:
                 out.append(RuleMatch(rule, score, matched, coverage))
         out.sort(key=lambda m: (-m.score, -len(m.matched), m.rule.rule_id))
         return out[:limit] if limit else out
+
+
+def read_graph_json(path: Path) -> dict:
+    """A saved rule graph's node-link JSON, or an InputError that says how to start again."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not a valid rule graph ({exc}); delete it to start again from the "
+                         f"seed rules") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
+        raise InputError(f"{path} is not a valid rule graph (no list of nodes); delete it to start again from "
+                         f"the seed rules")
+    return data
 
 
 def refreshed_seeds(rules: list[Rule], path: Path | None = None) -> tuple[list[str], list[Rule]]:

@@ -59,13 +59,13 @@ def resolve_backend(settings: Settings) -> str:
 
 
 def _pick_for_new_index(settings: Settings) -> str:
-    from .onnx_embed import OnnxEmbedder, torch_available
+    from .onnx_embed import ensure_export, torch_available
 
     device = settings.embedding_device
     if device.startswith("cuda") or (device == "auto" and torch_available() and _cuda()):
         return "torch"
     try:
-        OnnxEmbedder.build(settings.embedding_model, settings.index_dir, "int8")
+        ensure_export(settings.embedding_model, settings.index_dir, "int8")  # get_embedder opens it after
         return "onnx-int8"
     except ExportRefusedError as exc:  # this CPU's int8 arithmetic is too coarse for the model
         print(f"note: {exc}; embedding with ONNX fp32 instead", file=sys.stderr)  # stdout may carry --json

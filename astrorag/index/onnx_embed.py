@@ -93,11 +93,8 @@ class OnnxEmbedder(Embedder):
         Torch is loaded only for an architecture the torch-free builder does not cover, or as the reference
         of the check when it is installed; a cached export never needs it.
         """
-        identity = resolve_model_path(model)[1]
-        folder = cache_dir(index_dir, identity, quant)
-        if not (folder / "meta.json").is_file():
-            export(model, folder, quant)
-        return cls(folder, identity, quant)
+        folder = ensure_export(model, index_dir, quant)
+        return cls(folder, resolve_model_path(model)[1], quant)
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         if len(texts) == 0:
@@ -116,6 +113,20 @@ class OnnxEmbedder(Embedder):
             pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
             out[idx] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return out
+
+
+def ensure_export(model: str, index_dir: Path, quant: str) -> Path:
+    """The export's folder, built, quantised and checked now if it is not on disk yet (no session is opened).
+
+    Raises
+    ------
+    ExportRefusedError
+        When the export disagrees with its reference beyond MIN_COSINE; nothing is cached then.
+    """
+    folder = cache_dir(index_dir, resolve_model_path(model)[1], quant)
+    if not (folder / "meta.json").is_file():
+        export(model, folder, quant)
+    return folder
 
 
 def _fast_tokenizer(folder: Path, max_length: int):
