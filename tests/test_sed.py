@@ -285,3 +285,29 @@ def test_fits_flux_units_are_converted_per_column(tmp_path):
     bad.write(tmp_path / "bad.ecsv")
     with pytest.raises(InputError, match="column f444w_flux: unit 'm' is not a flux density"):
         read_photometry(tmp_path / "bad.ecsv")
+
+
+@pytest.mark.parametrize("offset, expected", [(-0.3, "emission_line_deficit"), (+0.3, "emission_line_excess"),
+                                              (0.0, None)])
+def test_line_bands_against_their_neighbours_give_an_excess_or_a_deficit(offset, expected):
+    from dataclasses import replace
+
+    from astrorag.sed.diagnostics import line_bands
+
+    bands = [get_filter(b) for b in ("f090w", "f115w", "f150w", "f200w", "f277w", "f335m", "f356w", "f410m",
+                                     "f444w")]
+    n = len(bands)
+    flux = np.ones((1, n))
+    phot = Photometry(np.array(["s"]), np.array([5.0]), bands, flux, np.full((1, n), 0.05),
+                      np.zeros((1, n), dtype=bool), np.array([0]))
+    holds = line_bands(phot)[0]
+    assert holds.any() and (~holds[3:]).any()        # at z = 5 both line bands and line-free neighbours
+    model = flux.copy()
+    model[0, holds] -= offset        # offset < 0: the model's lines are too strong for its continuum
+    # a continuum mismatch over the whole rest optical (F200W onwards at z = 5) is not a line problem
+    model[0, 3:] *= 1.2 if expected is None else 1.0
+    names = analyse(replace(phot, model=model)).symptom_names(0)
+    found = {"emission_line_excess", "emission_line_deficit"} & set(names)
+    assert found == ({expected} if expected else set())
+    if expected == "emission_line_deficit":
+        assert "sfh-faded-burst" in [a.rule_id for a in rank_actions(RuleGraph.from_seeds(), names)]

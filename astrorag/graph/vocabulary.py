@@ -107,6 +107,10 @@ SYMPTOMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "emission_line_excess": ("photometric excess in bands holding strong lines",
                              ("emission line excess", "line contamination", "medium band excess", "[oiii]",
                               "h-alpha excess")),
+    "emission_line_deficit": ("bands holding strong lines overpredicted beyond their line-free neighbours: the "
+                              "model's lines are too strong for its continuum",
+                              ("line deficit", "weak lines", "weak h-alpha", "lines overpredicted",
+                               "low equivalent width")),
     "compact_source": ("unresolved, point-like morphology", ("compact", "point source", "point-like", "unresolved")),
     "flat_mid_ir": ("flat or falling mid-infrared SED (no hot-dust rise)", ("flat mid-ir", "flat miri",
                                                                             "no hot dust", "faint in miri")),

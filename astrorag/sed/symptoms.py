@@ -20,7 +20,7 @@ HIGH_CHI2 = 5.0
 SYMPTOM_ORDER = [
     "v_shaped_sed", "red_optical_continuum", "blue_uv_slope", "red_uv_slope", "strong_balmer_break",
     "sed_turnover_balmer_limit", "flat_mid_ir", "compact_source", "brown_dwarf_colours", "high_chi2",
-    "emission_line_excess",
+    "emission_line_excess", "emission_line_deficit",
     *[f"{r}_{d}estimated" for r in REGIONS for d in ("over", "under")],
 ]
 
@@ -40,7 +40,9 @@ def derive(diag: Diagnostics, colours: Colours, extras: dict[str, np.ndarray],
     - <region>_over/underestimated: mean (obs - model)/err of the region <= -2 / >= +2 (with a fit);
     - high_chi2: reduced chi-square > 5 (with a fit);
     - emission_line_excess: the bands holding H-alpha or [OIII]+H-beta are underpredicted by the fit by at
-      least 2 sigma more, on average, than the line-free rest-optical bands (with a fit; the regions' threshold).
+      least 2 sigma more, on average, than the line-free rest-optical bands (with a fit; the regions' threshold);
+    - emission_line_deficit: the mirror image, the line bands overpredicted by at least 2 sigma more than their
+      line-free neighbours: the model's lines are too strong for the continuum it fits.
     """
     n = len(diag.beta_uv)
     with np.errstate(invalid="ignore"):
@@ -58,6 +60,7 @@ def derive(diag: Diagnostics, colours: Colours, extras: dict[str, np.ndarray],
         }
         lines = diag.line_resid if diag.line_resid is not None else np.full(n, np.nan)
         out["emission_line_excess"] = lines >= RESIDUAL_THRESHOLD
+        out["emission_line_deficit"] = lines <= -RESIDUAL_THRESHOLD
         out["sed_turnover_balmer_limit"] = out["v_shaped_sed"] & (diag.turnover_um > 0.30) & \
             (diag.turnover_um < 0.45)
         comp = extras.get("compactness")
