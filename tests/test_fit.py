@@ -98,6 +98,9 @@ def test_bagpipes_translation_follows_the_table_and_names_what_it_cannot_build()
     assert out["agn_dust"] == {"type": "SMC", "Av": (0.274, 1.37)}
     assert any("torus" in item for item in lost) and any("fracAGN" in item for item in lost)
     assert out["agn"]["f5100A"] == (0.01, 0.9) and out["agn"]["alphalam"] == -1.56
+    faded = RuleGraph.from_seeds().get("sfh-faded-burst")   # weak lines: a burst 10-50 Myr old, whose lines are off
+    burst = to_bagpipes(apply_action(spec, faded.action)[0])[0]["burst"]
+    assert burst["age"] == (0.01, 0.05) and burst["massformed"] == (4.0, 13.0)
     xray, _ = apply_action(spec, Action("increase", "max_dev_alpha_ox", "xray", "e.g. 1.0 or more"))
     assert to_bagpipes(xray)[0] == to_bagpipes(spec)[0]
     assert "xray: not representable in bagpipes" in to_bagpipes(xray)[1]
@@ -297,3 +300,21 @@ def test_exhaustive_search_counts_fits_to_the_best_change_in_advised_and_random_
     # baseline + a + b + c = 4 fits; a random order expects 1 + (4 + 1) / (2 + 1).
     assert row["fits_to_best_advised"] == 4 and row["fits_to_best_random_expected"] == pytest.approx(2.67)
     assert row["exhaustive_cpu_seconds"] == 28.0 and not any(k.startswith("_") for k in row)
+
+
+def test_lines_beside_an_age_pinned_at_the_universe_widen_the_dust_before_dimming_the_lines():
+    """A fit that pins the age at the age of the Universe while the lines say stars form now: the age-dust
+    degeneracy. The first testable change widens the attenuation; lowering the line attenuation comes later."""
+    from astrorag.fit.loop import candidate_actions
+
+    symptoms = ["red_optical_continuum", "strong_balmer_break", "emission_line_excess", "optical_underestimated",
+                "age_at_limit"]
+    spec = baseline(5.0)
+    chosen, _ = candidate_actions(RuleGraph.from_seeds(), symptoms, spec, get_fitter("bagpipes"), 3, {spec})
+    ids = [action.rule_id for action, _, _ in chosen]
+    assert ids[0] == "att-lines-beside-old-age", ids
+    assert chosen[0][1].value("dustatt_modified_starburst", "E_BV_lines") == (0.0, 1.0)
+    assert ids.index("att-lines-vs-continuum") > 0
+    # without the pinned age the same lines ask for less line attenuation, not more dust
+    chosen, _ = candidate_actions(RuleGraph.from_seeds(), symptoms[:-1], spec, get_fitter("bagpipes"), 3, {spec})
+    assert "att-lines-beside-old-age" not in [action.rule_id for action, _, _ in chosen]
