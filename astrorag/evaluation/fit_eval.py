@@ -11,6 +11,8 @@ passes the loop's model-comparison threshold over the baseline.
 - ``top1_recovery_rate``: the advisor's first testable action recovers the truth;
 - ``random_action_recovery_rate``: an action drawn at random (seeded) from the same action set (every
   testable action of the rule graph) recovers the truth; both are refitted, so both face the same sampler noise;
+- ``paired_sign_test``: sources where only the advised action recovered the truth against sources where only the
+  random one did, and the two-sided exact sign-test p-value of that split (both are tried on the same sources);
 - ``random_action_right_share``: the share of the action set that is the right kind of change (the chance
   level of the first criterion alone, no refit needed);
 - ``seconds_per_fit``: wall seconds per bagpipes fit at the chosen live-point count, on this CPU.
@@ -34,7 +36,7 @@ from ..sed.filters import curve_file, get_filter
 from ..sed.photometry import Photometry
 from ..hardware import usable_cpus
 from ..settings import Settings
-from .report import finish_report, markdown_table, report_dir, wilson_interval, write_jsonl
+from .report import finish_report, markdown_table, paired_sign_test, report_dir, wilson_interval, write_jsonl
 
 #: JWST/HST bands of a deep extragalactic field (JADES/CEERS-like), all with shipped curves.
 BANDS = ("f435w", "f606w", "f775w", "f090w", "f115w", "f150w", "f200w", "f277w", "f335m", "f356w", "f410m",
@@ -197,6 +199,8 @@ def run_fit_eval(settings: Settings, per_kind: int = 2, n_live: int = 100, seed:
         "top1_recovery_ci95": [round(v, 3) for v in wilson_interval(top1, n)],
         "random_action_recovery_rate": round(rand / max(n, 1), 3),
         "random_action_recovery_ci95": [round(v, 3) for v in wilson_interval(rand, n)],
+        # Both actions are tried on the same sources: compare them pair by pair, not by their marginal rates.
+        "paired_sign_test": _paired(scored),
         "top1_right_action_rate": round(sum(r["top1_right"] for r in scored) / max(n, 1), 3),
         "random_action_right_share": round(float(np.mean([r["right_share"] for r in scored])) if scored else 0.0, 3),
         "action_set_size": len(pool_actions),
@@ -218,8 +222,18 @@ def run_fit_eval(settings: Settings, per_kind: int = 2, n_live: int = 100, seed:
                 f"{n} sources, nautilus with {n_live} live points, a change counts when ln Z rises by "
                 f">= {MIN_DELTA_LN_Z} and it is the right kind of change for the injected cause.", "",
                 markdown_table(headers, rows), "",
+                f"paired: the advised action alone recovered {report['paired_sign_test']['top1_only']} source(s), the "
+                f"random one alone {report['paired_sign_test']['random_only']}; sign test p = "
+                f"{report['paired_sign_test']['p_value']}", "",
                 f"seconds per fit: {report['seconds_per_fit']} on {report['cpu']}"]
     return finish_report(directory, report, markdown, [(headers, rows)], log=log)
+
+
+def _paired(scored: list[dict]) -> dict:
+    top1_only = sum(r["top1_recovered"] and not r["random_recovered"] for r in scored)
+    random_only = sum(r["random_recovered"] and not r["top1_recovered"] for r in scored)
+    return {"top1_only": top1_only, "random_only": random_only,
+            "p_value": round(paired_sign_test(top1_only, random_only), 4)}
 
 
 #: With --exhaustive, a change "reaches the best model" when its ln Z is within this of the best single change:
