@@ -318,3 +318,22 @@ def test_lines_beside_an_age_pinned_at_the_universe_widen_the_dust_before_dimmin
     # without the pinned age the same lines ask for less line attenuation, not more dust
     chosen, _ = candidate_actions(RuleGraph.from_seeds(), symptoms[:-1], spec, get_fitter("bagpipes"), 3, {spec})
     assert "att-lines-beside-old-age" not in [action.rule_id for action, _, _ in chosen]
+
+
+def test_equal_scores_try_the_change_nested_in_the_model_first():
+    """Two rules of equal score: widening a range the model has comes before adding a component, whatever
+    their ids (the id alone would put the AGN first here)."""
+    from astrorag.fit.loop import candidate_actions
+    from astrorag.types import Rule
+
+    graph = RuleGraph()
+    graph.add_rule(Rule("a-add-agn", ("v_shaped_sed",), Action("increase", "fracAGN", "skirtor2016", "0.1 - 0.5"),
+                        "why", 0.6, ("1811.03094",), "seed"))
+    graph.add_rule(Rule("b-widen-dust", ("v_shaped_sed",), Action("widen", "E_BV_lines", "dustatt_modified_starburst",
+                                                                  "0.0 - 1.0"), "why", 0.6, ("1811.03094",), "seed"))
+    spec = baseline(5.0)
+    chosen, _ = candidate_actions(graph, ["v_shaped_sed"], spec, get_fitter("bagpipes"), 1, {spec})
+    assert [action.rule_id for action, _, _ in chosen] == ["b-widen-dust"]
+    chosen, _ = candidate_actions(graph, ["v_shaped_sed"], spec, get_fitter("bagpipes"), 2, {spec})
+    assert [action.rule_id for action, _, _ in chosen] == ["b-widen-dust", "a-add-agn"]
+    assert chosen[1][1].has("skirtor2016") and not spec.has("skirtor2016")

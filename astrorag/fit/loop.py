@@ -133,21 +133,29 @@ def applicable_change(spec: ModelSpec, action, fitter: Fitter, built=None) -> tu
 
 def candidate_actions(graph: RuleGraph, symptoms: list[str], spec: ModelSpec, fitter: Fitter, width: int,
                       tried: set[ModelSpec]) -> tuple[list[tuple[RankedAction, ModelSpec, str]], list[dict[str, str]]]:
-    """The top ``width`` ranked actions that change the model in a way the fitter can build."""
+    """The top ``width`` ranked actions that change the model in a way the fitter can build.
+
+    Among actions of equal score, the smaller change comes first: one that keeps the model's modules (a wider
+    range of a parameter it already has) before one that adds a component. The first is nested in the model
+    and costs the evidence less if it does not help; the order of equal scores is otherwise arbitrary.
+    """
     from ..sed.advisor import rank_actions
 
-    chosen, skipped = [], []
+    applicable, skipped, seen = [], [], set()
     built = fitter.translate(spec)
     for action in rank_actions(graph, symptoms, limit=24):
+        if len(applicable) >= width and action.score < applicable[width - 1][0].score:
+            break   # every action tied with the last one chosen has been read
         new, change = applicable_change(spec, action, fitter, built)
-        if new is None or new in tried:
+        if new is None or new in tried or new in seen:
             skipped.append({"rule_id": action.rule_id, "why": change if new is None else
                             "the model already has this change"})
             continue
-        chosen.append((action, new, change))
-        tried.add(new)
-        if len(chosen) == width:
-            break
+        seen.add(new)
+        applicable.append((action, new, change))
+    applicable.sort(key=lambda c: (-c[0].score, len(set(c[1].modules) - set(spec.modules))))
+    chosen = applicable[:width]
+    tried.update(new for _, new, _ in chosen)
     return chosen, skipped
 
 
