@@ -164,8 +164,8 @@ def export(model: str, folder: Path, quant: str) -> None:
 
 #: int8 plans, fastest first: (what it quantises, operator types, whether the FFN outputs stay fp32). The export
 #: ships the first whose probe cosine to torch passes MIN_COSINE on this CPU. Measured on an AVX2 EPYC without
-#: VNNI: 0.985, 0.987 and 0.993 (only the last passes, 1.28x torch); CPUs with VNNI int8 dot products lose less
-#: to quantisation (no 16-bit saturation), so a faster plan can pass there.
+#: VNNI: 0.985, 0.987 and 0.993 (only the last passes, 1.28x torch); on an AVX-512 VNNI + AMX Xeon the same to
+#: three decimals (eval/bench/int8_cpu_xeon_vnni_amx_*.json), so the loss is the quantisation's, not the CPU's.
 INT8_PLANS = (
     ("attention's QKV projection and every MatMul", ("MatMul", "Attention"), False),
     ("every MatMul", ("MatMul",), False),
@@ -173,13 +173,14 @@ INT8_PLANS = (
 )
 
 
-def _quantize(source: Path, target: Path, ops: Sequence[str] = ("MatMul",), exclude: Sequence[str] = ()) -> None:
-    """Dynamic int8: weights per channel, activations per tensor at run time."""
+def _quantize(source: Path, target: Path, ops: Sequence[str] = ("MatMul",), exclude: Sequence[str] = (),
+              reduce_range: bool = False) -> None:
+    """Dynamic int8: weights per channel, activations per tensor at run time (``reduce_range``: 7-bit weights)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=list(ops), nodes_to_exclude=list(exclude),
+                     reduce_range=reduce_range, op_types_to_quantize=list(ops), nodes_to_exclude=list(exclude),
                      extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT})
 
 

@@ -1,7 +1,7 @@
 """Where int8 time goes on a CPU: torch vs the ONNX graph in fp32 and in several int8 quantisations.
 
-Raw encode speed (texts/s, batch 32, texts sorted by length as both embedders do) of title+abstract texts of
-the sample corpus, and each variant's minimum cosine to torch on those texts and on the export-check probe.
+Raw encode speed (texts/s; torch in batches of 32, the ONNX embedder in its own batches of 8; texts sorted by
+length as both do) of title+abstract texts of the sample corpus, and each variant's minimum cosine to torch on those texts and on the export-check probe.
 Threads are the CPUs this process may use (pin with taskset to measure a 2-core laptop on a bigger machine);
 ``--oversubscribe N`` adds an onnxruntime run with N threads on those CPUs, the cost of sizing a pool by
 ``os.cpu_count()`` inside a container.
@@ -29,18 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from astrorag.hardware import cpu_info, usable_cpus  # noqa: E402
 from astrorag.index.bert_onnx import build_bert_graph  # noqa: E402
-from astrorag.index.onnx_embed import PROBE, OnnxEmbedder, _ffn_output_matmuls  # noqa: E402
+from astrorag.index.onnx_embed import PROBE, OnnxEmbedder, _ffn_output_matmuls, _quantize  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "astrorag" / "data" / "sample_abstracts.jsonl"
-
-
-def quantize(source: Path, target: Path, ops=("MatMul",), exclude=(), reduce_range=False) -> None:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     reduce_range=reduce_range, op_types_to_quantize=list(ops), nodes_to_exclude=list(exclude),
-                     extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def speed(encode, texts, repeats: int = 2) -> tuple[float, np.ndarray]:
@@ -95,7 +86,7 @@ def main() -> None:
             folder_v = base if options is None else Path(tmp) / name.replace(" ", "_").replace(",", "")
             if options is not None:
                 shutil.copytree(base, folder_v, ignore=shutil.ignore_patterns("model-fp32.onnx"))
-                quantize(base / "model-fp32.onnx", folder_v / "model-int8.onnx", **options)
+                _quantize(base / "model-fp32.onnx", folder_v / "model-int8.onnx", **options)
             quant = "fp32" if options is None else "int8"
             emb = OnnxEmbedder(folder_v, name, quant, threads=threads)
             rate, vectors = speed(emb.encode, texts)
