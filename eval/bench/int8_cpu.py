@@ -1,7 +1,8 @@
 """Where int8 time goes on a CPU: torch vs the ONNX graph in fp32 and in several int8 quantisations.
 
 Raw encode speed (texts/s; torch in batches of 32, the ONNX embedder in its own batches of 8; texts sorted by
-length as both do) of title+abstract texts of the sample corpus, and each variant's minimum cosine to torch on those texts and on the export-check probe.
+length as both do) of title+abstract texts of the sample corpus, and each variant's minimum cosine to torch on
+those texts and on the export-check probe.
 Threads are the CPUs this process may use (pin with taskset to measure a 2-core laptop on a bigger machine);
 ``--oversubscribe N`` adds an onnxruntime run with N threads on those CPUs, the cost of sizing a pool by
 ``os.cpu_count()`` inside a container.
