@@ -18,7 +18,7 @@ from typing import Union
 
 from ..errors import InputError
 from ..graph import vocabulary as vocab
-from ..types import Action, RankedAction
+from ..types import Action, RankedAction  # noqa: F401 (Action: doctests)
 
 #: A parameter is a fixed value, a (low, high) range the fitter samples, or a CIGALE string option.
 Value = Union[float, tuple[float, float], str]
@@ -45,7 +45,8 @@ MODULE_DEFAULTS: dict[str, dict[str, Value]] = {
     "dustatt_modified_CF00": {"Av_ISM": (0.0, 1.5), "mu": 0.44, "slope_ISM": -0.7, "slope_BC": -1.3},
     "dl2014": {"qpah": 2.5, "umin": 1.0, "alpha": 2.0, "gamma": 0.1},
     "skirtor2016": {"fracAGN": (0.0, 0.9), "lambda_fracAGN": "0.4/0.7", "i": 30.0, "EBV": 0.0},
-    "fritz2006": {"fracAGN": (0.0, 0.9), "lambda_fracAGN": "0.4/0.7", "psy": 30.0, "EBV": 0.0},
+    # Fritz's psy is the angle from the equator (psy 90 = type 1): 60.1 is SKIRTOR's i = 30 view.
+    "fritz2006": {"fracAGN": (0.0, 0.9), "lambda_fracAGN": "0.4/0.7", "psy": 60.1, "EBV": 0.0},
     "xray": {"alpha_ox": (-1.9, -1.1), "max_dev_alpha_ox": 0.2},
 }
 
@@ -57,6 +58,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "logU": (-4.0, -1.0), "zgas": (0.0001, 0.05), "uv_bump_amplitude": (0.0, 5.0), "umin": (0.1, 50.0),
     "qpah": (0.47, 7.32), "gamma": (0.0, 1.0), "i": (0.0, 90.0),
 }
+
+#: Parameters CIGALE reads as one value, never a grid (xray's max_dev_alpha_ox is a float): a rule's number sets them.
+SCALAR_PARAMETERS = {"max_dev_alpha_ox"}
 
 _PAIR = re.compile(r"([-+]?\d*\.?\d+)\s*(?:-|\.\.|to)\s*([-+]?\d*\.?\d+)")
 _NUMBER = re.compile(r"[-+]?\d*\.?\d+")
@@ -220,6 +224,11 @@ def _module_for(action: Action | RankedAction, spec: ModelSpec) -> str:
     return owners[0]
 
 
+def _owner_default(parameter: str) -> str:
+    """The module whose defaults hold ``parameter`` (for a rule's widening factor)."""
+    return next((m for m, values in MODULE_DEFAULTS.items() if parameter in values), "")
+
+
 def _family(module: str) -> str:
     family = next((f for f, members in FAMILIES.items() if module in members), None)
     if family is None:
@@ -227,7 +236,7 @@ def _family(module: str) -> str:
     return family
 
 
-def _new_value(action, current: Value | None, spec: ModelSpec) -> Value:
+def _new_value(action, current: Value | None, spec: ModelSpec, fresh: bool = False) -> Value:
     parameter, direction = action.parameter, action.direction
     stated = parse_range(action.range)
     if parameter in ("age_main",) and direction in ("increase", "widen", "fix") and stated is None:
@@ -241,6 +250,10 @@ def _new_value(action, current: Value | None, spec: ModelSpec) -> Value:
         else:
             wrong = stated[0] < lo and stated[1] < hi
         stated = None if wrong else stated
+    if parameter in SCALAR_PARAMETERS:
+        if isinstance(stated, float):
+            return stated
+        raise NotAModelChange(f"{parameter} takes one value in CIGALE and the rule states none")
     if direction in ("increase", "decrease"):
         if isinstance(stated, tuple):
             return stated
@@ -255,7 +268,22 @@ def _new_value(action, current: Value | None, spec: ModelSpec) -> Value:
         return (hi, hi + span) if direction == "increase" else (lo - span, lo)
     if direction == "widen":
         if isinstance(stated, tuple):
-            return (min(stated[0], lo), max(stated[1], hi)) if lo is not None else stated
+            if lo is None or fresh:
+                return stated   # a module the action adds gets the rule's range as stated
+            if stated[0] >= lo and stated[1] <= hi:
+                # Already as wide as the rule says: widen again by the rule's own factor (its range over the
+                # module default's), so that a parameter still piled at its edge can widen repeatedly.
+                default = MODULE_DEFAULTS.get(_owner_default(parameter), {}).get(parameter)
+                factor = ((stated[1] - stated[0]) / (default[1] - default[0])
+                          if isinstance(default, tuple) and default[1] > default[0] else 2.0)
+                span = (hi - lo) * max(factor, 1.5)
+                floor = BOUNDS.get(parameter, (-math.inf, math.inf))[0]
+                # The lower end stays where it sits at a physical bound (E(B-V) = 0); else both ends move.
+                if lo <= floor:
+                    return (lo, lo + span)
+                middle = (lo + hi) / 2
+                return (middle - span / 2, middle + span / 2)
+            return (min(stated[0], lo), max(stated[1], hi))
         if hi is None:
             raise NotAModelChange(f"the rule gives no range to widen {parameter} to")
         span = (hi - lo) or abs(hi) or 1.0
@@ -310,9 +338,9 @@ def apply_action(spec: ModelSpec, action: Action | RankedAction) -> tuple[ModelS
             raise NotAModelChange(f"{module} is already in the model")
         new = spec.without(current) if current else spec
         new = new.with_module(module)
-        new = _apply_also(new, module, also)
+        new = _apply_also(new, spec, module, also, action)
         verb = f"switched {current} to {module}" if current and current != module else f"added {module}"
-        return replace(new, notes=()), verb
+        return replace(new, notes=()), verb + _companions(spec, new, module, also)
     if not action.parameter:
         raise NotAModelChange("the action names no parameter")
     module = _module_for(action, spec)
@@ -327,25 +355,93 @@ def apply_action(spec: ModelSpec, action: Action | RankedAction) -> tuple[ModelS
     current_value = values.get(action.parameter)
     if action.parameter == "f_burst" and "age_burst" not in values:
         new = new.with_value(module, "age_burst", (10.0, 50.0))
-    value = _clip(action.parameter, _new_value(action, current_value, spec), spec)
+    value = _clip(action.parameter, _new_value(action, current_value, spec, fresh=not spec.has(module)), spec)
     new = new.with_value(module, action.parameter, value)
-    new = _apply_also(new, module, also)
+    new = _apply_also(new, spec, module, also, action)
     if new == spec:
         raise NotAModelChange(f"the model already has {action.parameter} = {_show(value)}")
-    return replace(new, notes=()), f"{action.parameter} ({module}): {_show(current_value) if current_value is not None else 'default'} -> {_show(value)}"
+    note = f"{action.parameter} ({module}): {_show(current_value) if current_value is not None else 'default'} -> {_show(value)}"
+    return replace(new, notes=()), note + _companions(spec, new, module, also)
 
 
-def _apply_also(spec: ModelSpec, module: str, also: list[tuple[str, str]]) -> ModelSpec:
-    """Apply an action's companion settings when they are values (text like "raise so that..." is kept out)."""
-    for parameter, text in also:
-        owner = module if parameter in vocab.MODULES.get(module, ()) else next(
-            (m for m in vocab.modules_of(parameter) if spec.has(m)), None)
+def _companions(before: ModelSpec, after: ModelSpec, module: str, also: list[tuple[str, str]]) -> str:
+    """What the action's companion settings changed, for its note ("; with E_BV_factor 0.44 -> 0.733333")."""
+    changed = []
+    for parameter, _ in also:
+        owner = next((m for m in (module, *vocab.modules_of(parameter)) if after.has(m)
+                      and parameter in after.module(m)), None)
         if owner is None:
             continue
-        if parameter == "lambda_fracAGN":
+        old = before.module(owner).get(parameter) if before.has(owner) else None
+        new = after.module(owner)[parameter]
+        if old != new:
+            changed.append(f"{parameter} {_show(old) if old is not None else 'default'} -> {_show(new)}")
+    return f"; with {', '.join(changed)}" if changed else ""
+
+
+_PRODUCT = re.compile(r"(\w+)\s*x\s*(\w+)[^.]*\b(unchanged|fixed|kept)\b")
+
+
+def _apply_also(spec: ModelSpec, before: ModelSpec, module: str, also: list[tuple[str, str]],
+                action) -> ModelSpec:
+    """Apply an action's companion settings exactly as the rule states them, or refuse the whole action.
+
+    A companion is a value or range (``"0.1 - 0.5"``), a CIGALE string option (``lambda_fracAGN``,
+    ``broad_lines``), a range to ``extend`` (union with the model's own: ``"extend to -2.5 .. -1.9"``), or a
+    coupling that keeps a product fixed (``"raise so that E_BV_factor x E_BV_lines ... is unchanged"``: the
+    upper end of the product stays where the model ``before`` the action had it). Anything else raises
+    :class:`NotAModelChange`: an action is never half-applied.
+    """
+    for parameter, text in also:
+        owner = module if module in vocab.modules_of(parameter) \
+            else next((m for m in vocab.modules_of(parameter) if spec.has(m)), None)
+        if owner is None:
+            raise NotAModelChange(f"the rule also sets {parameter}, which no module of the model has")
+        if parameter in ("lambda_fracAGN", "broad_lines"):
             spec = spec.with_value(owner, parameter, text.strip())
             continue
+        product = _PRODUCT.search(text)
+        if product and action.parameter in product.groups()[:2] and parameter in product.groups()[:2]:
+            spec = spec.with_value(owner, parameter, _keep_product(before, spec, owner, parameter, action))
+            continue
+        current = spec.module(owner).get(parameter, MODULE_DEFAULTS.get(owner, {}).get(parameter))
+        if text.strip().lower().startswith("extend"):
+            numbers = [float(n) for n in _NUMBER.findall(text)]
+            if not numbers:
+                raise NotAModelChange(f"the rule says to extend {parameter} but gives no values")
+            lo, hi = (current if isinstance(current, tuple) else (current, current)) \
+                if isinstance(current, (tuple, float)) else (min(numbers), max(numbers))
+            spec = spec.with_value(owner, parameter, _clip(parameter, (min(lo, *numbers), max(hi, *numbers)), spec))
+            continue
         stated = parse_range(text)
-        if stated is not None:
-            spec = spec.with_value(owner, parameter, _clip(parameter, stated, spec))
+        if stated is None:
+            raise NotAModelChange(f"the rule's companion setting {parameter} = {text!r} is not a value or range "
+                                  "astrorag can apply, so the action is not applied at all")
+        spec = spec.with_value(owner, parameter, _clip(parameter, stated, spec))
     return spec
+
+
+def _keep_product(before: ModelSpec, after: ModelSpec, module: str, parameter: str, action) -> Value:
+    """The value of ``parameter`` that keeps ``parameter x action.parameter`` (upper ends) as ``before`` had it.
+
+    >>> s = baseline(5.0)
+    >>> new, _ = apply_action(s, Action("decrease", "E_BV_lines", "dustatt_modified_starburst", "0.3 mag",
+    ...                                 also=(("E_BV_factor", "raise so that E_BV_factor x E_BV_lines is unchanged"),)))
+    >>> new.value("dustatt_modified_starburst", "E_BV_factor")
+    0.733333
+    """
+    def top(value) -> float:
+        return value[1] if isinstance(value, tuple) else float(value)
+
+    old_partner, new_partner = before.module(module).get(action.parameter), after.module(module).get(action.parameter)
+    old_value = before.module(module).get(parameter, MODULE_DEFAULTS.get(module, {}).get(parameter))
+    if old_partner is None or new_partner is None or old_value is None or top(new_partner) <= 0:
+        raise NotAModelChange(f"cannot keep {parameter} x {action.parameter} fixed: the model lacks one of them")
+    ratio = top(old_partner) / top(new_partner)
+    value = tuple(round(v * ratio, 6) for v in old_value) if isinstance(old_value, tuple) \
+        else round(float(old_value) * ratio, 6)
+    lo, hi = BOUNDS.get(parameter, (-math.inf, math.inf))
+    if not all(lo <= v <= hi for v in (value if isinstance(value, tuple) else (value,))):
+        raise NotAModelChange(f"keeping {parameter} x {action.parameter} fixed needs {parameter} = {_show(value)}, "
+                              f"outside its physical range {lo:g}-{hi:g}")
+    return value

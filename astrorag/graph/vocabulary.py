@@ -117,6 +117,8 @@ SYMPTOMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "stellar_mass_too_high": ("stellar mass implausibly high for the redshift",
                               ("too massive", "stellar mass too high", "mass too high", "overly massive")),
     "age_at_limit": ("best-fit age at the age of the Universe", ("age limit", "age of the universe")),
+    "age_at_floor": ("the fit's stellar age piles against the youngest age its prior allows",
+                     ("age at the floor", "age at the lower limit", "youngest age", "age pegged low")),
     "attenuation_at_limit": ("the fit's continuum attenuation piles against the top of its prior range",
                              ("attenuation at the limit", "av at the prior edge", "e(b-v) at the upper limit",
                               "attenuation pegged")),
@@ -151,12 +153,18 @@ DIRECTIONS = ("increase", "decrease", "widen", "narrow", "add_module", "switch_m
               "free", "check")
 
 
+#: Parameters astrorag's fitters understand beyond CIGALE's own, with the modules they belong to. CIGALE has no
+#: AGN broad lines: ``broad_lines = "free"`` gives bagpipes' AGN component broad H-alpha/H-beta of free strength,
+#: and makes the CIGALE writer leave the bands holding those lines out of the fit instead.
+EXTENSIONS: dict[str, tuple[str, ...]] = {"broad_lines": ("skirtor2016", "fritz2006")}
+
+
 def parameter_names() -> set[str]:
-    return {p for params in MODULES.values() for p in params}
+    return {p for params in MODULES.values() for p in params} | set(EXTENSIONS)
 
 
 def modules_of(parameter: str) -> list[str]:
-    return sorted(m for m, params in MODULES.items() if parameter in params)
+    return sorted({m for m, params in MODULES.items() if parameter in params} | set(EXTENSIONS.get(parameter, ())))
 
 
 def _suggest(name: str, valid) -> str:
@@ -181,7 +189,7 @@ def validate_parameter(name: str, module: str | None = None) -> str:
         name = hits[0]
     if module is not None:
         validate_module(module)
-        if name not in MODULES[module]:
+        if name not in MODULES[module] and module not in EXTENSIONS.get(name, ()):
             raise InputError(f"parameter {name!r} is not in module {module!r}; it is in "
                              f"{', '.join(modules_of(name)) or 'no module'}")
     return name
