@@ -18,27 +18,11 @@ import numpy as np
 
 from ..errors import InputError
 from .base import FitError, FitResult, Fitter, SourcePhotometry, chi2_of
+from . import cigale_modules as cm
 from .spec import ModelSpec, Value
 
-#: Parameters every module must state in pcigale.ini, with CIGALE's defaults (the spec gives the rest).
-MODULE_FIXED: dict[str, dict[str, str]] = {
-    "sfhdelayed": {"tau_burst": "50.0", "age_burst": "20", "f_burst": "0.0", "sfr_A": "1.0", "normalise": "True"},
-    "bc03": {"separation_age": "10"},
-    "nebular": {"ne": "100", "f_esc": "0.0", "f_dust": "0.0", "lines_width": "300.0", "emission": "True"},
-    "dustatt_modified_starburst": {"uv_bump_wavelength": "217.5", "uv_bump_width": "35.0",
-                                   "uv_bump_amplitude": "0.0", "Ext_law_emission_lines": "1", "Rv": "3.1",
-                                   "filters": "B_B90 & V_B90 & FUV"},
-    "dustatt_modified_CF00": {"filters": "V_B90 & FUV"},
-    "dl2014": {},
-    "skirtor2016": {"t": "7", "pl": "1.0", "q": "1.0", "oa": "40", "R": "20", "Mcl": "0.97", "disk_type": "1",
-                    "delta": "-0.36", "law": "0", "temperature": "100.0", "emissivity": "1.6"},
-    "fritz2006": {"r_ratio": "60.0", "tau": "1.0", "beta": "-0.5", "gamma": "0.0", "opening_angle": "100.0",
-                  "disk_type": "1", "delta": "-0.36", "law": "0", "temperature": "100.0", "emissivity": "1.6"},
-    "xray": {"gam": "1.8", "det_lmxb": "0.0", "det_hmxb": "0.0"},
-}
 #: CIGALE's integer codes for string options.
 IMF_CODE = {"salpeter": "0", "chabrier": "1"}
-LAMBDA_FRAC_AGN_DEFAULT = "0/0"
 #: Grid points per range: CIGALE's cost is the product over parameters.
 GRID_POINTS = 5
 _LOG_SPACED = {"tau_main", "age_main", "age_burst", "tau_burst", "metallicity", "zgas"}
@@ -53,61 +37,151 @@ MODULE_WHY = {
     "skirtor2016": "SKIRTOR clumpy torus + disc (Stalevski et al. 2016; Yang et al. 2020, arXiv:2001.08263)",
     "fritz2006": "Fritz et al. 2006 smooth torus + disc",
     "xray": "X-ray emission of the AGN and binaries (Yang et al. 2020, arXiv:2001.08263)",
+    "redshifting": "redshift and IGM absorption (Meiksin 2006); the redshift comes from the data file",
 }
 
 
-def grid(parameter: str, value: Value) -> str:
-    """A spec value as CIGALE grid text: a range becomes ``GRID_POINTS`` values.
+def _number(v: float) -> str:
+    return f"{float(v):.6g}"
 
-    >>> grid("E_BV_lines", (0.0, 0.5))
-    '0.0, 0.125, 0.25, 0.375, 0.5'
-    >>> grid("age_main", (10.0, 1000.0))
-    '10.0, 31.6228, 100.0, 316.2278, 1000.0'
-    >>> grid("imf", "chabrier")
-    '1'
+
+def grid(parameter: str, value: Value, module: str | None = None) -> tuple[str, str]:
+    """A spec value as CIGALE grid text for ``module``, snapped to what the module accepts, and a note of
+    what was snapped or clipped ("" when nothing was).
+
+    A range becomes up to ``GRID_POINTS`` values: the module's allowed values inside it where it has a list
+    of them, else values spaced evenly (log-spaced for times and metallicities); integer parameters are
+    rounded. A single value outside a module's list moves to the nearest allowed one.
+
+    >>> grid("E_BV_lines", (0.0, 0.5), "dustatt_modified_starburst")
+    ('0, 0.125, 0.25, 0.375, 0.5', '')
+    >>> grid("metallicity", (0.002, 0.03), "bc03")
+    ('0.004, 0.008, 0.02', 'bc03.metallicity 0.002-0.03 snapped to its grid values 0.004, 0.008, 0.02')
+    >>> grid("age_main", (10.0, 1000.0), "sfhdelayed")
+    ('10, 32, 100, 316, 1000', '')
+    >>> grid("imf", "chabrier", "bc03")
+    ('1', '')
     """
+    kind = cm.MODULES.get(module or "", ("", {}))[1].get(parameter, ("", ""))[0]
+    rules = cm.constraints(kind)
+    if isinstance(value, str):
+        return (IMF_CODE.get(value, value) if parameter == "imf" else value), ""
+    if isinstance(value, bool):
+        return str(value), ""
+    options = sorted(rules.get("options", []))
+    lo_ok, hi_ok = rules.get("minvalue", -math.inf), rules.get("maxvalue", math.inf)
+    asked = value if isinstance(value, tuple) else (float(value),)
     if isinstance(value, tuple):
         lo, hi = value
-        if parameter in _LOG_SPACED and lo > 0:
-            values = np.geomspace(lo, hi, GRID_POINTS)
+        if options:
+            values = [o for o in options if lo - 1e-9 <= o <= hi + 1e-9] or \
+                [min(options, key=lambda o: _distance(parameter, o, (lo + hi) / 2))]
+            if len(values) > GRID_POINTS:
+                picks = np.linspace(0, len(values) - 1, GRID_POINTS).round().astype(int)
+                values = [values[i] for i in sorted(set(picks))]
+        elif parameter in _LOG_SPACED and lo > 0:
+            values = list(np.geomspace(lo, hi, GRID_POINTS))
         else:
-            values = np.linspace(lo, hi, GRID_POINTS)
-        return ", ".join(f"{round(float(v), 4):g}" if abs(v) >= 1e4 else str(round(float(v), 4)) for v in values)
-    if parameter == "imf":
-        return IMF_CODE.get(str(value), str(value))
-    return str(value)
+            values = list(np.linspace(lo, hi, GRID_POINTS))
+    else:
+        values = [min(options, key=lambda o: _distance(parameter, o, float(value)))] if options else [float(value)]
+    if rules.get("dtype") == "int":
+        values = [float(round(v)) for v in values]
+    values = sorted({round(min(max(v, lo_ok), hi_ok), 6) for v in values})
+    text = ", ".join(_number(v) for v in values)
+    # A note when a value the spec asked for (a range's ends, or the single value) is not written as asked.
+    wanted = [float(round(a)) if rules.get("dtype") == "int" else a for a in asked]
+    moved = not all(any(abs(a - v) <= 1e-6 * max(1.0, abs(a)) for v in values) for a in wanted)
+    if not moved:
+        return text, ""
+    shown = f"{value[0]:g}-{value[1]:g}" if isinstance(value, tuple) else f"{value:g}"
+    return text, f"{module}.{parameter} {shown} snapped to its grid values {text}"
+
+
+def _distance(parameter: str, a: float, b: float) -> float:
+    if parameter in _LOG_SPACED and a > 0 and b > 0:
+        return abs(math.log(a / b))
+    return abs(a - b)
+
+
+def _line_bands(phot: SourcePhotometry) -> set[str]:
+    """Bands whose half-maximum passband holds H-alpha, H-beta or [OIII] at the source's redshift."""
+    from ..sed.diagnostics import STRONG_LINES_UM
+    from ..sed.filters import get_filter, passband_um
+
+    held = set()
+    for band in phot.bands:
+        try:
+            edges = passband_um(get_filter(band).name)
+        except Exception:  # a band astrorag has no curve for: it holds no line we can place
+            edges = None
+        if edges and any(edges[0] <= line * (1 + phot.redshift) <= edges[1] for line in STRONG_LINES_UM):
+            held.add(band)
+    return held
+
+
+def module_values(spec: ModelSpec, module: str) -> tuple[dict[str, str], list[str]]:
+    """Every parameter CIGALE's ``module`` takes, as grid text: the spec's values snapped to the module's grid,
+    CIGALE's defaults for the rest; and the notes of what was snapped or translated."""
+    given = dict(spec.module(module)) if spec.has(module) else {}
+    notes = []
+    if module == "fritz2006" and "i" in given:
+        # SKIRTOR's i is measured from the AGN axis, Fritz's psy from the equator (psy 90 = type 1).
+        i = given.pop("i")
+        given["psy"] = (90.0 - i[1], 90.0 - i[0]) if isinstance(i, tuple) else 90.0 - i
+        notes.append("fritz2006.psy = 90 - i (SKIRTOR's inclination read as Fritz's angle from the equator)")
+    if "broad_lines" in given:
+        given.pop("broad_lines")
+    values = {}
+    for parameter, (_, default) in cm.MODULES[module][1].items():
+        if parameter in given:
+            values[parameter], note = grid(parameter, given.pop(parameter), module)
+            if note:
+                notes.append(note)
+        else:
+            values[parameter] = default
+    for parameter in given:
+        notes.append(f"{module}.{parameter}: not a parameter of CIGALE's {module}; left out")
+    return values, notes
 
 
 def write_ini(spec: ModelSpec, phot: SourcePhotometry, folder: str | Path, rationale: dict[str, str] | None = None,
               cores: int = 1) -> tuple[Path, Path]:
-    """Write ``pcigale.ini`` and ``data.txt`` for one source into ``folder``; return both paths.
+    """Write ``pcigale.ini``, its ``pcigale.ini.spec`` and ``data.txt`` for one source; return the .ini and data.
 
-    ``rationale`` maps a module or ``module.parameter`` to the rule and papers that set it; each appears as a
-    comment above what it explains.
+    The files are what CIGALE's ``pcigale init`` and ``genconf`` would make for this model: every parameter of
+    every module with its validation type in the spec, values snapped to each module's grid (each snap said in
+    a comment), modules in CIGALE's order, ``_err`` columns listed in ``bands``. ``rationale`` maps a module or
+    ``module.parameter`` to the rule and papers that set it; each appears as a comment above what it explains.
+    When the AGN makes broad lines (``broad_lines = free``), which no CIGALE module can, the bands holding
+    H-alpha, H-beta or [OIII] are left out of the fit instead.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rationale = rationale or {}
-    bands = [b for b, c in zip(phot.bands, phot.curves) if c]
     names = {b: _cigale_band(b, c) for b, c in zip(phot.bands, phot.curves) if c}
+    agn = spec.member("agn")
+    masked = _line_bands(phot) if agn and spec.module(agn).get("broad_lines") == "free" else set()
+    fitted = [b for b in names if b not in masked]
     data = folder / "data.txt"
-    header = ["id", "redshift", *[x for b in bands for x in (names[b], f"{names[b]}_err")]]
+    header = ["id", "redshift", *[x for b in names for x in (names[b], f"{names[b]}_err")]]
     row = [phot.source_id.replace(" ", "_"), f"{phot.redshift:.4f}"]
-    for b in bands:
+    for b in names:
         i = phot.bands.index(b)
         f, e = phot.flux_ujy[i], phot.error_ujy[i]
         ok = math.isfinite(f) and math.isfinite(e) and e > 0
-        # CIGALE reads mJy; a missing band is -9999 (ignored); an upper limit is a negative error.
+        # CIGALE reads mJy; a missing flux is NaN; an upper limit has a negative error.
         upper = bool(phot.upper_limit and phot.upper_limit[i])
-        row += [f"{f / 1000:.6g}" if ok else "-9999", (f"{-e / 1000:.6g}" if upper else f"{e / 1000:.6g}") if ok else "-9999"]
+        row += [f"{f / 1000:.6g}" if ok else "nan", (f"{-e / 1000:.6g}" if upper else f"{e / 1000:.6g}") if ok else "nan"]
     data.write_text("# " + " ".join(header) + "\n" + " ".join(row) + "\n")
-    modules = [m for m in spec.modules] + ["redshifting"]
+    modules = cm.in_cigale_order([*spec.modules, "redshifting"])
+    bands = ", ".join(x for b in fitted for x in (names[b], f"{names[b]}_err"))
     lines = [
-        "# pcigale.ini written by astrorag for source " + phot.source_id,
+        "# pcigale.ini written by astrorag for source " + phot.source_id + " (with pcigale.ini.spec beside it)",
         "# Model: " + spec.describe(),
         "# Run with: pcigale run   (then pcigale-plots sed). Check the band names against `pcigale-filters list`.",
         "",
-        "# File containing the input data: id, redshift, fluxes in mJy and <band>_err.",
+        "# File containing the input data: id, redshift, fluxes in mJy and <band>_err (negative: an upper limit).",
         f"data_file = {data.name}",
         "",
         "# Optional file with the list of physical parameters (none: the grid below is used).",
@@ -122,42 +196,50 @@ def write_ini(spec: ModelSpec, phot: SourcePhotometry, folder: str | Path, ratio
         "# Number of CPU cores available.",
         f"cores = {cores}",
         "",
-        "# Bands to fit (as in the data file).",
-        f"bands = {', '.join(names[b] for b in bands)}",
+        "# Bands to fit, each with its _err column so that CIGALE uses the catalog's errors.",
+    ]
+    if masked:
+        lines.append("# Left out: " + ", ".join(names[b] for b in names if b in masked) + " hold H-alpha, H-beta or "
+                     "[OIII] at this redshift, and the model's AGN needs broad lines no CIGALE module makes "
+                     "(astrorag's broad_lines = free).")
+    lines += [
+        f"bands = {bands}",
         "",
         "# Properties to fit (none: photometry only).",
         "properties = ",
         "",
-        "# Relative error added in quadrature to the flux uncertainties (astrorag's fits use 0.05).",
-        "additionalerror = 0.05",
+        "# Relative error added in quadrature: 0, since astrorag's 5 % error floor is already in the _err columns.",
+        "additionalerror = 0.0",
         "",
         "# Configuration of the SED creation modules.",
         "[sed_modules_params]",
     ]
-    for module in spec.modules:
+    spec_lines = [f"{key} = {kind}" for key, kind in cm.TOP_LEVEL.items()] + ["[sed_modules_params]"]
+    for module in modules:
+        values, notes = module_values(spec, module)
         lines += ["", f"  # {MODULE_WHY.get(module, module)}"]
         if module in rationale:
             lines.append(f"  # astrorag: {rationale[module]}")
+        lines += [f"  # astrorag: {note}" for note in notes]
         lines.append(f"  [[{module}]]")
-        values = {**MODULE_FIXED.get(module, {}), **{p: grid(p, v) for p, v in spec.module(module).items()}}
-        if module in ("skirtor2016", "fritz2006"):
-            values.setdefault("lambda_fracAGN", LAMBDA_FRAC_AGN_DEFAULT)
-            values.setdefault("EBV", "0.0")
-            if module == "fritz2006" and "i" in values:
-                values["psy"] = values.pop("i")
+        spec_lines.append(f"  [[{module}]]")
         for parameter, text in values.items():
             why = rationale.get(f"{module}.{parameter}")
             if why:
                 lines.append(f"    # astrorag: {why}")
             lines.append(f"    {parameter} = {text}")
-    lines += ["", "  # The redshift comes from the data file.", "  [[redshifting]]", "    redshift = ", "",
-              "# Configuration of the statistical analysis method.", "[analysis_params]",
-              "  variables = stellar.m_star, sfh.sfr, attenuation.E_BV_lines" +
-              (", agn.fracAGN" if spec.member("agn") else ""),
-              "  bands = ", "  save_best_sed = True", "  save_chi2 = none", "  lim_flag = noscaling",
-              "  mock_flag = False", "  redshift_decimals = 2", "  blocks = 1", ""]
+            spec_lines.append(f"    {parameter} = {cm.MODULES[module][1][parameter][0]}")
+    variables = ["stellar.m_star", "sfh.sfr", "attenuation.E_BV_lines" if spec.has("dustatt_modified_starburst")
+                 else "attenuation.Av_ISM"] + (["agn.fracAGN"] if agn else [])
+    analysis = {"variables": ", ".join(variables), "bands": ", ".join(names[b] for b in fitted),
+                "save_best_sed": "True", "save_chi2": "none", "lim_flag": "noscaling", "mock_flag": "False",
+                "redshift_decimals": "2", "blocks": "1"}
+    lines += ["", "# Configuration of the statistical analysis method.", "[analysis_params]"]
+    lines += [f"  {key} = {value}" for key, value in analysis.items()] + [""]
+    spec_lines += ["[analysis_params]"] + [f"  {key} = {kind}" for key, kind in cm.PDF_ANALYSIS.items()] + [""]
     ini = folder / "pcigale.ini"
     ini.write_text("\n".join(lines))
+    (folder / "pcigale.ini.spec").write_text("\n".join(spec_lines))
     return ini, data
 
 
@@ -180,7 +262,8 @@ class CigaleFitter(Fitter):
     def not_representable(self, spec: ModelSpec) -> list[str]:
         return []
 
-    def fit(self, phot: SourcePhotometry, spec: ModelSpec, workdir: str | None = None) -> FitResult:
+    def fit(self, phot: SourcePhotometry, spec: ModelSpec, workdir: str | None = None,
+            replicate: int = 0) -> FitResult:
         folder = Path(workdir or Path.cwd() / f"cigale-{phot.source_id.replace('/', '_')}")
         ini, _ = write_ini(spec, phot, folder)
         pcigale = shutil.which("pcigale")
