@@ -12,7 +12,7 @@ from typing import Any, Callable
 from . import __version__
 from .errors import AstroRagError
 from .hardware import usable_cpus
-from .settings import Settings
+from .settings import SamplerOptions, Settings
 
 
 def _common() -> argparse.ArgumentParser:
@@ -153,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     fitting.add_argument("--fitter", default="bagpipes", help="bagpipes (pip install -e '.[fit]') or cigale")
     fitting.add_argument("--steps", type=int, default=3, help="rounds of refits after the baseline (default 3)")
     fitting.add_argument("--width", type=int, default=3, help="top actions refitted per round (default 3)")
-    fitting.add_argument("--n-live", type=int, default=200, help="nautilus live points (default 200)")
+    fitting.add_argument("--n-live", type=int, help=f"nautilus live points (default {SamplerOptions.n_live})")
+    fitting.add_argument("--n-eff", type=int, help="nautilus' target effective posterior sample size "
+                         f"(default {SamplerOptions.n_eff})")
+    fitting.add_argument("--seed", type=int, help="sampler seed: the same seed gives the same path "
+                         f"(default {SamplerOptions.seed})")
     fitting.add_argument("--workers", type=int, default=None, help="parallel refits (default: CPU count, at most width)")
     fitting.add_argument("--scheduler", help="address of a dask-distributed scheduler for the refits")
     fitting.add_argument("--z", type=float, help="redshift (overrides the table's column)")
@@ -192,12 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     sed.add_argument("--seed", type=int, default=0)
     sed.add_argument("--lrd-table", help="LRD photometry to classify (default: the bundled 60 Kokorev+2024 LRDs)")
     sed.add_argument("--out")
-    fitev = command(ev, "fit", cmd_eval_fit, "injection-recovery: does the advised change recover a hidden model "
-                    "(bagpipes)", as_json)
-    fitev.add_argument("--per-kind", type=int, default=2, help="sources per injected model (4 models)")
-    fitev.add_argument("--n-live", type=int, default=100)
-    fitev.add_argument("--seed", type=int, default=0)
-    fitev.add_argument("--workers", type=int, help="parallel fits (default: CPU count, at most 3)")
+    fitev = command(ev, "fit", cmd_eval_fit, "injection-recovery over drawn truths and null truths: do the "
+                    "advised changes recover a hidden cause, and does the loop leave a right model alone (bagpipes)",
+                    as_json)
+    fitev.add_argument("--per-kind", type=int, default=6, help="truths per injected cause (4 causes; default 6)")
+    fitev.add_argument("--nulls", type=int, default=6, help="null truths, where the baseline is the truth (default 6)")
+    fitev.add_argument("--n-live", type=int, help="nautilus live points (default: the benchmark's, 100)")
+    fitev.add_argument("--n-eff", type=int, help="nautilus' effective sample size (default: the benchmark's, 500)")
+    fitev.add_argument("--width", type=int, default=3, help="changes the loop's first round refits (default 3)")
+    fitev.add_argument("--seed", type=int, default=0, help="fixes the truths, the noise and the samplers")
+    fitev.add_argument("--workers", type=int, help="parallel fits (default: the usable CPUs)")
     fitev.add_argument("--real", nargs="?", const="", metavar="TABLE",
                        help="real sources instead of injections: does the top-1 change raise ln Z decisively, "
                             "against a random one (default table: the bundled development LRDs)")
@@ -567,13 +575,25 @@ def cmd_advise_catalog(args: argparse.Namespace) -> int:
 
 
 def _fit_options(args: argparse.Namespace) -> dict:
+    from .errors import InputError
+
+    for name, least in (("steps", 0), ("width", 1), ("workers", 1)):
+        value = getattr(args, name)
+        if value is not None and value < least:
+            raise InputError(f"--{name} must be at least {least}, got {value}")
     workers = args.workers or min(args.width, usable_cpus())
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    return {"fitter": args.fitter, "n_live": args.n_live, "steps": args.steps, "width": args.width,
+    return {"fitter": args.fitter, "sampler": sampler_options(args), "steps": args.steps, "width": args.width,
             "workers": workers, "scheduler": args.scheduler, "progress": progress}
+
+
+def sampler_options(args: argparse.Namespace) -> SamplerOptions:
+    """The sampler options the flags give, the defaults for the rest."""
+    given = {name: getattr(args, name) for name in ("n_live", "n_eff", "seed") if getattr(args, name, None) is not None}
+    return SamplerOptions(**given)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -591,16 +611,22 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(f"error: {run.error}", file=sys.stderr)
         return 1
     path = run.path
-    print(f"{path.source_id}: {path.fitter}, changes kept when the {path.criterion} gain passes {path.threshold}")
+    print(f"{path.source_id}: {path.fitter}, seed {path.seed}; a change is kept when its {path.criterion} gain "
+          f"passes the step's threshold (>= {path.threshold}) and holds with a second seed")
     for step in path.steps:
         what = "baseline" if step.action is None else f"{step.action['rule_id']}: {step.change}"
         if step.error:
             print(f"  step {step.step}  {what}  FAILED: {step.error}")
             continue
-        gain = "" if step.delta is None else f"  gain {step.delta:+.1f}"
+        gain = "" if step.delta is None else f"  gain {step.delta:+.1f} (needs {step.threshold:.1f}, {step.threshold_bar})"
+        seeds = f"  ln Z by seed {', '.join(f'{v:.1f}' for v in step.replicates)}" if len(step.replicates) > 1 else ""
         print(f"  step {step.step}  {'KEPT ' if step.accepted and step.action else '     '}{what}  "
-              f"chi2 {step.chi2:.1f} (red. {step.chi2_red:.2f}){gain}")
+              f"chi2 {step.chi2:.1f} (red. {step.chi2_red:.2f}){gain}{seeds}")
+    if path.multimodal:
+        print("  the baseline's seeds disagreed by more than the threshold: its posterior has more than one mode; "
+              "the best of three seeds was used")
     print(f"final model: {path.final_model.describe()}")
+    print(f"fit quality: {path.final.quality}")
     for note in sorted({n for s in path.steps for n in s.not_represented}):
         print(f"  not representable: {note}")
     if run.plot:
@@ -650,17 +676,23 @@ def cmd_eval_sed(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_fit(args: argparse.Namespace) -> int:
-    from .evaluation.fit_eval import run_fit_eval, run_fit_eval_real
+    from .errors import InputError
+    from .evaluation.fit_eval import EVAL_SAMPLER, run_fit_eval, run_fit_eval_real
 
     log = None if args.json else print
+    for name in ("per_kind", "nulls"):
+        if getattr(args, name) < 0:
+            raise InputError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(args, name)}")
+    sampler = SamplerOptions(**{**EVAL_SAMPLER, "seed": args.seed,
+                                **{k: getattr(args, k) for k in ("n_live", "n_eff") if getattr(args, k) is not None}})
     if args.real is not None:
         ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
         report = run_fit_eval_real(settings_from(args), args.real or None, sources=args.sources, ids=ids,
-                                   n_live=args.n_live, seed=args.seed, workers=args.workers,
+                                   sampler=sampler, seed=args.seed, workers=args.workers,
                                    exhaustive=args.exhaustive, out=args.out, log=log)
     else:
-        report = run_fit_eval(settings_from(args), per_kind=args.per_kind, n_live=args.n_live, seed=args.seed,
-                              workers=args.workers, out=args.out, log=log)
+        report = run_fit_eval(settings_from(args), per_kind=args.per_kind, nulls=args.nulls, sampler=sampler,
+                              seed=args.seed, width=args.width, workers=args.workers, out=args.out, log=log)
     if args.json:
         _print_json(report)
     return 0

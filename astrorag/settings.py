@@ -40,6 +40,32 @@ def _default_ollama_host() -> str:
 
 
 @dataclass(frozen=True)
+class SamplerOptions:
+    """How a nested sampler runs: one default per value, chosen from the measurements in the README.
+
+    ``seed`` makes a fit repeatable: each fit's sampler seed is derived from it, the source and the model
+    (:func:`fit_seed`), so the same command gives the same path and another seed gives independent fits.
+    ``n_eff`` is the effective posterior sample size nautilus runs to; ``discard_exploration`` drops the
+    exploration phase, which nautilus documents as needed for an unbiased evidence.
+    """
+
+    n_live: int = 200
+    n_eff: int = 1000
+    discard_exploration: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        from .errors import InputError
+
+        if not (isinstance(self.n_live, int) and self.n_live >= 10):
+            raise InputError(f"n_live must be a whole number of at least 10, got {self.n_live!r}")
+        if not (isinstance(self.n_eff, int) and self.n_eff >= 0):
+            raise InputError(f"n_eff must be a whole number >= 0, got {self.n_eff!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"seed must be a whole number >= 0, got {self.seed!r}")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything astrorag can be told, in one typed, immutable object.
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import AstroRagError
-from .settings import Settings
+from .settings import SamplerOptions, Settings
 from .types import Answer, Evidence, Filters, QueryParams, normalize_arxiv_id
 from .workflows import LRD_EXAMPLES
 
@@ -194,7 +194,8 @@ def build_app(settings: Settings | None = None):
             try:
                 # One process: forking a threaded web server for a pool is not safe.
                 outcome["run"] = fit_file(state.base, path, wanted, float(z) if z else None, fitter="bagpipes",
-                                          n_live=int(n_live), steps=int(steps), width=2, workers=1,
+                                          sampler=SamplerOptions(n_live=int(n_live)), steps=int(steps), width=2,
+                                          workers=1,
                                           plot=out_dir / "fit.png", progress=messages.put)
             except Exception as exc:  # shown to the user below
                 outcome["error"] = exc
@@ -389,18 +390,23 @@ def diagnostics_markdown(advice) -> str:
 
 def fit_markdown(path) -> str:
     """The fit path as a table: each attempted change, its chi-square, evidence gain and whether it was kept."""
-    head = f"**{path.source_id}**: changes kept when the {path.criterion} gain passes {path.threshold}"
-    rows = ["| step | change | chi2 | gain | kept |", "| --- | --- | --- | --- | --- |"]
+    head = (f"**{path.source_id}**: a change is kept when its {path.criterion} gain passes the step's threshold "
+            f"(at least {path.threshold}, more where the fits' noise says so) and holds with a second seed")
+    rows = ["| step | change | chi2 | gain | needed | kept |", "| --- | --- | --- | --- | --- | --- |"]
     for s in path.steps:
         what = "baseline" if s.action is None else f"{s.action['rule_id']}: {s.change}"
         if s.error:
-            rows.append(f"| {s.step} | {what} | failed: {s.error} | | |")
+            rows.append(f"| {s.step} | {what} | failed: {s.error} | | | |")
             continue
         gain = "" if s.delta is None else f"{s.delta:+.1f}"
-        rows.append(f"| {s.step} | {what} | {s.chi2:.1f} | {gain} | {'yes' if s.accepted and s.action else ''} |")
+        needed = "" if s.threshold is None else f"{s.threshold:.1f}"
+        rows.append(f"| {s.step} | {what} | {s.chi2:.1f} | {gain} | {needed} | "
+                    f"{'yes' if s.accepted and s.action else ''} |")
     notes = sorted({n for s in path.steps for n in s.not_represented})
     tail = "\n".join(f"- not representable: {n}" for n in notes)
-    return "\n".join([head, "", *rows, "", f"final model: {path.final_model.describe()}", "", tail])
+    modes = ["", "The baseline's seeds disagreed: its posterior has more than one mode."] if path.multimodal else []
+    return "\n".join([head, "", *rows, "", f"final model: {path.final_model.describe()}",
+                      f"fit quality: {path.final.quality}", *modes, "", tail])
 
 
 def actions_markdown(advice) -> str:

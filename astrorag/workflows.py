@@ -219,12 +219,13 @@ class FitRun:
         return data
 
 
-def fit_sources(settings: Settings, phot, *, fitter: str = "bagpipes", n_live: int = 200, steps: int = 3,
+def fit_sources(settings: Settings, phot, *, fitter: str = "bagpipes", sampler=None, steps: int = 3,
                 width: int = 3, workers: int = 1, scheduler: str | None = None, plot: str | Path | None = None,
                 progress=None) -> list[FitRun]:
     """Run the fit loop on every source of ``phot``; a source that cannot be fitted is reported, the rest go on.
 
     Refits of one round run in parallel: on dask when ``scheduler`` is given, else in a pool of ``workers``.
+    ``sampler`` is a :class:`astrorag.fit.SamplerOptions` (live points, n_eff, seed; its defaults otherwise).
     """
     import contextlib
 
@@ -236,7 +237,7 @@ def fit_sources(settings: Settings, phot, *, fitter: str = "bagpipes", n_live: i
     from .graph.model import load_graph
 
     graph = load_graph(settings.index_path)
-    chosen = get_fitter(fitter, n_live=n_live)
+    chosen = get_fitter(fitter, sampler)
     runs: list[FitRun] = []
     context = dask_client(scheduler, workers) if scheduler else contextlib.nullcontext()
     with context as client:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from astrorag.errors import ConfigError
-from astrorag.fit import FitResult, Fitter, get_fitter, source_photometry
+from astrorag.fit import FitResult, Fitter, SamplerOptions, get_fitter, source_photometry
 from astrorag.fit.base import chi2_of
 from astrorag.fit.bagpipes_fitter import to_bagpipes
 from astrorag.fit.loop import MIN_DELTA_BIC, run_loop
@@ -20,6 +20,8 @@ from astrorag.graph.learn import learn, read_fitlog
 from astrorag.graph.model import RuleGraph
 from astrorag.sed import synthetic as syn
 from astrorag.types import Action
+
+from cigale_validator import problems
 
 LRD_TABLE = __import__("pathlib").Path(__file__).parent.parent / "astrorag" / "data" / "kokorev2024_lrd_dev.csv"
 
@@ -59,6 +61,40 @@ def test_checks_and_redshift_changes_are_not_model_changes():
     lines, _ = apply_action(spec, Action("decrease", "E_BV_lines", "dustatt_modified_starburst",
                                          "0.3 mag (e.g. from 0.5), while E_BV_factor rises from 0.44 to 0.73"))
     assert lines.value("dustatt_modified_starburst", "E_BV_lines") == (0.0, 0.3)
+
+
+def test_actions_apply_their_companions_exactly_as_the_rule_states_or_not_at_all():
+    graph = RuleGraph.from_seeds()
+    spec = baseline(5.43)
+
+    def cap(model):   # the continuum E(B-V) cap: E_BV_factor x the top of E_BV_lines
+        dust = model.module("dustatt_modified_starburst")
+        return dust["E_BV_factor"] * dust["E_BV_lines"][1]
+
+    # Lower the line attenuation at a fixed product: the continuum cap (and bagpipes' A_V cap) stays.
+    lines, note = apply_action(spec, graph.get("att-lines-vs-continuum").action)
+    assert lines.value("dustatt_modified_starburst", "E_BV_lines") == (0.0, 0.3)
+    assert cap(lines) == pytest.approx(cap(spec), rel=1e-5) and "E_BV_factor 0.44 -> 0.733333" in note
+    assert to_bagpipes(lines)[0]["dust"]["Av"] == to_bagpipes(spec)[0]["dust"]["Av"] == (0.0, 0.891)
+    # "extend below the default grid" extends it; xray's max_dev_alpha_ox stays one number, as CIGALE reads it.
+    xray, _ = apply_action(spec, graph.get("agn-xray-weak").action)
+    assert xray.module("xray") == {"alpha_ox": (-2.5, -1.1), "max_dev_alpha_ox": 1.0}
+    # Widening is relative: a range already as wide as the rule says widens again by the rule's factor.
+    once, _ = apply_action(spec, graph.get("att-at-limit").action)
+    twice, _ = apply_action(once, graph.get("att-at-limit").action)
+    assert once.value("dustatt_modified_starburst", "E_BV_lines") == (0.0, 1.0)
+    assert twice.value("dustatt_modified_starburst", "E_BV_lines") == (0.0, 2.0)
+    # A companion that cannot be applied refuses the whole action: never half-applied.
+    with pytest.raises(NotAModelChange, match="not applied at all"):
+        apply_action(spec, Action("decrease", "E_BV_lines", "dustatt_modified_starburst", "0.0 - 0.3",
+                                  also=(("E_BV_factor", "raise it somewhat"),)))
+    with pytest.raises(NotAModelChange, match="outside its physical range"):
+        apply_action(spec, Action("decrease", "E_BV_lines", "dustatt_modified_starburst", "0.0 - 0.1",
+                                  also=(("E_BV_factor", "raise so that E_BV_factor x E_BV_lines is unchanged"),)))
+    # The LRD AGN rules let bagpipes' AGN make broad Balmer lines of free strength.
+    agn, _ = apply_action(spec, graph.get("lrd-reddened-agn").action)
+    assert to_bagpipes(agn)[0]["agn"]["hanorm"] == (10.0, 3000.0)
+    assert to_bagpipes(apply_action(spec, graph.get("agn-hot-dust-nir").action)[0])[0]["agn"]["hanorm"] == 0.0
 
 
 def test_every_seed_rule_either_changes_the_model_or_says_why_not():
@@ -123,7 +159,7 @@ class TwoComponentFitter(Fitter):
     def translate(self, spec):
         return ("stars", "agn") if spec.member("agn") else ("stars",)
 
-    def fit(self, phot, spec, workdir=None):
+    def fit(self, phot, spec, workdir=None, replicate=0):
         lam = np.asarray(phot.pivots_um) / (1 + phot.redshift)
         shapes = [lam ** 0.0]  # f_nu flat: beta_UV = -2
         if spec.member("agn"):
@@ -166,7 +202,8 @@ def test_a_failing_source_does_not_stop_the_others(tmp_path):
     phot = syn.population("lrd", 2, seed=4)
     flux = phot.flux.copy()
     flux[1] = np.nan  # no detections at all
-    runs = fit_sources(Settings(index_dir=tmp_path), replace(phot, flux=flux), fitter="bagpipes", n_live=20, steps=0)
+    runs = fit_sources(Settings(index_dir=tmp_path), replace(phot, flux=flux), fitter="bagpipes",
+                       sampler=SamplerOptions(n_live=20, n_eff=0), steps=0)
     assert runs[1].path is None and "detected band" in runs[1].error
     assert runs[0].path is not None or "bagpipes" in runs[0].error
 
@@ -175,10 +212,10 @@ bagpipes = pytest.importorskip("bagpipes", reason="the fit extra is not installe
 
 
 def test_bagpipes_fits_a_source_it_generated_and_the_cli_prints_the_path(tmp_path):
-    from astrorag.evaluation.fit_eval import BANDS, synthesise
+    from astrorag.evaluation.fit_truths import BANDS, draw_truth, synthesise
 
-    phot, source = synthesise("hidden_agn", seed=7)
-    result = get_fitter("bagpipes", n_live=30).fit(source, baseline(source.redshift))
+    phot, source = synthesise(draw_truth("high_av", 0, np.random.default_rng(7)))
+    result = get_fitter("bagpipes", n_live=30, n_eff=0).fit(source, baseline(source.redshift))
     assert np.isfinite(result.log_evidence) and result.n_free == 5
     assert result.chi2 == pytest.approx(chi2_of(source, np.asarray(result.model_ujy))[0])
     assert "delayed:massformed" in result.posterior and 4 < result.posterior["delayed:massformed"]["p50"] < 13
@@ -193,7 +230,7 @@ def test_bagpipes_fits_a_source_it_generated_and_the_cli_prints_the_path(tmp_pat
                          *[v for f, e in zip(phot.flux[0], phot.err[0]) for v in (f, e)]])
     records = tmp_path / "records.jsonl"
     run = subprocess.run([sys.executable, "-m", "astrorag", "fit", str(table), "--id", source.source_id, "--json",
-                          "--steps", "1", "--width", "1", "--n-live", "30", "--records", str(records)],
+                          "--steps", "1", "--width", "1", "--n-live", "30", "--n-eff", "0", "--records", str(records)],
                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
                          env=dict(os.environ, ASTRORAG_INDEX_DIR=str(tmp_path / "idx")))
     assert run.returncode == 0, run.stderr
@@ -221,10 +258,14 @@ def test_cigale_files_follow_cigales_format_and_say_why(tmp_path):
     assert "    EBV = 0.1, 0.2, 0.3, 0.4, 0.5" in text and "    imf = 1" in text
     assert "# astrorag: rule lrd-agn-red-continuum (2306.07320)" in text
     assert "    # astrorag: polar dust on the disc light\n    EBV" in text
-    # Every parameter CIGALE's skirtor2016 module needs is stated.
-    from astrorag.graph.vocabulary import MODULES
-    section = text.split("[[skirtor2016]]")[1].split("[[")[0]
-    assert all(f"    {p} = " in section for p in MODULES["skirtor2016"])
+    # bc03 has six metallicities: the spec's 0.002-0.03 becomes the three inside it, and the file says so.
+    assert "    metallicity = 0.004, 0.008, 0.02" in text and "snapped to its grid values" in text
+    # Every band is fitted with its own errors (without _err CIGALE substitutes 10 % of the flux), and the
+    # 5 % floor already in those errors is not added a second time.
+    bands = text.split("\nbands = ")[1].splitlines()[0].split(", ")
+    assert "jwst.nircam.F444W" in bands and "jwst.nircam.F444W_err" in bands and len(bands) % 2 == 0
+    assert "additionalerror = 0.0" in text
+    assert problems(tmp_path) == []
     header, row = data.read_text().splitlines()
     columns = header[2:].split()
     assert columns[:2] == ["id", "redshift"] and "jwst.nircam.F444W" in columns and "jwst.nircam.F444W_err" in columns
@@ -232,7 +273,60 @@ def test_cigale_files_follow_cigales_format_and_say_why(tmp_path):
     assert float(row.split()[columns.index("jwst.nircam.F444W")]) == pytest.approx(source.flux_ujy[i] / 1000, rel=1e-4)
     with pytest.raises(FitError, match="pcigale is not installed here: the files are in"):
         CigaleFitter().fit(source, spec, workdir=str(tmp_path / "run"))
-    assert (tmp_path / "run" / "pcigale.ini").is_file()
+    assert (tmp_path / "run" / "pcigale.ini").is_file() and (tmp_path / "run" / "pcigale.ini.spec").is_file()
+
+
+def test_the_validator_refuses_what_cigale_refuses(tmp_path):
+    """The validator is not a rubber stamp: each of CIGALE's rules, broken once, is caught."""
+    from astrorag.fit.cigale import write_ini
+
+    source = source_photometry(syn.population("lrd", 1, seed=5), 0)
+    write_ini(baseline(source.redshift), source, tmp_path)
+    good = (tmp_path / "pcigale.ini").read_text()
+    broken = {
+        "    metallicity = 0.004, 0.008, 0.02": "    metallicity = 0.0039, 0.0077",     # not a bc03 value
+        "    logU = -3": "    logU = -2.125",                                             # not on the log U grid
+        "    age_main = ": "    age_main = 10.5, ",                                       # integers only
+        "    E_BV_factor = 0.44": "    E_BV_factor = 1.5",                                 # above its maximum
+    }
+    for old, new in broken.items():
+        assert old in good, old
+        (tmp_path / "pcigale.ini").write_text(good.replace(old, new, 1))
+        assert problems(tmp_path), new
+    (tmp_path / "pcigale.ini").write_text(good.replace("_err", "_error"))
+    assert any("no" in p and "_err" in p for p in problems(tmp_path))
+    (tmp_path / "pcigale.ini").write_text(good)
+    (tmp_path / "pcigale.ini.spec").unlink()
+    assert "no pcigale.ini.spec" in problems(tmp_path)[0]
+
+
+def test_every_seed_rule_gives_a_pcigale_ini_cigale_accepts(tmp_path):
+    """Each seed rule's action applied to the baseline: the CIGALE files pass the validator, the modules keep
+    CIGALE's order (an AGN after the attenuation), and what needed snapping is said in the file."""
+    from astrorag.fit.cigale import write_ini
+
+    source = source_photometry(syn.population("lrd", 1, seed=5), 0)
+    spec0 = baseline(source.redshift)
+    written = 0
+    for rule in RuleGraph.from_seeds().rules():
+        try:
+            spec, _ = apply_action(spec0, rule.action)
+        except NotAModelChange:
+            continue
+        folder = tmp_path / rule.rule_id
+        write_ini(spec, source, folder)
+        assert problems(folder) == [], rule.rule_id
+        written += 1
+    assert written >= 30
+    text = (tmp_path / "agn-xray-weak" / "pcigale.ini").read_text()
+    assert "    max_dev_alpha_ox = 1\n" in text and "    alpha_ox = -2.5, " in text   # a float, and the grid extended
+    fritz = (tmp_path / "agn-fritz-alternative" / "pcigale.ini").read_text()
+    assert "    psy = 60.1\n" in fritz     # a type-1 view from the equator's side (psy 90 = type 1)
+    burst = (tmp_path / "sfh-faded-burst" / "pcigale.ini").read_text()
+    assert "    tau_burst = 2\n" in burst  # a burst that has ended, not CIGALE's still-forming 50 Myr default
+    broad = (tmp_path / "lrd-reddened-agn" / "pcigale.ini").read_text()
+    assert "# Left out: " in broad and "broad_lines" not in broad.split("[sed_modules_params]")[1].replace(
+        "broad_lines = free", "")
 
 
 def test_fit_catalog_fits_the_flagged_sources_and_writes_paths_and_records(tmp_path, monkeypatch):
@@ -240,7 +334,7 @@ def test_fit_catalog_fits_the_flagged_sources_and_writes_paths_and_records(tmp_p
     from astrorag.settings import Settings
     from astrorag.workflows import fit_catalog_file
 
-    monkeypatch.setitem(FITTERS, "two-component", lambda n_live, seed: TwoComponentFitter())
+    monkeypatch.setitem(FITTERS, "two-component", lambda options: TwoComponentFitter())
     table = tmp_path / "cat.csv"
     lines = (LRD_TABLE.read_text().splitlines())
     table.write_text("\n".join(lines[:5]) + "\n")  # four LRDs
@@ -274,7 +368,7 @@ def test_the_app_shows_the_fit_path_as_a_table():
 def test_eval_fit_real_scores_the_advised_change_on_a_bundled_lrd(tmp_path):
     """eval fit --real on one development LRD: a baseline, the advised change and a random one, each refit."""
     env = dict(os.environ, ASTRORAG_INDEX_DIR=str(tmp_path / "idx"))
-    run = subprocess.run([sys.executable, "-m", "astrorag", "eval", "fit", "--real", "--ids", "11219", "--n-live", "20",
+    run = subprocess.run([sys.executable, "-m", "astrorag", "eval", "fit", "--real", "--ids", "11219", "--n-live", "20", "--n-eff", "0",
                           "--workers", "2", "--json", "--out", str(tmp_path / "report")], capture_output=True,
                          text=True, timeout=900, env=env)
     assert run.returncode == 0, run.stderr
@@ -337,3 +431,120 @@ def test_equal_scores_try_the_change_nested_in_the_model_first():
     chosen, _ = candidate_actions(graph, ["v_shaped_sed"], spec, get_fitter("bagpipes"), 2, {spec})
     assert [action.rule_id for action, _, _ in chosen] == ["b-widen-dust", "a-add-agn"]
     assert chosen[1][1].has("skirtor2016") and not spec.has("skirtor2016")
+
+
+class SeededEvidenceFitter(Fitter):
+    """A fitter with an evidence whose value is set per model and replicate: the loop's comparison rules are
+    tested on known numbers (a real subclass of the base class; its fits are the two-component least squares)."""
+
+    name = "seeded-evidence"
+    gives_evidence = True
+
+    def __init__(self, ln_z: dict):
+        super().__init__()
+        self.ln_z = ln_z   # (has an AGN, replicate) -> ln Z
+        self.calls: list[tuple[bool, int]] = []
+
+    def translate(self, spec):
+        return ("stars", "agn") if spec.member("agn") else ("stars",)
+
+    def fit(self, phot, spec, workdir=None, replicate=0):
+        result = TwoComponentFitter().fit(phot, spec)
+        key = (spec.member("agn") is not None, replicate)
+        self.calls.append(key)
+        result.fitter, result.log_evidence, result.log_evidence_err = self.name, self.ln_z[key], 0.05
+        return result
+
+
+def test_the_loop_checks_the_baseline_with_two_seeds_and_confirms_a_kept_change():
+    phot = syn.population("lrd", 1, seed=3)
+    source = source_photometry(phot, 0)
+    graph = RuleGraph.from_seeds()
+    # Replicates that agree; an AGN that gains 10 with both seeds: kept, after one confirming refit.
+    fitter = SeededEvidenceFitter({(False, 0): 100.0, (False, 1): 100.4, (True, 0): 110.0, (True, 1): 109.5})
+    path = run_loop(phot, graph, fitter, source, steps=1, width=1)
+    assert not path.multimodal and path.steps[0].replicates == [100.0, 100.4]
+    assert path.baseline.log_evidence == 100.4          # the better of the two seeds
+    kept = path.accepted
+    assert len(kept) == 1 and kept[0].replicates == [110.0, 109.5] and kept[0].delta == pytest.approx(9.1)
+    assert kept[0].threshold == 3.0 and kept[0].threshold_bar == "kass_raftery"
+    assert fitter.calls.count((True, 1)) == 1
+    # A change that passes with one seed and not with the other is not kept.
+    fitter = SeededEvidenceFitter({(False, 0): 100.0, (False, 1): 100.0, (True, 0): 104.0, (True, 1): 101.0})
+    path = run_loop(phot, graph, fitter, source, steps=1, width=1)
+    assert not path.accepted and path.steps[1].delta == pytest.approx(1.0)
+    # Baseline seeds 8 apart: another mode; a third seed runs, the best is used, and the spread they show
+    # raises the bar (a gain of 9 no longer passes: 1.64 x sqrt(2) x sd of the three).
+    fitter = SeededEvidenceFitter({(False, 0): 100.0, (False, 1): 92.0, (False, 2): 96.0, (True, 0): 109.0,
+                                   (True, 1): 109.0})
+    path = run_loop(phot, graph, fitter, source, steps=1, width=1)
+    assert path.multimodal and path.steps[0].replicates == [100.0, 92.0, 96.0] and path.baseline.log_evidence == 100.0
+    assert path.spread == pytest.approx(4.0) and path.steps[1].threshold > 9.0 and not path.accepted
+    text = json.dumps(path.to_dict())
+    assert '"multimodal": true' in text and '"quality"' in text and '"at_prior_edge"' in text
+
+
+def test_fit_quality_is_stated_in_words_a_reader_can_act_on():
+    spec = baseline(5.0)
+    edge = {"dust:Av": (0.0, 0.891, "linear"), "delayed:age": (0.01, 1.0, "log")}
+    fit = FitResult("x", spec, [], 8.0, 12, 5, 0.0, 1.0,
+                    {"dust:Av": {"p16": 0.86, "p50": 0.88, "p84": 0.89}, "delayed:age": {"p16": 0.2, "p50": 0.3,
+                                                                                      "p84": 0.4}}, priors=edge)
+    assert fit.at_prior_edge == {"dust:Av": "upper"}
+    assert fit.quality == "prior-limited: dust:Av at its upper prior edge"
+    poor = FitResult("x", spec, [], 77.0, 12, 5, 0.0, 1.0)
+    assert poor.quality.startswith("poor: chi2_red 11.0")
+    assert FitResult("x", spec, [], 7.0, 12, 5, 0.0, 1.0).quality == "adequate: chi2_red 1.00"
+    young = FitResult("x", spec, [], 7.0, 12, 5, 0.0, 1.0, {"delayed:age": {"p16": 0.01, "p50": 0.011, "p84": 0.013}},
+                      priors=edge)
+    assert young.at_prior_edge == {"delayed:age": "lower"}
+
+
+def test_benchmark_truths_are_drawn_reproducibly_and_nulls_are_the_baseline_model():
+    from astrorag.evaluation.fit_truths import draw_truths
+
+    first, again, other = draw_truths(3, 2, seed=0), draw_truths(3, 2, seed=0), draw_truths(3, 2, seed=1)
+    assert [t.drawn for t in first] == [t.drawn for t in again] and [t.drawn for t in first] != [t.drawn for t in other]
+    assert len(first) == 14 and len({t.source_id for t in first}) == 14
+    for t in first:
+        if t.kind == "null":
+            assert t.components["dust"]["eta"] == pytest.approx(1 / 0.44) and t.components["nebular"]["logU"] == -3.0
+            assert t.components["dust"]["Av"] <= 0.891 and "agn" not in t.components
+        else:
+            assert t.components["dust"]["eta"] != pytest.approx(1 / 0.44)   # the fit's eta is not the truth's
+    assert all(1.4 <= t.key_value <= 3.0 for t in first if t.kind == "high_av")
+
+
+def test_a_fit_with_the_same_seed_takes_the_same_path(tmp_path):
+    """The same command with the same --seed gives the same steps, byte for byte apart from timings."""
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(tmp_path / "idx"))
+    command = [sys.executable, "-m", "astrorag", "fit", str(LRD_TABLE), "--id", "11219", "--json", "--seed", "1",
+               "--n-live", "30", "--n-eff", "0", "--steps", "1", "--width", "1", "--workers", "1"]
+
+    def steps() -> list:
+        run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+        assert run.returncode == 0, run.stderr
+        data = json.loads(run.stdout)
+        assert data["seed"] == 1 and "quality" in data and "chi2_red" in data and "at_prior_edge" in data
+        return [{k: v for k, v in s.items() if k != "seconds"} for s in data["steps"]]
+
+    first, second = steps(), steps()
+    assert first == second and len(first[0]["replicates"]) >= 2
+    assert all(s["log_evidence_err"] is not None for s in first if not s["error"])
+
+
+def test_eval_fit_reports_recovery_against_baselines_and_the_false_acceptance_rate(tmp_path):
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(tmp_path / "idx"))
+    run = subprocess.run([sys.executable, "-m", "astrorag", "eval", "fit", "--per-kind", "1", "--nulls", "1",
+                          "--n-live", "20", "--n-eff", "0", "--width", "1", "--json", "--out", str(tmp_path / "r")],
+                         capture_output=True, text=True, timeout=900, env=env)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["n_truths"] == 5 and report["n_null"] == 1
+    for key in ("top1_recovery_rate", "matched_random_recovery_rate", "heuristic_recovery_rate",
+                "false_acceptance_rate", "coverage_68", "cpu_seconds_per_source"):
+        assert key in report, key
+    assert 0 <= report["false_acceptance_rate"] <= 1 and report["cpu_seconds_per_source"] > 0
+    rows = [json.loads(line) for line in (tmp_path / "r" / "predictions.jsonl").read_text().splitlines()]
+    assert {r["kind"] for r in rows} == {"hidden_agn", "high_av", "recent_burst", "strong_lines", "null"}
+    assert all("baseline_replicates" in r and "heuristic_change" in r for r in rows)

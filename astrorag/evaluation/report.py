@@ -41,21 +41,6 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def paired_sign_test(first_only: int, second_only: int) -> float:
-    """Two-sided exact sign (McNemar) test on paired outcomes: the probability, if both methods were equally
-    good, of a split of the discordant pairs at least this lopsided. Pairs where both or neither succeed
-    carry no information about which is better.
-
-    >>> round(paired_sign_test(6, 0), 4), paired_sign_test(2, 2)
-    (0.0312, 1.0)
-    """
-    n = first_only + second_only
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(first_only, second_only) + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
-
-
 def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 

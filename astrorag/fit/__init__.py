@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..sed.filters import curve_file
 from ..sed.photometry import Photometry
-from .base import FitError, FitResult, Fitter, SourcePhotometry
+from .base import FitError, FitResult, Fitter, SamplerOptions, SourcePhotometry
 from .spec import ModelSpec, NotAModelChange, apply_action, baseline
 
 #: Relative error floor added in quadrature: JWST catalogs' errors omit calibration and template
@@ -20,27 +20,27 @@ from .spec import ModelSpec, NotAModelChange, apply_action, baseline
 ERROR_FLOOR = 0.05
 
 
-def _bagpipes(n_live: int, seed: int | None) -> Fitter:
+def _bagpipes(options: SamplerOptions) -> Fitter:
     from .bagpipes_fitter import BagpipesFitter
 
-    return BagpipesFitter(n_live=n_live, seed=seed)
+    return BagpipesFitter(options)
 
 
-def _cigale(n_live: int, seed: int | None) -> Fitter:
+def _cigale(options: SamplerOptions) -> Fitter:
     from .cigale import CigaleFitter
 
-    return CigaleFitter(n_live=n_live, seed=seed)
+    return CigaleFitter(options)
 
 
-FITTERS: dict[str, Callable[[int, int | None], Fitter]] = {"bagpipes": _bagpipes, "cigale": _cigale}
+FITTERS: dict[str, Callable[[SamplerOptions], Fitter]] = {"bagpipes": _bagpipes, "cigale": _cigale}
 
 
 def fitter_names() -> list[str]:
     return sorted(FITTERS)
 
 
-def get_fitter(name: str, n_live: int = 200, seed: int | None = 0) -> Fitter:
-    """The fitter called ``name``.
+def get_fitter(name: str, options: SamplerOptions | None = None, **fields) -> Fitter:
+    """The fitter called ``name``, with ``options`` (or :class:`SamplerOptions` built from ``fields``).
 
     Examples
     --------
@@ -53,7 +53,7 @@ def get_fitter(name: str, n_live: int = 200, seed: int | None = 0) -> Fitter:
     """
     if name not in FITTERS:
         raise ConfigError(f"unknown fitter {name!r}; valid names: {', '.join(fitter_names())}")
-    return FITTERS[name](n_live, seed)
+    return FITTERS[name](options or SamplerOptions(**fields))
 
 
 def source_photometry(phot: Photometry, i: int, error_floor: float = ERROR_FLOOR) -> SourcePhotometry:
@@ -72,5 +72,5 @@ def source_photometry(phot: Photometry, i: int, error_floor: float = ERROR_FLOOR
                             upper_limit=tuple(bool(u) for u in phot.upper[i]))
 
 
-__all__ = ["FitError", "FitResult", "Fitter", "ModelSpec", "NotAModelChange", "SourcePhotometry", "apply_action",
+__all__ = ["FitError", "FitResult", "Fitter", "ModelSpec", "NotAModelChange", "SamplerOptions", "SourcePhotometry", "apply_action",
            "baseline", "fitter_names", "get_fitter", "source_photometry"]

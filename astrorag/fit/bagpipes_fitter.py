@@ -18,13 +18,19 @@ import warnings
 import numpy as np
 
 from ..errors import InputError
-from .base import FitError, FitResult, Fitter, SourcePhotometry, at_upper_edge, chi2_of
+from .base import FitError, FitResult, Fitter, SourcePhotometry, chi2_of, fit_seed, prior_edge, significant
 from .spec import ModelSpec, age_cap_myr
 
 Z_SUN = 0.02           # BC03's solar metallicity (CIGALE's metallicity is the mass fraction Z)
 R_V_CALZETTI = 4.05    # Calzetti et al. 2000
 R_V_SMC = 2.74         # Gordon et al. 2003, SMC bar
 C_ANGSTROM_S = 2.99792458e18
+#: Broad-line width (km/s, Gaussian sigma) of the AGN component: FWHM ~ 4,700 km/s, typical of LRDs' broad
+#: H-alpha (Matthee et al. 2024, arXiv:2306.05448; Greene et al. 2024, arXiv:2309.05714).
+BROAD_LINE_SIGMA_KMS = 2000.0
+#: Prior of the broad H-alpha rest equivalent width (A) when the AGN makes broad lines: LRDs reach ~800 A
+#: (Labbe et al. 2024, arXiv:2412.04557); the prior spans well past it on both sides.
+BROAD_HALPHA_EW_AA = (10.0, 3000.0)
 
 #: CIGALE vocabulary -> bagpipes, one row per parameter; "—" marks what bagpipes cannot represent.
 TRANSLATION: tuple[tuple[str, str, str], ...] = (
@@ -48,12 +54,16 @@ TRANSLATION: tuple[tuple[str, str, str], ...] = (
     ("skirtor2016 / fritz2006 fracAGN", "agn.f5100A (log-uniform)",
      "fracAGN as a share of the observed flux density at rest 5100 A, before polar dust; the disc slope is "
      "fixed at the Vanden Berk et al. 2001 composite's (alphalam = betalam = -1.56)"),
+    ("skirtor2016 / fritz2006 broad_lines = free", "agn.hanorm (log-uniform), agn.sigma = 2000 km/s",
+     "broad H-alpha and H-beta (1/2.86) of free strength, rest EW 10-3000 A on the 5100 A continuum; off: hanorm = 0"),
     ("skirtor2016 / fritz2006 EBV (polar dust)", "agn_dust.type = SMC, Av = 2.74 x EBV", "same meaning"),
     ("skirtor2016 / fritz2006 torus (t, oa, i, R, Mcl, ...)", "—", "no torus dust emission in bagpipes"),
     ("xray, radio", "—", "not representable"),
     ("redshifting.redshift", "redshift", "fixed at the catalog's value"),
 )
 
+#: Times whose prior edges are judged in log: a 50 Myr starburst is not "at the floor" of a 10 Myr-1 Gyr prior.
+_LOG_EDGES = {"delayed:age", "delayed:tau", "burst:age"}
 _SUPPORTED = {"sfhdelayed", "bc03", "nebular", "dustatt_modified_starburst", "dustatt_modified_CF00", "dl2014",
               "skirtor2016", "fritz2006"}
 _AGN_DEFAULT_NOTE = ("AGN torus dust emission (SKIRTOR/Fritz) is not representable in bagpipes: its agn component is "
@@ -144,7 +154,12 @@ def to_bagpipes(spec: ModelSpec) -> tuple[dict, list[str]]:
         # The disc has the Vanden Berk et al. 2001 composite's slope (f_nu ~ nu^-0.44, f_lambda ~ lambda^-1.56);
         # f5100A is set per source in fit() from fracAGN, read as a share of the light at rest 5100 A.
         out["agn"] = {"alphalam": -1.56, "betalam": -1.56, "f5100A": (max(share[0], 0.01), max(share[1], 0.02)),
-                      "f5100A_prior": "log_10", "sigma": 2000.0, "hanorm": 0.0}
+                      "f5100A_prior": "log_10", "sigma": BROAD_LINE_SIGMA_KMS, "hanorm": 0.0}
+        if params.get("broad_lines") == "free":
+            # Broad H-alpha (and H-beta at 1/2.86) of free strength: a rest equivalent width on the 5100 A
+            # continuum, log-uniform; scaled to the source in fit(). The width stays fixed: broad bands
+            # cannot measure it.
+            out["agn"].update(hanorm=BROAD_HALPHA_EW_AA, hanorm_prior="log_10")
         ebv = params.get("EBV", 0.0)
         if isinstance(ebv, tuple) or ebv > 0:
             out["agn_dust"] = {"type": "SMC", "Av": _scaled(ebv, R_V_SMC)}
@@ -189,25 +204,32 @@ class BagpipesFitter(Fitter):
     def edge_symptoms(self, result: FitResult) -> list[str]:
         instructions = to_bagpipes(result.spec)[0]
         found = []
-        if at_upper_edge(result.posterior.get("dust:Av"), instructions.get("dust", {}).get("Av")):
+        av = instructions.get("dust", {}).get("Av")
+        if isinstance(av, tuple) and prior_edge(result.posterior.get("dust:Av"), *av) == "upper":
             found.append("attenuation_at_limit")
         age = instructions["delayed"]["age"]
         near_cosmic = isinstance(age, tuple) and age[1] >= 0.9e-3 * age_cap_myr(result.spec.redshift)
-        if near_cosmic and at_upper_edge(result.posterior.get("delayed:age"), age):
+        if near_cosmic and prior_edge(result.posterior.get("delayed:age"), *age) == "upper":
             found.append("age_at_limit")
+        if isinstance(age, tuple) and age[0] > 0.0011 and \
+                prior_edge(result.posterior.get("delayed:age"), *age, "log") == "lower":
+            found.append("age_at_floor")   # a floor above 1 Myr that the posterior piles against
         return found
 
-    def fit(self, phot: SourcePhotometry, spec: ModelSpec, workdir: str | None = None) -> FitResult:
+    def fit(self, phot: SourcePhotometry, spec: ModelSpec, workdir: str | None = None,
+            replicate: int = 0) -> FitResult:
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
                 import bagpipes as pipes
+                from nautilus import Sampler
         except ImportError as exc:
             raise FitError('the bagpipes fitter is not installed: pip install -e ".[fit]" '
                            '(bagpipes and nautilus-sampler)') from exc
         if phot.redshift > pipes.config.max_redshift:
             raise FitError(f"z = {phot.redshift} is above bagpipes' grid limit ({pipes.config.max_redshift})")
         instructions, lost = to_bagpipes(spec)
+        scale = math.nan
         if "agn" in instructions:
             scale = _flambda_at_rest_5100(phot) * (1 + phot.redshift)
             if not scale > 0:
@@ -215,6 +237,10 @@ class BagpipesFitter(Fitter):
             lo, hi = instructions["agn"]["f5100A"]
             boost = 10 ** (0.4 * 1.2 * np.max(instructions.get("agn_dust", {}).get("Av", 0.0)))  # A_5100/A_V ~ 1.2 (SMC)
             instructions["agn"]["f5100A"] = (lo * scale, hi * scale * boost)
+            if isinstance(instructions["agn"]["hanorm"], tuple):
+                # Broad H-alpha flux as a rest-frame equivalent width on the observed 5100 A continuum.
+                ew_lo, ew_hi = instructions["agn"]["hanorm"]
+                instructions["agn"]["hanorm"] = (ew_lo * scale, ew_hi * scale)
         use = [i for i, (f, e) in enumerate(zip(phot.flux_ujy, phot.error_ujy))
                if math.isfinite(f) and math.isfinite(e) and e > 0 and phot.curves[i]]
         if phot.n_detected < 3 or len(use) < 4:
@@ -225,27 +251,29 @@ class BagpipesFitter(Fitter):
         err = np.array([phot.flux_ujy[i] / 2 if upper[i] else phot.error_ujy[i] for i in use])
         curves = [phot.curves[i] for i in use]
         table = np.column_stack([flux, err])
+        seed = fit_seed(self.options.seed, phot.source_id, spec, replicate)
         start = time.perf_counter()
         here = os.getcwd()
         # bagpipes' own files (pipes/) are not read back: without a workdir they go to a folder removed after.
         scratch = None if workdir else tempfile.TemporaryDirectory(prefix="astrorag-bagpipes-")
         folder = workdir or scratch.name
         try:
-            # bagpipes writes pipes/ into the working directory it saw at import time, and reads it back
-            # from the current one: point both at a folder of our own.
+            # bagpipes builds its model grids in the working directory it saw at import time: point it at ours.
             os.chdir(folder)
             pipes.utils.working_dir = folder
-            np.random.seed(self.seed)
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
                 galaxy = pipes.galaxy(phot.source_id.replace("/", "_").replace(":", "_"), lambda _id: table,
                                       spectrum_exists=False, filt_list=curves, phot_units="mujy")
-                run = f"r{abs(hash((phot.source_id, spec))) % 10**10}"
-                fit = pipes.fit(galaxy, instructions, run=run)
-                fit.fit(verbose=False, sampler="nautilus", n_live=self.n_live, pool=1, n_networks=self.n_networks)
-                samples, lnlike = fit.results["samples2d"], fit.results["lnlike"]
-                best = samples[int(np.argmax(lnlike))]
-                model = fit.fitted_model
+                model = pipes.fitting.fitted_model(galaxy, instructions)
+                # nautilus is run here, not through bagpipes' fit(), which builds the sampler without a seed.
+                sampler = Sampler(model.prior.transform, model.lnlike, n_dim=model.ndim, n_live=self.n_live,
+                                  n_networks=self.n_networks, pool=None, seed=seed)
+                sampler.run(verbose=False, n_eff=self.options.n_eff,
+                            discard_exploration=self.options.discard_exploration)
+                points, log_w, log_l = sampler.posterior()
+                log_z, n_eff = float(sampler.log_z), float(sampler.n_eff)
+                best = points[int(np.argmax(log_l))]
                 model.lnlike(best)
                 flam = np.asarray(model.model_galaxy.photometry, dtype=float)
                 eff = np.asarray(galaxy.filter_set.eff_wavs, dtype=float)
@@ -258,9 +286,27 @@ class BagpipesFitter(Fitter):
         model_ujy = np.full(len(phot.bands), np.nan)
         model_ujy[use] = _flambda_to_ujy(flam, eff)
         chi2, n = chi2_of(phot, model_ujy)
-        quantiles = np.percentile(samples, [16, 50, 84], axis=0)
-        posterior = {name: {q: round(float(v), 5) for q, v in zip(("p16", "p50", "p84"), quantiles[:, j])}
-                     for j, name in enumerate(model.params)}
-        return FitResult(self.name, spec, model_ujy.tolist(), chi2, n, int(model.ndim),
-                         float(fit.results["lnz"]), time.perf_counter() - start, posterior, lost)
+        weights = np.exp(log_w - np.max(log_w))
+        posterior = {name: _quantiles(points[:, j], weights) for j, name in enumerate(model.params)}
+        priors = {name: (float(lo), float(hi), "log" if str(pdf).startswith("log") or name in _LOG_EDGES
+                         else "linear") for name, (lo, hi), pdf in zip(model.params, model.limits, model.pdfs)}
+        if "agn:f5100A" in posterior and scale > 0:
+            # The disc's share of the observed flux density at rest 5100 A: readable where 1e-19 cgs is not.
+            posterior["agn:f5100A_share"] = {q: significant(v / scale) for q, v in posterior["agn:f5100A"].items()}
+        if "agn:hanorm" in posterior and scale > 0:
+            posterior["agn:broad_halpha_ew_rest_aa"] = {q: significant(v / scale)
+                                                        for q, v in posterior["agn:hanorm"].items()}
+        # nautilus' error of ln Z is statistical only: 1 / sqrt(n_eff) (what bagpipes itself reports).
+        err_lnz = 1.0 / math.sqrt(n_eff) if n_eff > 0 else None
+        return FitResult(self.name, spec, model_ujy.tolist(), chi2, n, int(model.ndim), log_z,
+                         time.perf_counter() - start, posterior, lost, log_evidence_err=err_lnz, priors=priors,
+                         seed=seed)
 
+
+def _quantiles(values: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+    """Weighted 16th, 50th and 84th percentiles, to 4 significant figures."""
+    order = np.argsort(values)
+    cdf = np.cumsum(weights[order])
+    cdf /= cdf[-1]
+    return {name: significant(float(np.interp(q, cdf, values[order])), 4)
+            for name, q in (("p16", 0.16), ("p50", 0.5), ("p84", 0.84))}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AstroRagError
+from ..settings import SamplerOptions
 from .spec import ModelSpec
 
 
@@ -35,9 +37,36 @@ class SourcePhotometry:
         return int(np.sum(np.isfinite(f) & np.isfinite(e) & (e > 0) & (f > 2 * e)))
 
 
+def fit_seed(seed: int, source_id: str, spec: ModelSpec, replicate: int = 0) -> int:
+    """The sampler seed of one fit: a content hash of the run's seed, the source, the model and the replicate.
+
+    Python's ``hash`` is salted per process, so it cannot make a path repeatable; this is.
+
+    >>> from astrorag.fit.spec import baseline
+    >>> fit_seed(1, "11219", baseline(5.43)) == fit_seed(1, "11219", baseline(5.43))
+    True
+    >>> fit_seed(1, "11219", baseline(5.43)) != fit_seed(2, "11219", baseline(5.43))
+    True
+    """
+    text = f"{seed}|{source_id}|{spec.describe()}|{replicate}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+#: A posterior whose median lies in the outer tenth of its prior range (in the prior's own scale, log for a
+#: log-uniform prior) is "at the edge": the prior, not the data, sets it (one criterion for every parameter).
+EDGE_FRACTION = 0.9
+#: Below this chi-square probability (dof = bands - free parameters) a fit is "poor": the model cannot make the
+#: photometry within its errors (0.1 %, about 3.3 sigma one-sided).
+POOR_FIT_P = 1e-3
+
+
 @dataclass
 class FitResult:
-    """What one fit gives back. ``model_ujy`` is the posterior-median model flux per band (uJy)."""
+    """What one fit gives back. ``model_ujy`` is the model flux per band at the best-fit sample (uJy).
+
+    ``priors`` holds each sampled parameter's prior as ``(low, high, scale)`` with scale ``"linear"`` or
+    ``"log"``; ``log_evidence_err`` is the sampler's own error of ln Z; ``seed`` the sampler seed used.
+    """
 
     fitter: str
     spec: ModelSpec
@@ -49,11 +78,43 @@ class FitResult:
     seconds: float
     posterior: dict[str, dict[str, float]] = field(default_factory=dict)  # parameter -> {p16, p50, p84}
     not_represented: list[str] = field(default_factory=list)
+    log_evidence_err: float | None = None
+    priors: dict[str, tuple[float, float, str]] = field(default_factory=dict)
+    seed: int | None = None
+
+    @property
+    def dof(self) -> int:
+        return self.n_bands - self.n_free
 
     @property
     def chi2_red(self) -> float:
-        dof = max(self.n_bands - self.n_free, 1)
-        return self.chi2 / dof
+        return self.chi2 / max(self.dof, 1)
+
+    @property
+    def at_prior_edge(self) -> dict[str, str]:
+        """Parameters whose posterior median sits in the outer tenth of the prior: ``{name: "upper"|"lower"}``."""
+        edges = {}
+        for name, (lo, hi, scale) in sorted(self.priors.items()):
+            where = prior_edge(self.posterior.get(name), lo, hi, scale)
+            if where:
+                edges[name] = where
+        return edges
+
+    @property
+    def quality(self) -> str:
+        """A verdict a reader can act on: "adequate", "poor: chi2_red 11.2 (p = 1e-08)", and/or
+        "prior-limited: dust:Av at its upper prior edge"."""
+        parts = []
+        p = chi2_probability(self.chi2, self.dof)
+        if self.dof <= 0:
+            parts.append(f"unconstrained: {self.n_free} free parameters for {self.n_bands} bands")
+        elif p < POOR_FIT_P:
+            parts.append(f"poor: chi2_red {self.chi2_red:.1f} (p = {p:.0e})")
+        edges = self.at_prior_edge
+        if edges:
+            parts.append("prior-limited: " + ", ".join(f"{name} at its {side} prior edge"
+                                                       for name, side in edges.items()))
+        return "; ".join(parts) or f"adequate: chi2_red {self.chi2_red:.2f}"
 
     @property
     def bic(self) -> float:
@@ -64,28 +125,59 @@ class FitResult:
         return {"fitter": self.fitter, "model": self.spec.to_dict(), "chi2": round(self.chi2, 3),
                 "chi2_red": round(self.chi2_red, 3), "n_bands": self.n_bands, "n_free": self.n_free,
                 "log_evidence": None if self.log_evidence is None else round(self.log_evidence, 3),
-                "bic": round(self.bic, 3), "seconds": round(self.seconds, 1), "posterior": self.posterior,
+                "log_evidence_err": None if self.log_evidence_err is None else round(self.log_evidence_err, 3),
+                "bic": round(self.bic, 3), "seconds": round(self.seconds, 1), "seed": self.seed,
+                "posterior": self.posterior, "at_prior_edge": self.at_prior_edge, "quality": self.quality,
                 "model_ujy": [None if not np.isfinite(v) else round(float(v), 6) for v in self.model_ujy],
                 "not_represented": self.not_represented}
 
 
-#: A posterior whose median lies in the top tenth of its prior range is "at the limit": the prior, not the
-#: data, sets it (a generic criterion, the same for every parameter).
-EDGE_FRACTION = 0.9
+def significant(value: float, digits: int = 3) -> float:
+    """``value`` rounded to ``digits`` significant figures (posteriors span 1e-19 to 1e13).
 
-
-def at_upper_edge(posterior: dict[str, float] | None, bounds: tuple[float, float]) -> bool:
-    """Is the posterior median in the top tenth of the prior range?
-
-    >>> at_upper_edge({"p16": 0.85, "p50": 0.88, "p84": 0.89}, (0.0, 0.891))
-    True
-    >>> at_upper_edge({"p16": 0.2, "p50": 0.4, "p84": 0.6}, (0.0, 0.891))
-    False
+    >>> significant(3.14159e-19), significant(12345.6), significant(0.0)
+    (3.14e-19, 12300.0, 0.0)
     """
-    if not posterior or not isinstance(bounds, tuple):
-        return False
-    lo, hi = bounds
-    return hi > lo and posterior["p50"] >= lo + EDGE_FRACTION * (hi - lo)
+    if not math.isfinite(value) or value == 0:
+        return float(value)
+    return float(f"{value:.{digits}g}")
+
+
+def chi2_probability(chi2: float, dof: int) -> float:
+    """P(chi-square >= ``chi2``) for ``dof`` degrees of freedom (Wilson & Hilferty 1931's cube-root normal
+    approximation, good to a few per cent in p down to 1e-10 for dof >= 2; no scipy needed).
+
+    >>> round(chi2_probability(10.0, 10), 2), chi2_probability(100.0, 10) < 1e-10
+    (0.44, True)
+    """
+    if dof <= 0:
+        return 1.0
+    k = float(dof)
+    z = ((chi2 / k) ** (1 / 3) - (1 - 2 / (9 * k))) / math.sqrt(2 / (9 * k))
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def prior_edge(posterior: dict[str, float] | None, lo: float, hi: float, scale: str = "linear") -> str:
+    """``"upper"`` or ``"lower"`` when the posterior median is in the outer tenth of the prior, else ``""``.
+
+    >>> prior_edge({"p16": 0.85, "p50": 0.88, "p84": 0.89}, 0.0, 0.891)
+    'upper'
+    >>> prior_edge({"p50": 0.011}, 0.01, 1.0, "log"), prior_edge({"p50": 0.4}, 0.0, 0.891)
+    ('lower', '')
+    """
+    if not posterior or not hi > lo:
+        return ""
+    median = posterior["p50"]
+    if scale == "log":
+        if lo <= 0 or median <= 0:
+            return ""
+        lo, hi, median = math.log10(lo), math.log10(hi), math.log10(median)
+    position = (median - lo) / (hi - lo)
+    if position >= EDGE_FRACTION:
+        return "upper"
+    if position <= 1 - EDGE_FRACTION:
+        return "lower"
+    return ""
 
 
 def chi2_of(phot: SourcePhotometry, model: np.ndarray) -> tuple[float, int]:
@@ -100,15 +192,18 @@ def chi2_of(phot: SourcePhotometry, model: np.ndarray) -> tuple[float, int]:
 class Fitter:
     """Base class of the SED fitters. Subclasses set ``name`` and implement :meth:`fit`.
 
-    ``n_live`` is the sampler's live-point count (tiny in tests, a few hundred for science).
+    ``options`` says how the sampler runs (live points: tiny in tests, a few hundred for science; the seed).
     """
 
     name = "base"
     gives_evidence = False
 
-    def __init__(self, n_live: int = 200, seed: int | None = 0):
-        self.n_live = n_live
-        self.seed = seed
+    def __init__(self, options: SamplerOptions | None = None):
+        self.options = options or SamplerOptions()
+
+    @property
+    def n_live(self) -> int:
+        return self.options.n_live
 
     def not_representable(self, spec: ModelSpec) -> list[str]:
         """Parts of ``spec`` this fitter cannot build, in words (empty when it can build all of it)."""
@@ -122,5 +217,7 @@ class Fitter:
         """The fitter's own configuration for ``spec`` (two specs it builds alike are one model to it)."""
         return spec
 
-    def fit(self, phot: SourcePhotometry, spec: ModelSpec, workdir: str | None = None) -> FitResult:
+    def fit(self, phot: SourcePhotometry, spec: ModelSpec, workdir: str | None = None,
+            replicate: int = 0) -> FitResult:
+        """Fit ``spec`` to ``phot``; ``replicate`` numbers independent repeats of the same fit (another seed)."""
         raise NotImplementedError

@@ -1,9 +1,15 @@
 """The closed loop: fit, read the residuals, rank the rule graph's actions, refit with the top few, keep a
 change only when the model comparison says so, repeat.
 
-Model comparison: with a sampler's log-evidence, a change is kept when it raises ln Z by at least
-:data:`MIN_DELTA_LN_Z` (2 ln B >= 6, "strong" on the Kass & Raftery 1995 scale); without one, when it lowers
-BIC by at least :data:`MIN_DELTA_BIC` (the same scale: Delta BIC ~ -2 ln B).
+Model comparison: with a sampler's log-evidence, a change is kept when its ln Z gain clears two bars
+(:func:`acceptance_threshold`): :data:`MIN_DELTA_LN_Z` (2 ln B >= 6, "strong" on the Kass & Raftery 1995
+scale), and the noise of the comparison itself, z sigma, with sigma from each fit's ln Z error or the measured
+run-to-run spread (:data:`LN_Z_SPREAD`, or the source's own when its replicates disagree more), and z the
+one-sided 5 % point corrected for choosing the best of the round's candidates (Bonferroni). The baseline is
+fitted twice with independent seeds; replicates that disagree by more than :data:`MULTIMODAL_LN_Z` get a third,
+the best evidence is used and the path says the posterior is multimodal. A candidate that clears the bars is
+refitted with another seed and kept only when that replicate clears them too. Without an evidence, a change is
+kept when it lowers BIC by at least :data:`MIN_DELTA_BIC` (the same scale: Delta BIC ~ -2 ln B).
 
 Every attempted change gives one record in the ``rules learn`` fit-log format, so that real fits update
 the rule confidences.
@@ -11,8 +17,10 @@ the rule confidences.
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from statistics import NormalDist
 from typing import Any, Callable
 
 import numpy as np
@@ -27,6 +35,29 @@ from .spec import ModelSpec, NotAModelChange, apply_action, baseline
 
 MIN_DELTA_LN_Z = 3.0
 MIN_DELTA_BIC = 6.0
+#: Run-to-run standard deviation of a baseline's ln Z over sampler seeds at the default sampler options, pooled
+#: over real LRDs (eval/bench/fit_seed_spread.py; README, "Fitting"). nautilus' own error (1/sqrt(n_eff)) is
+#: far smaller than this: it counts sampling noise in the weights, not a mode the sampler missed.
+LN_Z_SPREAD = 1.0
+#: Baseline replicates further apart than this disagree on the posterior itself (another mode): a third is run.
+MULTIMODAL_LN_Z = 3.0
+#: One-sided false-acceptance level of one round's comparison (before the correction for the round's width).
+FALSE_ACCEPT_ALPHA = 0.05
+
+
+def acceptance_threshold(err_old: float | None, err_new: float | None, width: int = 1,
+                         spread: float = LN_Z_SPREAD) -> tuple[float, str]:
+    """The ln Z gain a change must reach, and which bar sets it (``"kass_raftery"`` or ``"noise"``).
+
+    >>> acceptance_threshold(0.05, 0.05, width=1)
+    (3.0, 'kass_raftery')
+    >>> t, bar = acceptance_threshold(0.05, 0.05, width=3, spread=2.0); round(t, 2), bar
+    (6.02, 'noise')
+    """
+    sigma = math.hypot(max(err_old or 0.0, spread), max(err_new or 0.0, spread))
+    z = NormalDist().inv_cdf(1 - FALSE_ACCEPT_ALPHA / max(width, 1))
+    noise = z * sigma
+    return (MIN_DELTA_LN_Z, "kass_raftery") if MIN_DELTA_LN_Z >= noise else (noise, "noise")
 
 
 @dataclass
@@ -46,6 +77,11 @@ class FitStep:
     symptoms: list[str] = field(default_factory=list)
     not_represented: list[str] = field(default_factory=list)
     error: str = ""
+    log_evidence_err: float | None = None
+    threshold: float | None = None         # the gain this step had to reach
+    threshold_bar: str | None = None       # which bar set it: kass_raftery, noise or bic
+    replicates: list[float] = field(default_factory=list)   # ln Z of independent seeds (baseline; a confirmation)
+    quality: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -63,6 +99,9 @@ class FitPath:
     baseline: FitResult
     records: list[dict[str, Any]]
     skipped: list[dict[str, str]] = field(default_factory=list)
+    spread: float = LN_Z_SPREAD    # run-to-run ln Z spread used in the comparisons
+    multimodal: bool = False       # the baseline's replicates disagreed by more than MULTIMODAL_LN_Z
+    seed: int | None = None
     fits: list[FitResult] = field(default_factory=list, repr=False)
     kept: list[tuple[str, FitResult]] = field(default_factory=list, repr=False)  # (rule id, fit) per kept change
 
@@ -72,6 +111,7 @@ class FitPath:
 
     @property
     def threshold(self) -> float:
+        """The smallest gain any step could be kept with (each step records its own)."""
         return MIN_DELTA_LN_Z if self.criterion == "log_evidence" else MIN_DELTA_BIC
 
     @property
@@ -84,11 +124,19 @@ class FitPath:
 
     def to_dict(self) -> dict[str, Any]:
         return {"source_id": self.source_id, "fitter": self.fitter, "criterion": self.criterion,
-                "threshold": self.threshold,
+                "threshold": self.threshold, "seed": self.seed, "ln_z_spread": round(self.spread, 3),
+                "multimodal": self.multimodal,
                 "steps": [s.to_dict() for s in self.steps], "final_model": self.final_model.to_dict(),
                 "final_model_text": self.final_model.describe(),
-                "final": self.final.to_dict(), "fits": len(self.steps), "seconds": round(self.seconds, 1),
+                "final": self.final.to_dict(), "quality": self.final.quality, "chi2_red": round(self.final.chi2_red, 3),
+                "at_prior_edge": self.final.at_prior_edge,
+                "fits": self.n_fits, "seconds": round(self.seconds, 1),
                 "skipped_actions": self.skipped, "records": self.records}
+
+    @property
+    def n_fits(self) -> int:
+        """Fits run, replicates included."""
+        return sum(max(len(s.replicates), 1) for s in self.steps if not s.error)
 
 
 def _symptoms_and_residuals(phot: Photometry, model: list[float]) -> tuple[list[str], dict[str, float]]:
@@ -159,12 +207,61 @@ def candidate_actions(graph: RuleGraph, symptoms: list[str], spec: ModelSpec, fi
     return chosen, skipped
 
 
-def fit_or_reason(fitter: Fitter, phot: SourcePhotometry, spec: ModelSpec) -> FitResult | str:
+def fit_or_reason(fitter: Fitter, phot: SourcePhotometry, spec: ModelSpec, replicate: int = 0) -> FitResult | str:
     """The fit, or why it failed (so that one failed fit in a pool does not stop the others)."""
     try:
-        return fitter.fit(phot, spec)
+        return fitter.fit(phot, spec, replicate=replicate)
     except FitError as exc:
         return str(exc)
+
+
+def _ln_z_sd(values: list[float]) -> float:
+    """Standard deviation of replicate ln Z values (0 for one value)."""
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+class _Runner:
+    """Runs fits in this process, a process pool, or through a dask ``submit``; always in the order given."""
+
+    def __init__(self, fitter: Fitter, source: SourcePhotometry, workers: int, submit: Callable[..., Future] | None):
+        self.fitter, self.source, self.submit = fitter, source, submit
+        self.pool = ProcessPoolExecutor(max_workers=workers) if submit is None and workers > 1 else None
+
+    def __call__(self, jobs: list[tuple[ModelSpec, int]]) -> list[FitResult | str]:
+        if self.submit is not None:
+            futures = [self.submit(fit_or_reason, self.fitter, self.source, spec, rep) for spec, rep in jobs]
+            return [f.result() for f in futures]
+        if self.pool is not None and len(jobs) > 1:
+            return list(self.pool.map(fit_or_reason, [self.fitter] * len(jobs), [self.source] * len(jobs),
+                                      [spec for spec, _ in jobs], [rep for _, rep in jobs]))
+        return [fit_or_reason(self.fitter, self.source, spec, rep) for spec, rep in jobs]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def _baseline(run: _Runner, spec: ModelSpec, fitter: Fitter, say) -> tuple[FitResult, list[float], bool]:
+    """The baseline fit: two independent seeds (one without an evidence), a third when they disagree; the best."""
+    replicates = 2 if fitter.gives_evidence else 1
+    outcomes = run([(spec, r) for r in range(replicates)])
+    fits = [o for o in outcomes if not isinstance(o, str)]
+    if not fits:
+        raise FitError(outcomes[0])
+    values = [f.log_evidence for f in fits if f.log_evidence is not None]
+    multimodal = len(values) > 1 and max(values) - min(values) > MULTIMODAL_LN_Z
+    if multimodal:
+        say(f"{run.source.source_id}: baseline replicates disagree (ln Z {', '.join(f'{v:.1f}' for v in values)}): "
+            "the posterior has more than one mode; a third seed decides")
+        third = run([(spec, 2)])[0]
+        if not isinstance(third, str):
+            fits.append(third)
+            values.append(third.log_evidence)
+    best = max(fits, key=lambda f: f.log_evidence if f.log_evidence is not None else -f.bic)
+    return best, values, multimodal
 
 
 def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourcePhotometry, *, steps: int = 3,
@@ -174,7 +271,7 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
 
     After a round that keeps a change, the next round starts from the new model and its symptoms; after a
     round that keeps nothing, it tries the next-ranked actions on the same model. The loop ends after
-    ``steps`` rounds or when no untried action changes the model.
+    ``steps`` rounds or when no untried action changes the model. The same fitter seed gives the same path.
 
     ``submit`` runs fits elsewhere (a dask client's ``submit``); otherwise a process pool of ``workers``
     runs each round's refits (in this process when ``workers`` is 1).
@@ -187,15 +284,19 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
     say = progress or (lambda _msg: None)
     spec = start or baseline(source.redshift)
     say(f"{source.source_id}: baseline fit ({spec.describe()})")
-    current = fitter.fit(source, spec)
-    symptoms, resid = fit_symptoms(phot, fitter, current)
-    path = FitPath(source.source_id, fitter.name, "log_evidence" if fitter.gives_evidence else "bic",
-                   [FitStep(0, None, "baseline", current.chi2, current.chi2_red, current.log_evidence, current.bic,
-                            None, True, current.seconds, symptoms, current.not_represented)],
-                   current, current, [], fits=[current])
-    tried: set[ModelSpec] = {spec}
-    pool = ProcessPoolExecutor(max_workers=workers) if submit is None and workers > 1 else None
+    run = _Runner(fitter, source, workers, submit)
     try:
+        current, replicates, multimodal = _baseline(run, spec, fitter, say)
+        spread = max(LN_Z_SPREAD, _ln_z_sd(replicates))
+        symptoms, resid = fit_symptoms(phot, fitter, current)
+        path = FitPath(source.source_id, fitter.name, "log_evidence" if fitter.gives_evidence else "bic",
+                       [FitStep(0, None, "baseline", current.chi2, current.chi2_red, current.log_evidence,
+                                current.bic, None, True, current.seconds * max(len(replicates), 1), symptoms,
+                                current.not_represented, log_evidence_err=current.log_evidence_err,
+                                replicates=[round(v, 3) for v in replicates], quality=current.quality)],
+                       current, current, [], fits=[current], spread=spread, multimodal=multimodal,
+                       seed=getattr(fitter.options, "seed", None))
+        tried: set[ModelSpec] = {spec}
         for number in range(1, steps + 1):
             chosen, skipped = candidate_actions(graph, symptoms, spec, fitter, width, tried)
             path.skipped += [dict(s, step=str(number)) for s in skipped]
@@ -203,13 +304,7 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
                 say(f"{source.source_id}: no further action the fitter can test")
                 break
             say(f"{source.source_id}: round {number}: refitting with {', '.join(a.rule_id for a, _, _ in chosen)}")
-            if submit is not None:
-                outcomes = [f.result() for f in [submit(fit_or_reason, fitter, source, new) for _, new, _ in chosen]]
-            elif pool is not None:
-                outcomes = list(pool.map(fit_or_reason, [fitter] * len(chosen), [source] * len(chosen),
-                                         [new for _, new, _ in chosen]))
-            else:
-                outcomes = [fit_or_reason(fitter, source, new) for _, new, _ in chosen]
+            outcomes = run([(new, 0) for _, new, _ in chosen])
             round_steps = []
             for (action, new, change), outcome in zip(chosen, outcomes):
                 if isinstance(outcome, str):
@@ -219,6 +314,11 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
                 path.fits.append(outcome)
                 _, after_resid = _symptoms_and_residuals(phot, outcome.model_ujy)
                 gain = _gain(fitter, outcome, current)
+                if fitter.gives_evidence:
+                    threshold, bar = acceptance_threshold(current.log_evidence_err, outcome.log_evidence_err,
+                                                          len(chosen), spread)
+                else:
+                    threshold, bar = MIN_DELTA_BIC, "bic"
                 record = {
                     "source_id": source.source_id, "symptoms": list(symptoms),
                     "action": {"parameter": action.parameter, "module": action.module,
@@ -230,21 +330,58 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
                 path.records.append(record)
                 round_steps.append((FitStep(number, _action_dict(action), change, outcome.chi2, outcome.chi2_red,
                                             outcome.log_evidence, outcome.bic, gain, False, outcome.seconds,
-                                            list(symptoms), outcome.not_represented), outcome, record))
-            best = max((r for r in round_steps if r[1] is not None), key=lambda r: r[0].delta, default=None)
-            if best is not None and best[0].delta >= path.threshold:
+                                            list(symptoms), outcome.not_represented,
+                                            log_evidence_err=outcome.log_evidence_err, threshold=round(threshold, 3),
+                                            threshold_bar=bar, quality=outcome.quality), outcome, record))
+            passing = sorted((r for r in round_steps if r[1] is not None and r[0].delta >= r[0].threshold),
+                             key=lambda r: -r[0].delta)
+            best = None
+            for candidate in passing:
+                best = _confirm(run, candidate, current, path, say) if fitter.gives_evidence else candidate
+                if best is not None:
+                    break
+            if best is not None:
                 best[0].accepted = best[2]["accepted"] = True
                 current, spec = best[1], best[1].spec
                 path.kept.append((best[0].action["rule_id"], current))
                 symptoms, resid = fit_symptoms(phot, fitter, current)
                 say(f"{source.source_id}: kept {best[0].action['rule_id']} "
-                    f"({path.criterion} gain {best[0].delta:.1f}; chi2 {current.chi2:.1f})")
+                    f"({path.criterion} gain {best[0].delta:.1f} >= {best[0].threshold:.1f}; chi2 {current.chi2:.1f})")
             path.steps += [step for step, _, _ in round_steps]
-            if best is None or not best[0].accepted:
+            if best is None:
                 # The same model and symptoms: the next round tries the next-ranked actions not yet tried.
                 say(f"{source.source_id}: no change passed the {path.criterion} threshold; trying the next actions")
     finally:
-        if pool is not None:
-            pool.shutdown()
+        run.close()
     path.final = current
     return path
+
+
+def _confirm(run: _Runner, best, current: FitResult, path: FitPath, say):
+    """Refit the round's best change with another seed; keep it only when that replicate passes too.
+
+    The kept fit is the replicate with the higher evidence (a sampler misses modes, it does not invent them);
+    the step reports both ln Z values and the smaller gain.
+    """
+    step, outcome, record = best
+    again = run([(outcome.spec, 1)])[0]
+    if isinstance(again, str):
+        say(f"{path.source_id}: the confirming refit of {step.action['rule_id']} failed: {again}")
+        step.error = f"confirmation failed: {again}"
+        return None
+    path.fits.append(again)
+    gains = [step.delta, _gain(run.fitter, again, current)]
+    step.replicates = [round(outcome.log_evidence, 3), round(again.log_evidence, 3)]
+    step.seconds += again.seconds
+    if min(gains) < step.threshold:
+        say(f"{path.source_id}: {step.action['rule_id']} did not hold with another seed (gains "
+            f"{gains[0]:.1f}, {gains[1]:.1f}; needs {step.threshold:.1f})")
+        step.delta = min(gains)
+        record[path.criterion + "_gain"] = round(step.delta, 3)
+        return None
+    step.delta = min(gains)
+    record[path.criterion + "_gain"] = round(step.delta, 3)
+    chosen = max((outcome, again), key=lambda f: f.log_evidence)
+    step.log_evidence, step.chi2, step.chi2_red, step.quality = (chosen.log_evidence, chosen.chi2, chosen.chi2_red,
+                                                                 chosen.quality)
+    return step, chosen, record
