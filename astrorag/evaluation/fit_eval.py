@@ -165,7 +165,7 @@ def run_fit_eval(settings: Settings, per_kind: int = 6, nulls: int = 6, sampler:
                    "symptoms": symptoms, "baseline_chi2": round(base.chi2, 2),
                    "baseline_ln_z": round(base.log_evidence, 2), "baseline_replicates": path.steps[0].replicates,
                    "multimodal": path.multimodal, "loop_kept": [s.action["rule_id"] for s in path.accepted],
-                   "loop_seconds": round(path.seconds, 1), "baseline_quality": base.quality,
+                   "loop_seconds": round(path.seconds, 1), "loop_fits": path.n_fits, "baseline_quality": base.quality,
                    "baseline_covers": _covers(base, KEY_PARAMETER[truth.kind], truth.key_value)}
             chosen, _ = candidate_actions(graph, symptoms, base.spec, fitter, 1, {base.spec})
             top = (chosen[0][0].rule_id, chosen[0][1], chosen[0][2]) if chosen else (None, None, "no advice")
@@ -272,6 +272,8 @@ def _score(rows: list[dict], truths: list[Truth], options: SamplerOptions, width
         "multimodal_baselines": sum(r["multimodal"] for r in rows),
         "by_kind": by_kind,
         "cpu_seconds_per_source": round(float(np.mean(seconds)), 1) if seconds else None,
+        "fits_per_source": round(float(np.mean([r["loop_fits"] for r in rows])), 2) if rows else None,
+        "seconds_per_fit": round(sum(seconds) / max(sum(r["loop_fits"] for r in rows), 1), 1) if rows else None,
         "workers": workers, "cpu": cpu_info(),
         "failed": [r["source"] for r in rows if any(k.endswith("_error") for k in r)],
     }
