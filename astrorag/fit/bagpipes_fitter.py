@@ -55,7 +55,8 @@ TRANSLATION: tuple[tuple[str, str, str], ...] = (
      "fracAGN as a share of the observed flux density at rest 5100 A, before polar dust; the disc slope is "
      "fixed at the Vanden Berk et al. 2001 composite's (alphalam = betalam = -1.56)"),
     ("skirtor2016 / fritz2006 broad_lines = free", "agn.hanorm (log-uniform), agn.sigma = 2000 km/s",
-     "broad H-alpha and H-beta (1/2.86) of free strength, rest EW 10-3000 A on the 5100 A continuum; off: hanorm = 0"),
+     "broad H-alpha and H-beta (1/2.86) of free strength: before the AGN's dust, a rest EW of 10-3000 A on the "
+     "observed 5100 A continuum; off: hanorm = 0"),
     ("skirtor2016 / fritz2006 EBV (polar dust)", "agn_dust.type = SMC, Av = 2.74 x EBV", "same meaning"),
     ("skirtor2016 / fritz2006 torus (t, oa, i, R, Mcl, ...)", "—", "no torus dust emission in bagpipes"),
     ("xray, radio", "—", "not representable"),
@@ -294,8 +295,9 @@ class BagpipesFitter(Fitter):
             # The disc's share of the observed flux density at rest 5100 A: readable where 1e-19 cgs is not.
             posterior["agn:f5100A_share"] = {q: significant(v / scale) for q, v in posterior["agn:f5100A"].items()}
         if "agn:hanorm" in posterior and scale > 0:
-            posterior["agn:broad_halpha_ew_rest_aa"] = {q: significant(v / scale)
-                                                        for q, v in posterior["agn:hanorm"].items()}
+            # Broad H-alpha before the AGN's own dust, over the observed continuum at rest 5100 A (A, rest frame).
+            posterior["agn:broad_halpha_ew_intrinsic_aa"] = {q: significant(v / scale)
+                                                             for q, v in posterior["agn:hanorm"].items()}
         # nautilus' error of ln Z is statistical only: 1 / sqrt(n_eff) (what bagpipes itself reports).
         err_lnz = 1.0 / math.sqrt(n_eff) if n_eff > 0 else None
         return FitResult(self.name, spec, model_ujy.tolist(), chi2, n, int(model.ndim), log_z,

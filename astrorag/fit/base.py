@@ -96,7 +96,9 @@ class FitResult:
         edges = {}
         for name, (lo, hi, scale) in sorted(self.priors.items()):
             where = prior_edge(self.posterior.get(name), lo, hi, scale)
-            if where:
+            # A pile-up at zero of a quantity that cannot be negative (A_V = 0: no dust) is the physics, not
+            # the prior speaking.
+            if where and not (where == "lower" and lo == 0 and scale == "linear"):
                 edges[name] = where
         return edges
 

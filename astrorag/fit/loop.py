@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+import statistics
 from statistics import NormalDist
 from typing import Any, Callable
 
@@ -216,14 +217,6 @@ def fit_or_reason(fitter: Fitter, phot: SourcePhotometry, spec: ModelSpec, repli
         return str(exc)
 
 
-def _ln_z_sd(values: list[float]) -> float:
-    """Standard deviation of replicate ln Z values (0 for one value)."""
-    if len(values) < 2:
-        return 0.0
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
 class _Runner:
     """Runs fits in this process, a process pool, or through a dask ``submit``; always in the order given."""
 
@@ -245,8 +238,11 @@ class _Runner:
             self.pool.shutdown()
 
 
-def _baseline(run: _Runner, spec: ModelSpec, fitter: Fitter, say) -> tuple[FitResult, list[float], bool]:
-    """The baseline fit: two independent seeds (one without an evidence), a third when they disagree; the best."""
+def _baseline(run: _Runner, spec: ModelSpec, fitter: Fitter, say) -> tuple[FitResult, list[float], bool, float]:
+    """The baseline fit: two independent seeds (one without an evidence), a third when they disagree.
+
+    Returns the best fit, the replicates' ln Z, whether they disagreed, and the seconds all of them took.
+    """
     replicates = 2 if fitter.gives_evidence else 1
     outcomes = run([(spec, r) for r in range(replicates)])
     fits = [o for o in outcomes if not isinstance(o, str)]
@@ -262,7 +258,7 @@ def _baseline(run: _Runner, spec: ModelSpec, fitter: Fitter, say) -> tuple[FitRe
             fits.append(third)
             values.append(third.log_evidence)
     best = max(fits, key=lambda f: f.log_evidence if f.log_evidence is not None else -f.bic)
-    return best, values, multimodal
+    return best, values, multimodal, sum(f.seconds for f in fits)
 
 
 def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourcePhotometry, *, steps: int = 3,
@@ -287,12 +283,12 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
     say(f"{source.source_id}: baseline fit ({spec.describe()})")
     run = _Runner(fitter, source, workers, submit)
     try:
-        current, replicates, multimodal = _baseline(run, spec, fitter, say)
-        spread = max(LN_Z_SPREAD, _ln_z_sd(replicates))
+        current, replicates, multimodal, seconds = _baseline(run, spec, fitter, say)
+        spread = max(LN_Z_SPREAD, statistics.stdev(replicates) if len(replicates) > 1 else 0.0)
         symptoms, resid = fit_symptoms(phot, fitter, current)
         path = FitPath(source.source_id, fitter.name, "log_evidence" if fitter.gives_evidence else "bic",
                        [FitStep(0, None, "baseline", current.chi2, current.chi2_red, current.log_evidence,
-                                current.bic, None, True, current.seconds * max(len(replicates), 1), symptoms,
+                                current.bic, None, True, seconds, symptoms,
                                 current.not_represented, log_evidence_err=current.log_evidence_err,
                                 replicates=[round(v, 3) for v in replicates], quality=current.quality)],
                        current, current, [], fits=[current], spread=spread, multimodal=multimodal,

@@ -32,9 +32,9 @@ def one_fit(job):
         action = replace(action, also=tuple(p for p in action.also if p[0] != "broad_lines"))
     spec, _ = apply_action(baseline(source.redshift), action)
     result = get_fitter("bagpipes", SamplerOptions(seed=seed)).fit(source, spec)
-    ew = result.posterior.get("agn:broad_halpha_ew_rest_aa")
+    ew = result.posterior.get("agn:broad_halpha_ew_intrinsic_aa")
     return {"source": source_id, "z": round(source.redshift, 3), "broad_lines": broad, "ln_z": result.log_evidence,
-            "chi2": round(result.chi2, 2), "n_bands": result.n_bands, "broad_halpha_ew_rest_aa": ew,
+            "chi2": round(result.chi2, 2), "n_bands": result.n_bands, "broad_halpha_ew_intrinsic_aa": ew,
             "seconds": round(result.seconds, 1), "quality": result.quality}
 
 
@@ -60,7 +60,7 @@ def main() -> None:
         pairs.append({"source": source, "z": on["z"], "ln_z_broad": round(on["ln_z"], 2),
                       "ln_z_no_broad": round(off["ln_z"], 2), "delta_ln_z": round(on["ln_z"] - off["ln_z"], 2),
                       "chi2_broad": on["chi2"], "chi2_no_broad": off["chi2"],
-                      "broad_halpha_ew_rest_aa": on["broad_halpha_ew_rest_aa"]})
+                      "broad_halpha_ew_intrinsic_aa": on["broad_halpha_ew_intrinsic_aa"]})
     deltas = [p["delta_ln_z"] for p in pairs]
     report = {"bench": "fit_broad_lines", "cpu": cpu_info(), "sampler": SamplerOptions(seed=args.seed).__dict__,
               "sources": len(pairs), "prefer_broad": sum(d >= 3 for d in deltas),
