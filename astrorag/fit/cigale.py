@@ -245,12 +245,21 @@ def write_ini(spec: ModelSpec, phot: SourcePhotometry, folder: str | Path, ratio
 
 def _cigale_band(short: str, curve: str) -> str:
     """CIGALE's filter name: the curve file's first comment line when it has one (NIRCam/MIRI files here are
-    CIGALE's own), else instrument.band."""
+    CIGALE's own), else astrorag's canonical name, which follows CIGALE's telescope.instrument.band pattern
+    (``hst.wfc3.F160W``)."""
+    from ..errors import AstroRagError
+    from ..sed.filters import get_filter
+
     try:
         first = Path(curve).read_text().splitlines()[0]
     except (OSError, IndexError):
         first = ""
-    return first[1:].strip() if first.startswith("#") else short
+    if first.startswith("#"):
+        return first[1:].strip()
+    try:
+        return get_filter(short).name
+    except AstroRagError:
+        return short
 
 
 class CigaleFitter(Fitter):
