@@ -64,8 +64,9 @@ POOR_FIT_P = 1e-3
 class FitResult:
     """What one fit gives back. ``model_ujy`` is the model flux per band at the best-fit sample (uJy).
 
-    ``priors`` holds each sampled parameter's prior as ``(low, high, scale)`` with scale ``"linear"`` or
-    ``"log"``; ``log_evidence_err`` is the sampler's own error of ln Z; ``seed`` the sampler seed used.
+    ``seconds`` is the fit's CPU time (wall time for a fitter that runs another program). ``priors`` holds
+    each sampled parameter's prior as ``(low, high, scale)`` with scale ``"linear"`` or ``"log"``;
+    ``log_evidence_err`` is the sampler's own error of ln Z; ``seed`` the sampler seed used.
     """
 
     fitter: str
