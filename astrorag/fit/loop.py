@@ -138,7 +138,7 @@ class FitPath:
     @property
     def n_fits(self) -> int:
         """Fits run, replicates included."""
-        return sum(max(len(s.replicates), 1) for s in self.steps if not s.error)
+        return sum(max(len(s.replicates), 1) for s in self.steps if s.chi2 is not None)
 
 
 def _symptoms_and_residuals(phot: Photometry, model: list[float]) -> tuple[list[str], dict[str, float]]:

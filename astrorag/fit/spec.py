@@ -18,7 +18,7 @@ from typing import Union
 
 from ..errors import InputError
 from ..graph import vocabulary as vocab
-from ..types import Action, RankedAction  # noqa: F401 (Action: doctests)
+from ..types import Action, RankedAction
 
 #: A parameter is a fixed value, a (low, high) range the fitter samples, or a CIGALE string option.
 Value = Union[float, tuple[float, float], str]
@@ -433,6 +433,8 @@ def _keep_product(before: ModelSpec, after: ModelSpec, module: str, parameter: s
     def top(value) -> float:
         return value[1] if isinstance(value, tuple) else float(value)
 
+    if not before.has(module):
+        raise NotAModelChange(f"cannot keep {parameter} x {action.parameter} fixed: the model had no {module}")
     old_partner, new_partner = before.module(module).get(action.parameter), after.module(module).get(action.parameter)
     old_value = before.module(module).get(parameter, MODULE_DEFAULTS.get(module, {}).get(parameter))
     if old_partner is None or new_partner is None or old_value is None or top(new_partner) <= 0:

@@ -5,7 +5,8 @@ disc, fracAGN 0.3-0.9 of the rest-optical light), fitted twice: with bagpipes' b
 (``broad_lines = free``, what the rules now ask for) and with them off (hanorm = 0). The report gives ln Z of
 each, the difference, the fitted broad H-alpha rest equivalent width and the CPU seconds.
 
-Run: python eval/bench/fit_broad_lines.py --ids 11219,1544,3992,44531,66116,18804 --json out.json
+Run: python eval/bench/fit_broad_lines.py --ids 1544,3992,11219,18804,18892,19416 --json out.json
+(the first six rows of the development table). Each finished fit is printed as it ends.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def one_fit(job):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ids", default="11219,1544,3992,44531,66116,18804")
+    parser.add_argument("--ids", default="1544,3992,11219,18804,18892,19416")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", help="write the report here")
@@ -48,8 +49,11 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     ids = args.ids.split(",")
     jobs = [(s, broad, args.seed) for s in ids for broad in (True, False)]
+    rows = []
     with ProcessPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(one_fit, jobs))
+        for row in pool.map(one_fit, jobs):
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     from astrorag.fit.base import SamplerOptions
     from astrorag.hardware import cpu_info
 
