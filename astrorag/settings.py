@@ -53,6 +53,9 @@ class SamplerOptions:
     n_eff: int = 1000
     discard_exploration: bool = True
     seed: int = 0
+    #: A cap on likelihood calls: a fit of a model far from the data can otherwise explore for an hour (seen
+    #: in eval fit). A fit that reaches it is marked unconverged and no change is kept on its evidence.
+    max_likelihood_calls: int = 300_000
 
     def __post_init__(self):
         from .errors import InputError

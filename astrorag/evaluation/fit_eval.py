@@ -41,7 +41,7 @@ from .report import finish_report, markdown_table, report_dir, wilson_interval, 
 
 #: The sampler the benchmark runs at (fewer live points than a science fit, to fit 200+ fits in an hour on
 #: two cores; the README gives both figures). Its seed comes from --seed.
-EVAL_SAMPLER = {"n_live": 100, "n_eff": 500, "discard_exploration": True}
+EVAL_SAMPLER = {"n_live": 100, "n_eff": 500, "discard_exploration": True, "max_likelihood_calls": 100_000}
 
 
 def _addresses(kind: str, spec: ModelSpec) -> bool:
@@ -166,7 +166,8 @@ def run_fit_eval(settings: Settings, per_kind: int = 6, nulls: int = 6, sampler:
                    "baseline_ln_z": round(base.log_evidence, 2), "baseline_replicates": path.steps[0].replicates,
                    "multimodal": path.multimodal, "loop_kept": [s.action["rule_id"] for s in path.accepted],
                    "loop_seconds": round(path.seconds, 1), "loop_fits": path.n_fits, "baseline_quality": base.quality,
-                   "baseline_covers": _covers(base, KEY_PARAMETER[truth.kind], truth.key_value)}
+                   "baseline_covers": _covers(base, KEY_PARAMETER[truth.kind], truth.key_value),
+                   "baseline_converged": base.converged}
             chosen, _ = candidate_actions(graph, symptoms, base.spec, fitter, 1, {base.spec})
             top = (chosen[0][0].rule_id, chosen[0][1], chosen[0][2]) if chosen else (None, None, "no advice")
             rng = random.Random(f"{seed}|{truth.source_id}")
@@ -230,7 +231,9 @@ def _score(rows: list[dict], truths: list[Truth], options: SamplerOptions, width
             covers = _covers(fit, row["key_parameter"], row["key_value"])
             row.update({f"{which}_ln_z_gain": round(gain, 2), f"{which}_threshold": round(threshold, 2),
                         f"{which}_chi2": round(fit.chi2, 2), f"{which}_covers": covers,
-                        f"{which}_recovered": bool(row[f"{which}_right"] and gain >= threshold and covers)})
+                        f"{which}_converged": fit.converged,
+                        f"{which}_recovered": bool(row[f"{which}_right"] and gain >= threshold and covers
+                                                   and fit.converged)})
         if row["kind"] == "null":
             covered_all.append(row["baseline_covers"])
         elif row.get("top1_covers") is not None:
@@ -270,6 +273,9 @@ def _score(rows: list[dict], truths: list[Truth], options: SamplerOptions, width
         "loop_kept_on_causes_rate": round(sum(bool(r["loop_kept"]) for r in causes) / max(n, 1), 3),
         "coverage_68": round(float(np.mean(covered)), 3) if covered else None, "coverage_n": len(covered),
         "multimodal_baselines": sum(r["multimodal"] for r in rows),
+        "unconverged_baselines": sum(not r["baseline_converged"] for r in rows),
+        "unconverged_refits": sum(r.get(f"{w}_converged") is False for r in rows
+                                  for w in ("top1", "matched_random", "heuristic")),
         "by_kind": by_kind,
         "cpu_seconds_per_source": round(float(np.mean(seconds)), 1) if seconds else None,
         "fits_per_source": round(float(np.mean([r["loop_fits"] for r in rows])), 2) if rows else None,

@@ -271,8 +271,9 @@ class BagpipesFitter(Fitter):
                 # nautilus is run here, not through bagpipes' fit(), which builds the sampler without a seed.
                 sampler = Sampler(model.prior.transform, model.lnlike, n_dim=model.ndim, n_live=self.n_live,
                                   n_networks=self.n_networks, pool=None, seed=seed)
-                sampler.run(verbose=False, n_eff=self.options.n_eff,
-                            discard_exploration=self.options.discard_exploration)
+                converged = bool(sampler.run(verbose=False, n_eff=self.options.n_eff,
+                                             discard_exploration=self.options.discard_exploration,
+                                             n_like_max=self.options.max_likelihood_calls))
                 points, log_w, log_l = sampler.posterior()
                 log_z, n_eff = float(sampler.log_z), float(sampler.n_eff)
                 best = points[int(np.argmax(log_l))]
@@ -303,7 +304,7 @@ class BagpipesFitter(Fitter):
         err_lnz = 1.0 / math.sqrt(n_eff) if n_eff > 0 else None
         return FitResult(self.name, spec, model_ujy.tolist(), chi2, n, int(model.ndim), log_z,
                          time.process_time() - start, posterior, lost, log_evidence_err=err_lnz, priors=priors,
-                         seed=seed)
+                         seed=seed, converged=converged)
 
 
 def _quantiles(values: np.ndarray, weights: np.ndarray) -> dict[str, float]:

@@ -82,6 +82,7 @@ class FitResult:
     log_evidence_err: float | None = None
     priors: dict[str, tuple[float, float, str]] = field(default_factory=dict)
     seed: int | None = None
+    converged: bool = True     # False: the sampler stopped at its likelihood-call cap
 
     @property
     def dof(self) -> int:
@@ -107,7 +108,8 @@ class FitResult:
     def quality(self) -> str:
         """A verdict a reader can act on: "adequate", "poor: chi2_red 11.2 (p = 1e-08)", and/or
         "prior-limited: dust:Av at its upper prior edge"."""
-        parts = []
+        parts = [] if self.converged else ["unconverged: the sampler stopped at its cap of likelihood calls, so "
+                                           "its evidence and posterior are not to be trusted"]
         p = chi2_probability(self.chi2, self.dof)
         if self.dof <= 0:
             parts.append(f"unconstrained: {self.n_free} free parameters for {self.n_bands} bands")
@@ -130,6 +132,7 @@ class FitResult:
                 "log_evidence": None if self.log_evidence is None else round(self.log_evidence, 3),
                 "log_evidence_err": None if self.log_evidence_err is None else round(self.log_evidence_err, 3),
                 "bic": round(self.bic, 3), "seconds": round(self.seconds, 1), "seed": self.seed,
+                "converged": self.converged,
                 "posterior": self.posterior, "at_prior_edge": self.at_prior_edge, "quality": self.quality,
                 "model_ujy": [None if not np.isfinite(v) else round(float(v), 6) for v in self.model_ujy],
                 "not_represented": self.not_represented}

@@ -330,8 +330,9 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
                                             list(symptoms), outcome.not_represented,
                                             log_evidence_err=outcome.log_evidence_err, threshold=round(threshold, 3),
                                             threshold_bar=bar, quality=outcome.quality), outcome, record))
-            passing = sorted((r for r in round_steps if r[1] is not None and r[0].delta >= r[0].threshold),
-                             key=lambda r: -r[0].delta)
+            # A refit the sampler did not finish cannot win: its evidence is not an evidence.
+            passing = sorted((r for r in round_steps if r[1] is not None and r[1].converged
+                              and r[0].delta >= r[0].threshold), key=lambda r: -r[0].delta)
             best = None
             for candidate in passing:
                 best = _confirm(run, candidate, current, path, say) if fitter.gives_evidence else candidate
@@ -370,7 +371,7 @@ def _confirm(run: _Runner, best, current: FitResult, path: FitPath, say):
     gains = [step.delta, _gain(run.fitter, again, current)]
     step.replicates = [round(outcome.log_evidence, 3), round(again.log_evidence, 3)]
     step.seconds += again.seconds
-    if min(gains) < step.threshold:
+    if min(gains) < step.threshold or not again.converged:
         say(f"{path.source_id}: {step.action['rule_id']} did not hold with another seed (gains "
             f"{gains[0]:.1f}, {gains[1]:.1f}; needs {step.threshold:.1f})")
         step.delta = min(gains)
