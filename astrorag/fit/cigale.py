@@ -106,16 +106,17 @@ def _distance(parameter: str, a: float, b: float) -> float:
 
 def _line_bands(phot: SourcePhotometry) -> set[str]:
     """Bands whose half-maximum passband holds H-alpha, H-beta or [OIII] at the source's redshift."""
-    from ..sed.diagnostics import STRONG_LINES_UM
-    from ..sed.filters import get_filter, passband_um
+    from ..errors import AstroRagError
+    from ..sed.diagnostics import holds_strong_line
+    from ..sed.filters import get_filter
 
     held = set()
     for band in phot.bands:
         try:
-            edges = passband_um(get_filter(band).name)
-        except Exception:  # a band astrorag has no curve for: it holds no line we can place
-            edges = None
-        if edges and any(edges[0] <= line * (1 + phot.redshift) <= edges[1] for line in STRONG_LINES_UM):
+            name = get_filter(band).name
+        except AstroRagError:   # a band astrorag does not know holds no line it can place
+            continue
+        if holds_strong_line(name, phot.redshift)[0]:
             held.add(band)
     return held
 

@@ -162,15 +162,23 @@ def compute(phot: Photometry, mags: Magnitudes | None = None) -> Diagnostics:
 STRONG_LINES_UM = (0.6563, 0.5007, 0.4959, 0.4861)
 
 
-def line_bands(phot: Photometry) -> np.ndarray:
-    """(N, B) mask: the band's half-maximum passband holds a strong optical line at the source's redshift."""
+def holds_strong_line(filter_name: str, z) -> np.ndarray:
+    """Does the filter's half-maximum passband hold a strong optical line at redshift(s) ``z``? (False for a
+    band known only by its pivot.)"""
     from .filters import passband_um
 
-    observed = np.outer(1 + phot.z, STRONG_LINES_UM)  # (N, lines), micron
+    band = passband_um(filter_name)
+    observed = np.outer(1 + np.atleast_1d(np.asarray(z, dtype=float)), STRONG_LINES_UM)  # (N, lines), micron
+    if band is None:
+        return np.zeros(len(observed), dtype=bool)
+    return ((observed >= band[0]) & (observed <= band[1])).any(1)
+
+
+def line_bands(phot: Photometry) -> np.ndarray:
+    """(N, B) mask: the band's half-maximum passband holds a strong optical line at the source's redshift."""
     mask = np.zeros((len(phot), len(phot.bands)), dtype=bool)
-    for j, band in enumerate(passband_um(b.name) for b in phot.bands):
-        if band is not None:
-            mask[:, j] = ((observed >= band[0]) & (observed <= band[1])).any(1)
+    for j, b in enumerate(phot.bands):
+        mask[:, j] = holds_strong_line(b.name, phot.z)
     return mask
 
 
