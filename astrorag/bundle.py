@@ -26,7 +26,8 @@ from .settings import Settings
 BUNDLE_VERSION = 1
 #: Settings that say where things run, not what the answer is: the replaying machine keeps its own.
 LOCAL_SETTINGS = {"index_dir", "ollama_host", "ollama_hosts", "openai_url", "chroma_url", "progress", "ads_url",
-                  "arxiv_url", "llm_timeout_s", "llm_concurrency"}
+                  "arxiv_url", "llm_timeout_s", "llm_concurrency", "llm_threads", "gguf_model",
+                  "openai_json_mode"}
 
 
 def corpus_hash(index) -> str:
@@ -73,6 +74,9 @@ def make_bundle(assistant, answer, params=None) -> dict[str, Any]:
                   "documents": index.count_documents(), "chunks": index.count_chunks(),
                   "corpus_hash": corpus_hash(index)},
         "model": model_identity(assistant),
+        "tokens": answer.tokens,
+        "degenerate": answer.degenerate,
+        "degenerate_reason": answer.degenerate_reason,
         "notices": list(answer.notices),
     }
 

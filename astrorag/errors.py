@@ -47,3 +47,15 @@ class LLMUnavailableError(AstroRagError, ConnectionError):
 
 class SourceError(AstroRagError, RuntimeError):
     """A literature service (ADS, arXiv) answered with an error."""
+
+
+class LLMTimeoutError(LLMUnavailableError, TimeoutError):
+    """The model is running but did not reply in time (a slow model, not a missing server)."""
+
+
+class ContextOverflowError(LLMUnavailableError):
+    """The prompt does not fit the model's context; ``n_ctx`` is the size the server reported, if it did."""
+
+    def __init__(self, message: str, n_ctx: int | None = None):
+        super().__init__(message)
+        self.n_ctx = n_ctx

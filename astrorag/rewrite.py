@@ -20,6 +20,8 @@ from .llm.base import LLMBackend
 from .types import Evidence
 
 REWRITES = ("hyde", "keywords")
+#: The longest rewrite the model may write, in tokens: an abstract-style paragraph, or a line of keywords.
+REWRITE_TOKENS = {"hyde": 200, "keywords": 48}
 
 HYDE_PROMPT = ("Write one short paragraph, in the style of an astro-ph abstract, that would answer the question "
                "below. Write only the paragraph: no title, no citations.\n\nQuestion: {question}")
@@ -42,8 +44,12 @@ def rewrite_query(llm: LLMBackend, question: str, how: str) -> str:
     if how not in REWRITES:
         raise ValueError(f"unknown query rewrite {how!r}; valid names: {', '.join(REWRITES)}")
     prompt = (HYDE_PROMPT if how == "hyde" else KEYWORD_PROMPT).format(question=question)
-    extra = "".join(llm.chat([{"role": "user", "content": prompt}])).strip()
-    # A runaway reply would swamp the question: keep the first 1,200 characters.
+    # A runaway reply would swamp the question in the search: the model may write only so much.
+    llm.limit_reply(REWRITE_TOKENS[how])
+    try:
+        extra = "".join(llm.chat([{"role": "user", "content": prompt}])).strip()
+    finally:
+        llm.limit_reply(None)
     return f"{question}\n\n{extra[:1200]}" if extra else question
 
 

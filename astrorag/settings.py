@@ -125,9 +125,28 @@ class Settings:
     ollama_hosts: str = ""
     openai_url: str = "http://127.0.0.1:8000/v1"
     openai_model: str = "AstroMLab/AstroSage-8B"
-    llm_concurrency: int = 8
+    # How JSON replies are asked of an OpenAI-compatible server: auto (what the detected server accepts),
+    # json_schema (vLLM, OpenAI), json_object (llama.cpp servers, with the schema) or none.
+    openai_json_mode: str = "auto"
+    # A GGUF file for the in-process llamacpp backend (e.g. AstroSage-8B's), and the chat format for one
+    # without a template (gemma, chatml, llama-3; default: from its architecture).
+    gguf_model: str | None = None
+    chat_format: str | None = None
+    # Requests in flight against an OpenAI-compatible server; unset, 1 for a server that answers one at a
+    # time (llama-cpp-python's) and 4 otherwise.
+    llm_concurrency: int | None = None
+    # Threads of an in-process model; unset, the CPUs this process may use.
+    llm_threads: int | None = None
     chroma_url: str | None = None
+    # The context window: sent to Ollama, loaded by llamacpp, assumed for a server that does not report its own.
     num_ctx: int = 8192
+    # The longest reply asked for; the prompt budget keeps this much of the context free (or a quarter of
+    # a small context, whichever is less).
+    max_tokens: int = 1024
+    # The prompt a language model reads is kept near this many tokens (0: no limit): rules in brief, then
+    # passages cut to their sentences closest to the question; no paper is left out for it. A CPU prefills
+    # 13-25 tokens/s for an 8B model, so this is the wait before the first word.
+    prompt_budget: int = 1500
     temperature: float = 0.2
     llm_timeout_s: float = 300.0
     progress: bool = True
@@ -139,7 +158,8 @@ class Settings:
                 f"retrieval_mode={self.retrieval_mode!r} is not one of dense, bm25, fused; "
                 "set ASTRORAG_RETRIEVAL_MODE or --mode to one of them"
             )
-        for name in ("k", "chunk_size", "embedding_batch_size", "ingest_batch_size", "candidates", "num_ctx"):
+        for name in ("k", "chunk_size", "embedding_batch_size", "ingest_batch_size", "candidates", "num_ctx",
+                     "max_tokens"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not 0 <= self.chunk_overlap < self.chunk_size:

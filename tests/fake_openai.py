@@ -13,8 +13,11 @@ from loopback import LoopbackServer, QuietHandler
 
 
 class FakeOpenAI(LoopbackServer):
-    def __init__(self, model: str = "astrosage", reply="Raise E_BV_lines first [R1].", delay_s: float = 0.0):
+    def __init__(self, model: str = "astrosage", reply="Raise E_BV_lines first [R1].", delay_s: float = 0.0,
+                 reject_json_schema: bool = False):
         self.model, self.reply, self.delay_s = model, reply, delay_s
+        # llama-cpp-python's server answers response_format json_schema with HTTP 500
+        self.reject_json_schema = reject_json_schema
         self.requests: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -38,12 +41,16 @@ class FakeOpenAI(LoopbackServer):
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if not self.path.endswith("/chat/completions"):
+                    return self._json(404, {"error": {"message": "not found"}})
                 with owner._lock:
                     owner.requests.append(body)
                     owner.in_flight += 1
                     owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
                 try:
                     time.sleep(owner.delay_s)
+                    if owner.reject_json_schema and (body.get("response_format") or {}).get("type") == "json_schema":
+                        return self._json(500, {"error": {"message": "Internal Server Error"}})
                     if body.get("model") != owner.model:
                         return self._json(404, {"error": {"message": f"model {body.get('model')} not found"}})
                     text = owner.reply(body) if callable(owner.reply) else owner.reply

@@ -29,7 +29,10 @@ def test_openai_backend_contract():
         assert len(streamed) > 1 and "".join(streamed).strip() == "Accretion [1]."
         assert b.last_usage.output_tokens == 2 and b.last_usage.prompt_tokens == 1
         assert server.requests[1]["stream"] is True and server.requests[0]["temperature"] == 0.2
-        wrong = OpenAIBackend(server.url, "other")
+        # A server with one model serves it under any default name; a model asked for by name must be there.
+        default = OpenAIBackend(server.url, "AstroMLab/AstroSage-8B")
+        assert default.available() == (True, "") and default.model == "astrosage" and default.notices
+        wrong = OpenAIBackend(server.url, "other", model_required=True)
         assert not wrong.available()[0]
         with pytest.raises(LLMUnavailableError, match="no model 'other'"):
             list(wrong.chat([{"role": "user", "content": "x"}]))

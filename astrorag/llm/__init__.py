@@ -20,12 +20,31 @@ from .extractive import ExtractiveAnswerer
 from .ollama_backend import OllamaBackend
 from .openai_backend import OpenAIBackend
 
-BACKENDS: dict[str, Callable[[Settings], LLMBackend]] = {
-    "ollama": lambda s: OllamaBackend(s.ollama_host, s.ollama_model, s.num_ctx, s.temperature, s.llm_timeout_s),
+def _ollama(s: Settings) -> LLMBackend:
+    return OllamaBackend(s.ollama_host, s.ollama_model, s.num_ctx, s.temperature, s.llm_timeout_s,
+                         max_tokens=s.max_tokens)
+
+
+def _openai(s: Settings) -> LLMBackend:
     # The key, if the server wants one, comes from OPENAI_API_KEY in the environment (never a setting on disk).
-    "openai": lambda s: OpenAIBackend(s.openai_url, s.openai_model, os.environ.get("OPENAI_API_KEY"),
-                                      s.temperature, timeout=s.llm_timeout_s, concurrency=s.llm_concurrency),
-}
+    return OpenAIBackend(s.openai_url, s.openai_model, os.environ.get("OPENAI_API_KEY"), s.temperature,
+                         max_tokens=s.max_tokens, timeout=s.llm_timeout_s, concurrency=s.llm_concurrency,
+                         num_ctx=s.num_ctx, json_mode=s.openai_json_mode,
+                         model_required=s.openai_model != Settings().openai_model)
+
+
+def _llamacpp(s: Settings) -> LLMBackend:
+    from .llamacpp_backend import LlamaCppBackend
+
+    if not s.gguf_model:
+        raise BackendError("the llamacpp backend loads a GGUF file in this process: give its path with --model "
+                           "(or ASTRORAG_GGUF_MODEL), e.g. AstroSage-8B's from AstroMLab/AstroSage-8B-GGUF")
+    return LlamaCppBackend(s.gguf_model, num_ctx=s.num_ctx, temperature=s.temperature, max_tokens=s.max_tokens,
+                           threads=s.llm_threads, chat_format=s.chat_format)
+
+
+BACKENDS: dict[str, Callable[[Settings], LLMBackend]] = {"ollama": _ollama, "openai": _openai,
+                                                          "llamacpp": _llamacpp}
 NO_MODEL = "extractive"
 
 #: purpose -> whether it needs a language model (True) or can do without one (False)
@@ -51,8 +70,8 @@ def backend_names() -> list[str]:
 def get_backend(settings: Settings, purpose: str = "ask", name: str | None = None) -> Selected:
     """The backend for a purpose: ``name`` if given, else the purpose's setting, else ``settings.backend``.
 
-    ``auto`` is Ollama when it answers and has the model; otherwise, for purposes that can do without a
-    model, ``None`` with a notice; for purposes that need one, the OpenAI-compatible server if it answers.
+    ``auto`` tries Ollama, then the OpenAI-compatible server, then the configured GGUF (``gguf_model``),
+    and says which it chose and why; with none of them, purposes that can do without a model get ``None``.
 
     Raises
     ------
@@ -67,26 +86,14 @@ def get_backend(settings: Settings, purpose: str = "ask", name: str | None = Non
     >>> get_backend(Settings(), "ask", "gpt")
     Traceback (most recent call last):
     ...
-    astrorag.errors.BackendError: unknown backend 'gpt'; valid names: auto, extractive, ollama, openai
+    astrorag.errors.BackendError: unknown backend 'gpt'; valid names: auto, extractive, llamacpp, ollama, openai
     """
     if purpose not in PURPOSES:
         raise BackendError(f"unknown purpose {purpose!r}; valid purposes: {', '.join(PURPOSES)}")
     name = name or settings.backend_for(purpose)
     needs_model = PURPOSES[purpose]
     if name == "auto":
-        probe = settings.replace(llm_timeout_s=min(settings.llm_timeout_s, 300.0))
-        ollama = BACKENDS["ollama"](probe)
-        ok, why = ollama.available()
-        if ok:
-            return Selected(BACKENDS["ollama"](settings))
-        if not needs_model:
-            return Selected(None, f"notice: {why}; answering with the extractive backend (no language model).")
-        openai = BACKENDS["openai"](settings)
-        ok2, why2 = openai.available()
-        if ok2:
-            return Selected(openai, f"notice: {why}; using the OpenAI-compatible server at {settings.openai_url}.")
-        raise BackendError(f"{purpose} needs a language model and none answers: {why}; {why2}. Start Ollama "
-                           f"with AstroSage-8B (see the README) or an OpenAI-compatible server (vLLM)")
+        return _auto(settings, purpose, needs_model)
     if name == NO_MODEL:
         if needs_model:
             raise BackendError(f"{purpose} needs a language model; the extractive backend has none. Use "
@@ -95,6 +102,29 @@ def get_backend(settings: Settings, purpose: str = "ask", name: str | None = Non
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; valid names: {', '.join(backend_names())}")
     return Selected(BACKENDS[name](settings))
+
+
+def _auto(settings: Settings, purpose: str, needs_model: bool) -> Selected:
+    """Ollama when it answers with the model, then an OpenAI-compatible server, then an in-process GGUF
+    when one is configured; else no model (or an error for purposes that need one). Says what it chose."""
+    probe = settings.replace(llm_timeout_s=min(settings.llm_timeout_s, 300.0))
+    ollama = _ollama(probe)
+    ok, why_ollama = ollama.available()
+    if ok:
+        return Selected(_ollama(settings), f"notice: using Ollama at {settings.ollama_host} ({settings.ollama_model})")
+    openai = _openai(settings)
+    ok, why_openai = openai.available()
+    if ok:
+        return Selected(openai, f"notice: {why_ollama}; using the OpenAI-compatible server at {settings.openai_url} "
+                                f"({openai.model})")
+    why = f"{why_ollama}; {why_openai}"
+    if settings.gguf_model:
+        return Selected(_llamacpp(settings), f"notice: {why}; using the GGUF model {settings.gguf_model} in-process")
+    if not needs_model:
+        return Selected(None, f"notice: {why}; answering with the extractive backend (no language model).")
+    raise BackendError(f"{purpose} needs a language model and none answers: {why}. Start Ollama with AstroSage-8B "
+                       f"(see the README), an OpenAI-compatible server (--openai-url), or load a GGUF in-process "
+                       f"with --backend llamacpp --model file.gguf")
 
 
 __all__ = ["LLMBackend", "Usage", "OllamaBackend", "OpenAIBackend", "ExtractiveAnswerer", "Selected",

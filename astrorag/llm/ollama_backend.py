@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
-from ..errors import LLMUnavailableError
-from .base import LLMBackend, Usage
+from ..errors import LLMTimeoutError, LLMUnavailableError
+from .base import DEFAULT_MAX_TOKENS, ContextSize, LLMBackend, Usage, letter_logprobs
 
 
 class OllamaBackend(LLMBackend):
     """Chat with a model served by Ollama (AstroSage-8B by default).
 
-    ``num_ctx`` is always sent: Ollama's default context is too small for quoted evidence.
+    ``num_ctx`` is always sent: Ollama's default context is too small for quoted evidence. So the context
+    is ours to choose, and the prompt is fitted to it; ``max_tokens`` goes as ``num_predict``.
 
     Examples
     --------
@@ -25,12 +26,13 @@ class OllamaBackend(LLMBackend):
     name = "ollama"
 
     def __init__(self, host: str, model: str, num_ctx: int = 8192, temperature: float = 0.2,
-                 timeout: float = 300.0):
+                 timeout: float = 300.0, max_tokens: int = DEFAULT_MAX_TOKENS):
         super().__init__()
         import ollama
 
         self.host = host
         self.model = model
+        self.num_ctx, self.max_tokens, self.timeout = num_ctx, max_tokens, timeout
         self.options = {"num_ctx": num_ctx, "temperature": temperature}
         self._ollama = ollama
         self.client = ollama.Client(host=host, timeout=timeout)
@@ -81,27 +83,25 @@ class OllamaBackend(LLMBackend):
         entries = getattr(response, "logprobs", None)
         if not entries:
             return None
-        top = {}
-        for cand in (entries[0].top_logprobs or []):
-            token = cand.token.strip().strip("(").upper()
-            if len(token) == 1 and token in letters and token not in top:
-                top[token] = cand.logprob
-        if not top:
-            return None
-        return [top.get(letter, float("-inf")) for letter in letters]
+        return letter_logprobs({c.token: c.logprob for c in (entries[0].top_logprobs or [])}, letters)
+
+    def context_size(self) -> ContextSize:
+        return ContextSize(self.num_ctx, "num_ctx, sent to Ollama with every request")
 
     def chat(self, messages: list[dict], stream: bool = False, format: dict | str | None = None) -> Iterator[str]:
         start = time.perf_counter()
+        first = None
         try:
-            response = self.client.chat(model=self.model, messages=messages, stream=stream,
-                                        options=self.options, format=format)
+            response = self.client.chat(model=self.model, messages=messages, stream=stream, format=format,
+                                        options={**self.options, "num_predict": self.reply_tokens()})
             parts = response if stream else [response]
             for part in parts:
                 if part.message and part.message.content:
+                    first = first or time.perf_counter() - start
                     yield part.message.content
                 if part.done:
-                    self.last_usage = Usage(part.prompt_eval_count, part.eval_count,
-                                            time.perf_counter() - start)
+                    self.last_usage = Usage(part.prompt_eval_count, part.eval_count, time.perf_counter() - start,
+                                            finish_reason=getattr(part, "done_reason", None), first_token_s=first)
         except self._ollama.ResponseError as exc:
             if exc.status_code == 404:
                 raise self._missing_model() from exc
@@ -111,6 +111,11 @@ class OllamaBackend(LLMBackend):
         except (ConnectionError, OSError) as exc:
             raise self._unreachable(exc) from exc
         except Exception as exc:
+            if exc.__class__.__name__ in ("ReadTimeout", "WriteTimeout", "PoolTimeout", "TimeoutException"):
+                raise LLMTimeoutError(
+                    f"the model at {self.host} is slow: no reply within {self.timeout:g} s. Raise the limit "
+                    f"(ASTRORAG_LLM_TIMEOUT_S or --timeout), lower --k or --max-tokens, or use a smaller model"
+                ) from exc
             if exc.__class__.__module__.startswith("httpx"):
                 raise self._unreachable(exc) from exc
             raise
