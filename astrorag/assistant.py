@@ -3,24 +3,32 @@ write, keep only honest citations."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol
 
+import numpy as np
+
 from .graph.rulebook import RuleBook
-from .graph.retrieve import graph_search, rule_to_evidence
+from .graph.retrieve import graph_search, rule_text, rule_to_evidence
 from .index.embed import Embedder
 from .index.embedders import get_query_embedder
 from .index.retrieve import Retriever
 from .index.store import Index
 from .ingest.sample import build_sample_index
+from .errors import ContextOverflowError
 from .llm import LLMBackend, get_backend
+from .llm.degenerate import ReplyGuard
 from .llm.extractive import ExtractiveAnswerer
-from .llm.prompt import build_messages, check_citations, count_tokens
+from .llm.prompt import build_messages, check_citations, quote_evidence
 from .settings import Settings
 from .types import Answer, Evidence, QueryParams, number_evidence
 
-#: Tokens kept free in the context window for the model's reply.
-ANSWER_TOKENS = 1024
+#: Streamed text is shown a line at a time, once the line is checked; a line longer than this is shown
+#: before it ends.
+HOLD_CHARS = 600
+#: The most of the prompt budget that rules may take when the prompt must be shortened.
+RULE_SHARE = 0.4
 
 
 class Writer(Protocol):
@@ -44,6 +52,8 @@ class Prepared:
     notices: list[str] = field(default_factory=list)
     no_evidence: bool = False
     closest: float | None = None  # cosine of the question to its closest passage
+    #: how the prompt was fitted to the model: context size and source, counting method, reply room
+    fit: dict = field(default_factory=dict)
 
 
 class Assistant:
@@ -75,6 +85,7 @@ class Assistant:
         # e.g. a deleted chroma/ folder: say so instead of answering from keywords alone
         if notice := self.index.missing_vectors_notice():
             self.notices.append(f"notice: {notice}")
+        self._owns_llm = llm is None  # a model handed in belongs to the caller, who closes it
         if llm is None:
             selected = get_backend(settings, purpose, backend)
             llm = selected.llm
@@ -100,8 +111,8 @@ class Assistant:
                 history: list[dict] | None = None) -> Prepared:
         """Retrieve and build exactly the prompt that :meth:`stream` sends (``eval cost`` prices this).
 
-        With a language model, passages that would not fit ``num_ctx`` (less room for the reply) are
-        dropped from the end, lowest-ranked first, and a notice says so.
+        With a language model, passages that would not fit the model's context (less room for the reply)
+        are dropped from the end, lowest-ranked first, and a notice says so.
         """
         evidence = self.retrieve(question, params)
         closest = self.closest_passage(question, evidence)
@@ -115,19 +126,105 @@ class Assistant:
             self.index.keyword.notice = ""
         if self.llm is None:
             return Prepared(question, evidence, messages, notices=notices)
-        budget = self.settings.num_ctx - ANSWER_TOKENS
-        tokens = count_tokens(messages)
-        dropped = 0
-        while tokens > budget and any(e.kind == "chunk" for e in evidence):
-            last = max(i for i, e in enumerate(evidence) if e.kind == "chunk")
+        evidence = self._shorten(question, evidence, history, notices)
+        return self._fit_to_context(question, evidence, history, notices)
+
+    def _shorten(self, question: str, evidence: list[Evidence], history: list[dict] | None,
+                 notices: list[str]) -> list[Evidence]:
+        """Keep the prompt within ``prompt_budget`` tokens without leaving a paper out: rules in brief
+        (the first sentence of their rationale), then each passage cut to its sentences closest to the
+        question (see :mod:`astrorag.llm.focus`)."""
+        assert self.llm is not None
+        budget = self.settings.prompt_budget
+        count = self.llm.count_tokens(build_messages(question, evidence, history))
+        if not budget or count.with_margin <= budget:
+            return evidence
+        evidence = [dataclasses.replace(e, text=rule_text(self.graph.get(e.rule_id), brief=True))
+                    if e.kind == "rule" and e.rule_id in self.graph else e for e in evidence]
+        # Rules take at most RULE_SHARE of the budget (the best-matched one always stays): passages, the
+        # papers' own words, keep the larger part.
+        rules_out: list[str] = []
+        while sum(1 for e in evidence if e.kind == "rule") > 1 and self._rule_tokens(evidence) > RULE_SHARE * budget:
+            last = max(i for i, e in enumerate(evidence) if e.kind == "rule")
+            rules_out.append(evidence[last].rule_id or "")
             evidence = evidence[:last] + evidence[last + 1:]
-            dropped += 1
-            messages = build_messages(question, evidence, history)
-            tokens = count_tokens(messages)
-        if dropped:
-            notices.append(f"{dropped} lowest-ranked passage(s) left out to fit num_ctx={self.settings.num_ctx} "
-                           f"tokens; raise --num-ctx / ASTRORAG_NUM_CTX or lower --k")
-        return Prepared(question, evidence, messages, tokens, notices)
+        count = self.llm.count_tokens(build_messages(question, evidence, history))
+        passages = [e for e in evidence if e.kind == "chunk"]
+        kept = 1.0
+        if count.with_margin > budget and passages:
+            from llama_index.core.utils import get_tokenizer
+
+            from .llm.focus import focus_evidence
+
+            encode_tokens = get_tokenizer()
+
+            def estimate(text: str) -> int:
+                return len(encode_tokens(text))
+
+            vectors: dict[str, np.ndarray] = {}
+
+            def embed(texts: list[str]) -> np.ndarray:  # each sentence once, however often the allowance shrinks
+                missing = [t for t in dict.fromkeys(texts) if t not in vectors]
+                if missing:
+                    vectors.update(zip(missing, self.embedder.encode(missing)))
+                return np.stack([vectors[t] for t in texts])
+
+            fixed = count.tokens - sum(estimate(e.text) for e in passages)
+            allowance = max(30, (budget - fixed) // len(passages))
+            full = evidence
+            for _ in range(8):
+                evidence, kept = focus_evidence(question, full, allowance, embed, estimate)
+                count = self.llm.count_tokens(build_messages(question, evidence, history))
+                if count.with_margin <= budget or allowance <= 30:
+                    break
+                allowance = max(30, int(allowance * 0.85))
+        left = f", rule(s) {', '.join(rules_out)} left out" if rules_out else ""
+        notices.append(f"notice: the prompt was kept near {budget} tokens (prompt_budget; 0 lifts it): rules in "
+                       f"brief{left}, passages cut to their sentences closest to the question ({kept:.0%} of their "
+                       f"text kept), {count.tokens} tokens ({count.method})")
+        return evidence
+
+    def _rule_tokens(self, evidence: list[Evidence]) -> int:
+        rules = [e for e in evidence if e.kind == "rule"]
+        assert self.llm is not None
+        return self.llm.count_tokens([{"role": "user", "content": quote_evidence(rules)}]).tokens
+
+    def _fit_to_context(self, question: str, evidence: list[Evidence], history: list[dict] | None,
+                        notices: list[str]) -> Prepared:
+        """Leave out the lowest-ranked passages (then rules) until the prompt and a reply fit the context.
+
+        The context is what the backend knows of the model's (the server's report, or ``num_ctx`` where it
+        is ours to set); the reply keeps ``max_tokens`` free, or a quarter of a small context.
+        """
+        assert self.llm is not None
+        context = self.llm.context_size()
+        reserve = min(self.llm.max_tokens, context.tokens // 4)
+        budget = context.tokens - reserve
+        messages = build_messages(question, evidence, history)
+        count = self.llm.count_tokens(messages)
+        left_out = 0
+        for kind in ("chunk", "rule"):
+            while count.with_margin > budget and any(e.kind == kind for e in evidence):
+                last = max(i for i, e in enumerate(evidence) if e.kind == kind)
+                evidence = evidence[:last] + evidence[last + 1:]
+                left_out += 1
+                messages = build_messages(question, evidence, history)
+                count = self.llm.count_tokens(messages)
+        if count.with_margin > budget:
+            raise ContextOverflowError(
+                f"the model's context of {context.tokens} tokens ({context.source}) cannot hold the question and "
+                f"the instructions ({count.tokens} tokens, {count.method}) with room for a reply: raise --num-ctx "
+                f"(for a server, start it with a larger context) or shorten the question", context.tokens)
+        reply = min(self.llm.max_tokens, context.tokens - count.with_margin)
+        fit = {"n_ctx": context.tokens, "n_ctx_source": context.source, "prompt_tokens": count.tokens,
+               "counted_by": count.method, "exact_count": count.exact, "reply_tokens": reply,
+               "passages_left_out": left_out}
+        if left_out:
+            notices.append(f"notice: the prompt was fitted to the model's context of {context.tokens} tokens "
+                           f"({context.source}): {left_out} lowest-ranked passage(s) left out, {count.tokens} "
+                           f"prompt tokens ({count.method}), up to {reply} for the reply. For more evidence raise "
+                           f"--num-ctx (a server's own context: its --n_ctx) or lower --k")
+        return Prepared(question, evidence, messages, count.tokens, notices, fit=fit)
 
     def search_passages(self, question: str, p: QueryParams) -> list[Evidence]:
         """Passages for a question, with the optional model-side rewriting and re-scoring (see rewrite.py)."""
@@ -168,28 +265,87 @@ class Assistant:
                          model=self.writer.model, settings_fingerprint=self.settings.fingerprint(),
                          notices=list(self.notices), no_evidence=True)
             return
-        pieces: list[str] = []
-        for piece in self.writer.answer(question, prepared.evidence, history):
-            pieces.append(piece)
-            yield piece
-        yield self._finish(prepared, "".join(pieces))
+        if self.llm is None:
+            pieces = list(self.writer.answer(question, prepared.evidence, history))
+            yield from pieces
+            yield self._finish(prepared, "".join(pieces))
+            return
+        try:
+            reply, reason = yield from self._write(prepared, history)
+        except ContextOverflowError as exc:
+            if exc.n_ctx is None or not self.llm.context_size().tokens < (prepared.fit.get("n_ctx") or 0):
+                raise
+            # The server said its real context only now (llama-cpp-python's reports it on overflow): fit the
+            # prompt to it and ask once more.
+            prepared = self.prepare(question, params, history)
+            self.last_prepared = prepared
+            reply, reason = yield from self._write(prepared, history)
+        yield self._finish(prepared, reply, reason)
+
+    def _write(self, prepared: Prepared, history: list[dict] | None):
+        """Stream the model's reply a checked line at a time; stop it as soon as it turns degenerate.
+
+        Returns (as the generator's value) the whole reply and the reason it cannot be shown, or None.
+        """
+        assert self.llm is not None
+        self.llm.limit_reply(prepared.fit.get("reply_tokens"))
+        guard = ReplyGuard(prepared.messages, self.llm.reply_tokens())
+        self.llm.last_usage = type(self.llm.last_usage)()
+        reply: list[str] = []
+        held = ""
+        stream = self.llm.answer(prepared.question, prepared.evidence, history)
+        try:
+            for piece in stream:
+                reply.append(piece)
+                if guard.feed(piece):
+                    break  # closing the stream stops the model: no tokens are spent on an echo
+                held += piece
+                cut = held.rfind("\n") + 1 or (len(held) if len(held) > HOLD_CHARS else 0)
+                if cut:
+                    yield held[:cut]
+                    held = held[cut:]
+        finally:
+            stream.close()
+            self.llm.limit_reply(None)
+        reason = guard.finish(finish_reason=self.llm.last_usage.finish_reason)
+        if not reason and held:
+            yield held
+        return "".join(reply), reason
 
     def ask(self, question: str, params: QueryParams | None = None, history: list[dict] | None = None) -> Answer:
         *_, answer = self.stream(question, params, history)
         assert isinstance(answer, Answer)
         return answer
 
-    def _finish(self, prepared: Prepared, text: str) -> Answer:
-        check = check_citations(text, prepared.evidence)
+    def _finish(self, prepared: Prepared, text: str, degenerate: str | None = None) -> Answer:
         notices = [*self.notices, *prepared.notices]
+        rejected = ""
+        if degenerate:
+            rejected = text
+            text = "".join(ExtractiveAnswerer(self.embedder).answer(prepared.question, prepared.evidence))
+            notices.append(f"notice: the model's reply was set aside because {degenerate}; the extractive answer "
+                           f"is shown instead (the reply is kept as rejected_reply in --json). A chat-tuned model "
+                           f"such as AstroSage-8B answers this prompt; a base model echoes it")
+        check = check_citations(text, prepared.evidence)
         if check.dropped:
             notices.append(f"dropped citation(s) of sources that were not retrieved: {', '.join(check.dropped)}")
         if check.rewritten:
             notices.append(f"rewrote identifiers of retrieved papers to their keys: {', '.join(check.rewritten)}")
+        tokens: dict = {}
+        if self.llm is not None:
+            usage = self.llm.last_usage
+            tokens = {**prepared.fit, "prompt_tokens": usage.prompt_tokens or prepared.prompt_tokens,
+                      "completion_tokens": usage.output_tokens, "finish_reason": usage.finish_reason,
+                      "seconds": None if usage.seconds is None else round(usage.seconds, 3),
+                      "first_token_s": None if usage.first_token_s is None else round(usage.first_token_s, 3)}
+            if usage.prompt_tokens is not None:
+                tokens["counted_by"] = f"the server ({self.llm.name})" if not prepared.fit.get("exact_count") \
+                    else prepared.fit.get("counted_by")
         return Answer(question=prepared.question, text=check.text, evidence=prepared.evidence,
                       citations=check.used, backend=self.writer.name, model=self.writer.model,
                       settings_fingerprint=self.settings.fingerprint(), dropped_citations=check.dropped,
-                      notices=notices)
+                      notices=notices, degenerate=bool(degenerate), degenerate_reason=degenerate or "",
+                      rejected_reply=rejected[:4000], tokens=tokens)
 
     def cited_documents(self, answer: Answer) -> list:
         """The indexed papers an answer cites, in citation order (for BibTeX)."""
@@ -199,6 +355,8 @@ class Assistant:
 
     def close(self) -> None:
         self.index.close()
+        if self.llm is not None and self._owns_llm:
+            self.llm.close()
 
 
 def no_evidence_text(question: str, closest: float | None, threshold: float) -> str:

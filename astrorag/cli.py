@@ -10,7 +10,7 @@ import sys
 from typing import Any, Callable
 
 from . import __version__
-from .errors import AstroRagError
+from .errors import AstroRagError, BackendError
 from .hardware import usable_cpus
 from .settings import SamplerOptions, Settings
 
@@ -41,10 +41,25 @@ def _model() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("language model")
     g.add_argument("--backend", dest="backend_name", metavar="NAME",
-                   help="auto, extractive (no model), ollama or openai (default: the command's setting, e.g. "
-                   "ASTRORAG_ADVISE_BACKEND, else ASTRORAG_BACKEND, else auto)")
+                   help="auto, extractive (no model), ollama, openai (an OpenAI-compatible server) or llamacpp (a "
+                   "GGUF in this process); default: the command's setting, e.g. ASTRORAG_ADVISE_BACKEND, else "
+                   "ASTRORAG_BACKEND, else auto (Ollama, then the OpenAI-compatible server, then the GGUF)")
+    g.add_argument("--model", dest="llm_model", metavar="NAME_OR_GGUF",
+                   help="the model: a .gguf path for llamacpp (ASTRORAG_GGUF_MODEL), else the Ollama tag or the "
+                   "OpenAI-compatible model name of the chosen backend")
     g.add_argument("--ollama-model", help="Ollama model tag")
     g.add_argument("--ollama-host", help="Ollama URL (or OLLAMA_HOST)")
+    g.add_argument("--openai-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (ASTRORAG_OPENAI_URL)")
+    g.add_argument("--openai-model", help="model name on that server (ASTRORAG_OPENAI_MODEL)")
+    g.add_argument("--num-ctx", type=int, help="context window in tokens: sent to Ollama, loaded by llamacpp, "
+                   "assumed for a server that does not report its own (ASTRORAG_NUM_CTX, default 8192)")
+    g.add_argument("--max-tokens", type=int, help="longest reply in tokens (ASTRORAG_MAX_TOKENS, default 1024)")
+    g.add_argument("--timeout", dest="llm_timeout_s", type=float,
+                   help="seconds to wait for the model's reply (ASTRORAG_LLM_TIMEOUT_S, default 300)")
+    g.add_argument("--threads", dest="llm_threads", type=int,
+                   help="threads of an in-process model (default: the CPUs this process may use)")
+    g.add_argument("--chat-format", help="for a GGUF without a chat template: gemma, chatml or llama-3 "
+                   "(default: from the model's architecture)")
     return p
 
 
@@ -240,15 +255,38 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--limit", type=int, help="use only the first N sample abstracts")
     bench.add_argument("--no-scale", action="store_true", help="skip the 10k/100k retrieval and catalog sections")
     bench.add_argument("--no-onnx", action="store_true", help="skip the ONNX int8 embedder")
+    bench.add_argument("--llm", action="store_true", help="instead: a local model's prompt tokens, time to first "
+                       "token, prefill and decode rates (the Gemma 3 270M GGUF, or --model path.gguf)")
+    bench.add_argument("--model", dest="llm_model", metavar="GGUF", help="with --llm: the GGUF to time (e.g. "
+                       "AstroSage-8B's)")
+    bench.add_argument("--threads", dest="llm_threads", type=int, help="with --llm: threads (default: usable CPUs)")
+    bench.add_argument("--repeats", type=int, default=3, help="with --llm: cold runs (default 3)")
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     fields = set(Settings.__dataclass_fields__)
     overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if getattr(args, "llm_model", None):
+        overrides[_model_setting(args.llm_model, getattr(args, "backend_name", None))] = args.llm_model
     if getattr(args, "quiet", False):
         overrides["progress"] = False
     return Settings.load(config_file=getattr(args, "config", None), **overrides)
+
+
+def _model_setting(model: str, backend: str | None) -> str:
+    """Which setting ``--model`` sets: the GGUF for llamacpp (or any .gguf path), else the backend's model.
+
+    >>> _model_setting("astrosage.gguf", None), _model_setting("astrosage", "ollama"), _model_setting("x", "openai")
+    ('gguf_model', 'ollama_model', 'openai_model')
+    """
+    if backend == "llamacpp" or model.lower().endswith(".gguf"):
+        return "gguf_model"
+    if backend == "openai":
+        return "openai_model"
+    if backend in (None, "auto", "ollama"):
+        return "ollama_model"
+    raise BackendError(f"--model names a model, and the {backend} backend has none; drop --model")
 
 
 def _print_json(data: Any) -> None:
@@ -390,15 +428,22 @@ def cmd_ask(args: argparse.Namespace) -> int:
             _print_json(answer.to_dict())
             return 0
         answer = None
+        streamed: list[str] = []
         for piece in assistant.stream(args.question, params):
             if isinstance(piece, Answer):
                 answer = piece
             else:
+                streamed.append(piece)
                 print(piece, end="", flush=True)
         print()
         assert answer is not None
         for notice in answer.notices[shown:]:
             print(notice, file=sys.stderr)
+        if answer.degenerate:
+            print(f"\n(the model's reply was set aside: {answer.degenerate_reason})\n\n{answer.text}")
+        elif answer.text.strip() != "".join(streamed).strip():
+            # The checked answer (citations of unretrieved sources removed) is the one that counts.
+            print(f"\nChecked answer (citations verified against the retrieved evidence):\n{answer.text}")
         _write_bibtex(args.bibtex, assistant, answer)
         _save_bundle(args.save, assistant, answer, params)
         if answer.citations:
@@ -717,6 +762,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.llm:
+        from .llm.bench import run_llm_bench
+
+        results = run_llm_bench(settings_from(args), gguf=args.llm_model, repeats=args.repeats,
+                                log=None if args.json else print)
+        if args.json:
+            _print_json(results)
+        return 0
     from .bench import run_bench
 
     results = run_bench(settings_from(args), limit=args.limit, log=None if args.json else print,

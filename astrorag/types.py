@@ -266,6 +266,13 @@ class Answer:
     dropped_citations: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     no_evidence: bool = False  # nothing retrieved was relevant enough: the answer says so and cites nothing
+    #: the model's reply was set aside (an echo of the prompt, a loop, cut at max_tokens, or empty): ``text``
+    #: is then the extractive answer, ``degenerate_reason`` says why and ``rejected_reply`` keeps the reply
+    degenerate: bool = False
+    degenerate_reason: str = ""
+    rejected_reply: str = ""
+    #: prompt_tokens, completion_tokens, how they were counted, the context and how the prompt was fitted
+    tokens: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -279,6 +286,12 @@ class Answer:
             "evidence": [e.to_dict() for e in self.evidence],
             "settings_fingerprint": self.settings_fingerprint,
             "no_evidence": self.no_evidence,
+            "degenerate": self.degenerate,
+            "degenerate_reason": self.degenerate_reason,
+            "rejected_reply": self.rejected_reply,
+            "prompt_tokens": self.tokens.get("prompt_tokens"),
+            "completion_tokens": self.tokens.get("completion_tokens"),
+            "tokens": self.tokens,
         }
 
 

@@ -29,9 +29,12 @@ class FakeOllama(LoopbackServer):
                 self.send_header("Content-Type", "application/x-ndjson" if lines else "application/json")
                 self.end_headers()
                 if lines:
-                    for line in lines:
-                        self.wfile.write((json.dumps(line) + "\n").encode())
-                        self.wfile.flush()
+                    try:
+                        for line in lines:
+                            self.wfile.write((json.dumps(line) + "\n").encode())
+                            self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the client stopped reading (as astrorag does on a degenerate reply)
                 else:
                     self.wfile.write(json.dumps(body).encode())
 

@@ -76,16 +76,21 @@ def run_cost(settings: Settings, backend: str | None = None, questions: int = 10
         prompt = usage.prompt_tokens if usage and usage.prompt_tokens else \
             (prepared.prompt_tokens or count_tokens(prepared.messages))
         out_tokens = usage.output_tokens if usage and usage.output_tokens else None
+        counted_by = ("the server" if usage and usage.prompt_tokens else
+                      prepared.fit.get("counted_by", "cl100k_base estimate"))
         rows.append({"question": q, "retrieve_s": t1 - t0, "llm_s": t2 - t1,
                      "prompt_tokens": prompt, "output_tokens": out_tokens, "measured_tokens": out_tokens is not None,
-                     "answer_chars": len(text)})
+                     "prompt_tokens_counted_by": counted_by, "answer_chars": len(text)})
     # Per advised source: the deterministic stage, vectorised, on synthetic LRD photometry.
     phot = syn.population("lrd", min(sources, 200_000), seed=1)
     t0 = time.perf_counter()
     analyse(phot)
     det_rate = len(phot) / (time.perf_counter() - t0)
     one = advise_source(analyse(phot.select(np.arange(len(phot)) == 0)), 0, assistant.graph)
-    narrative_prompt = count_tokens(narrative_messages(one, assistant.graph)[1])
+    narrative = narrative_messages(one, assistant.graph)[1]
+    # the model's own tokenizer where the backend has it at hand, else the cl100k_base estimate
+    narrative_prompt = assistant.llm.count_tokens(narrative).tokens if assistant.llm is not None else \
+        count_tokens(narrative)
     narrative_out = output_tokens
     if assistant.llm is not None and one.actions:
         t0 = time.perf_counter()

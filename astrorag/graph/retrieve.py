@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from ..sentences import split_sentences
 from ..types import Evidence, Rule
 from .rulebook import RuleBook, RuleMatch
 from .vocabulary import link_text
 
 
-def rule_text(rule: Rule) -> str:
-    """How a rule reads as evidence: what to do, why, how sure, and on whose authority."""
-    text = (f"{rule.describe()} Why: {rule.rationale} (rule {rule.rule_id}, {rule.origin}, confidence "
+def rule_text(rule: Rule, brief: bool = False) -> str:
+    """How a rule reads as evidence: what to do, why, how sure, and on whose authority.
+
+    ``brief`` keeps the first sentence of the rationale and of any dissent (for a prompt that must stay
+    short); what to do, the papers for it and the papers against it are always there.
+    """
+    def first(text: str) -> str:
+        return (split_sentences(text) or [text])[0] if brief else text
+
+    text = (f"{rule.describe()} Why: {first(rule.rationale)} (rule {rule.rule_id}, {rule.origin}, confidence "
             f"{rule.confidence:.2f}; papers for: {', '.join(rule.citations) or 'fit outcomes'})")
     if rule.contested:
-        text += f" CONTESTED by {', '.join(rule.contradicted_by)}: {rule.dissent}"
+        text += f" CONTESTED by {', '.join(rule.contradicted_by)}: {first(rule.dissent)}"
     return text
 
 

@@ -133,6 +133,9 @@ class RuleBook:
     def rules(self) -> list[Rule]:
         return list(self._rules)
 
+    def __contains__(self, rule_id: object) -> bool:
+        return any(rule.rule_id == rule_id for rule in self._rules)
+
     def get(self, rule_id: str) -> Rule:
         for rule in self._rules:
             if rule.rule_id == rule_id:

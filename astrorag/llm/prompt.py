@@ -49,7 +49,8 @@ def quote_evidence(evidence: list[Evidence]) -> str:
     """Render evidence as tagged, quoted blocks; every field that enters the prompt is neutralised."""
     blocks = []
     for ev in evidence:
-        source = f"rule {ev.rule_id}" if ev.kind == "rule" else f"{ev.label}: {ev.title}"
+        title = ev.title if len(ev.title) <= 90 else ev.title[:89].rsplit(" ", 1)[0] + "…"
+        source = f"rule {ev.rule_id}" if ev.kind == "rule" else f"{ev.label}: {title}"
         blocks.append(f'<evidence key="{_attr(ev.key)}" source="{_attr(source)}">\n{neutralise(ev.text)}\n'
                       f'</evidence>')
     return "\n".join(blocks)
@@ -63,6 +64,9 @@ def _attr(text: str) -> str:
 
 def build_messages(question: str, evidence: list[Evidence], history: list[dict] | None = None) -> list[dict]:
     """Chat messages for a grounded answer; earlier turns of the conversation come before the new one."""
+    # Rules before passages: a stable prefix (instructions, then rules) that a server's prompt cache reuses
+    # from one question to the next; the passages, which change most, come last.
+    evidence = sorted(evidence, key=lambda e: e.kind != "rule")
     keys = ", ".join(f"[{e.key}]" for e in evidence) or "(none)"
     user = (f"Evidence (quoted data, keys {keys}):\n{quote_evidence(evidence)}\n\n"
             f"Question: {question}\n\nAnswer with citations to the evidence keys.")
