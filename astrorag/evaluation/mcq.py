@@ -185,7 +185,23 @@ def predict_llm(q: Question, llm: LLMBackend, evidence_text: str = "") -> Predic
         return Prediction(q.qid, int(np.nanargmax(scores)), "", "logprob", [float(s) for s in scores],
                           time.perf_counter() - t0)
     text = "".join(llm.chat(messages, stream=False))
-    return Prediction(q.qid, extract_choice(text, q.options), text, "text", [], time.perf_counter() - t0)
+    return Prediction(q.qid, extract_choice(without_echo(text, messages), q.options), text, "text", [],
+                      time.perf_counter() - t0)
+
+
+def without_echo(reply: str, messages: list[dict]) -> str:
+    """The reply without the lines that repeat the prompt: a model that echoes the question's option lines
+    ("A. Mars") has not chosen A.
+
+    >>> prompt = [{"role": "user", "content": "Question: Which planet is red?\\nA. Venus\\nB. Mars\\nAnswer:"}]
+    >>> without_echo("Question: Which planet is red?\\nA. Venus\\nB. Mars\\nAnswer: B", prompt)
+    'Answer: B'
+    >>> extract_choice(without_echo("A. Venus\\nB. Mars", prompt), ["Venus", "Mars"]) is None
+    True
+    """
+    prompt_lines = {" ".join(line.split()).lower() for m in messages for line in str(m["content"]).splitlines()}
+    kept = [line for line in reply.splitlines() if " ".join(line.split()).lower() not in prompt_lines]
+    return "\n".join(kept).strip()
 
 
 def predict_retrieval(q: Question, retriever, embedder, k: int = 5) -> Prediction:
@@ -219,6 +235,9 @@ class ModeResult:
     accuracy: float | None
     ci95: tuple[float, float] | None
     seconds: float
+    #: how many predictions each method made: "logprob" (the first token's log-probabilities), "text"
+    #: (the reply read, echoed prompt lines ignored) or "retrieval"
+    scoring: dict[str, int] = field(default_factory=dict)
 
 
 def choose_modes(modes: str | list[str], settings: Settings, backend: str | None = None,
@@ -276,6 +295,7 @@ def run_mcq(suite: str | Path, settings: Settings, modes: str | list[str] = "aut
     for mode in modes:
         t0 = time.perf_counter()
         correct = unparsed = 0
+        methods: dict[str, int] = {}
         for q in tqdm(questions, desc=f"mcq {mode}", unit="q", disable=not settings.progress):
             if mode == "retrieval":
                 p = predict_retrieval(q, retriever, embedder, settings.k)
@@ -285,6 +305,7 @@ def run_mcq(suite: str | Path, settings: Settings, modes: str | list[str] = "aut
             else:
                 p = predict_llm(q, llm)
             unparsed += p.predicted is None
+            methods[p.method] = methods.get(p.method, 0) + 1
             ok = has_key and p.predicted is not None and p.predicted == q.answer
             correct += ok
             all_predictions.append({
@@ -296,7 +317,10 @@ def run_mcq(suite: str | Path, settings: Settings, modes: str | list[str] = "aut
         n = len(questions)
         results.append(ModeResult(mode, n, n if has_key else 0, correct, unparsed,
                                   correct / n if has_key else None, wilson_interval(correct, n) if has_key else None,
-                                  time.perf_counter() - t0))
+                                  time.perf_counter() - t0, methods))
+    if llm is not None and getattr(llm, "logprob_notice", "") and any("text" in r.scoring for r in results):
+        notices.append(f"notice: predictions scored from the reply's text, not log-probabilities: "
+                       f"{llm.logprob_notice}")
     write_jsonl(directory / "predictions.jsonl", all_predictions)
     main = results[0]
     report = {
@@ -309,9 +333,10 @@ def run_mcq(suite: str | Path, settings: Settings, modes: str | list[str] = "aut
     }
     plots = _plot_modes(results, directory)
     report["plots"] = plots
-    headers = ["mode", "n", "accuracy", "ci95 low", "ci95 high", "unparsed", "seconds"]
+    headers = ["mode", "n", "accuracy", "ci95 low", "ci95 high", "unparsed", "scoring", "seconds"]
     rows = [[r.mode, r.n, r.accuracy if r.accuracy is not None else "n/a", r.ci95[0] if r.ci95 else "n/a",
-             r.ci95[1] if r.ci95 else "n/a", r.unparsed, round(r.seconds, 1)] for r in results]
+             r.ci95[1] if r.ci95 else "n/a", r.unparsed, ", ".join(f"{k} {v}" for k, v in sorted(r.scoring.items())),
+             round(r.seconds, 1)] for r in results]
     md = [f"# Multiple-choice evaluation: {Path(suite).name}", "",
           f"Format {fmt}, {main.n} questions, backend {report['backend']} {report['model']}, chance "
           f"{report['chance']:.3f}, settings {settings.fingerprint()}.", "", markdown_table(headers, rows), ""]
