@@ -14,6 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # ONNX int8 without torch) is tested on its own in test_torch_free.py.
 os.environ.setdefault("ASTRORAG_EMBEDDING_BACKEND", "torch")
 os.environ["OLLAMA_HOST"] = os.environ.get("ASTRORAG_TEST_OLLAMA_HOST", "http://127.0.0.1:9")
+os.environ["ASTRORAG_OPENAI_URL"] = "http://127.0.0.1:9/v1"  # and never an OpenAI-compatible one
 
 from astrorag.index.embedders import get_embedder  # noqa: E402
 from astrorag.index.store import Index  # noqa: E402
@@ -59,3 +60,31 @@ def small_settings(tmp_path_factory) -> Settings:
     ingest_documents(index, read_files([DATA / "abstracts_small.jsonl"]).documents, get_embedder(settings), settings)
     index.close()
     return settings
+
+
+@pytest.fixture(scope="session")
+def gguf():
+    """The Gemma 3 270M GGUF (a base model: it echoes its prompt), assembled from the package index."""
+    from real_models import gguf_path
+
+    return gguf_path()
+
+
+@pytest.fixture(scope="session")
+def local_llm(gguf):
+    """The GGUF loaded in this process, once per session: a small context and short replies keep it quick."""
+    from astrorag.llm.llamacpp_backend import LlamaCppBackend
+
+    backend = LlamaCppBackend(gguf, num_ctx=4096, max_tokens=48, temperature=0.0)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def llama_server(gguf):
+    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 at its default context (2,048 tokens)."""
+    from real_models import LlamaServer
+
+    server = LlamaServer(gguf)
+    yield server
+    server.stop()

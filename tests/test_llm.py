@@ -10,6 +10,7 @@ from astrorag.errors import BackendError, LLMUnavailableError
 from astrorag.llm import get_backend
 from astrorag.llm.extractive import ExtractiveAnswerer
 from astrorag.llm.ollama_backend import OllamaBackend
+from astrorag.llm.openai_backend import OpenAIBackend
 from astrorag.llm.prompt import build_messages, check_citations
 from astrorag.settings import Settings
 from astrorag.types import QueryParams
@@ -49,13 +50,21 @@ def test_ollama_missing_model_and_dead_server_give_messages():
         list(dead.chat([{"role": "user", "content": "hi"}]))
 
 
-def test_auto_prefers_ollama_then_falls_back(settings):
+def test_auto_tries_ollama_then_an_openai_server_then_none_and_says_which(settings):
+    from fake_openai import FakeOpenAI
+
+    settings = settings.replace(openai_url="http://127.0.0.1:9/v1")
     with FakeOllama(models=["astrosage"]) as server:
         chosen = get_backend(settings.replace(ollama_host=server.url, ollama_model="astrosage"), "ask")
-        assert chosen.llm.name == "ollama" and chosen.notice == ""
+        assert chosen.llm.name == "ollama" and "using Ollama" in chosen.notice
         missing = get_backend(settings.replace(ollama_host=server.url, ollama_model="other"), "ask")
         assert missing.llm is None and missing.name == "extractive" and "lacks the model other" in missing.notice
-    with pytest.raises(BackendError, match="valid names: auto, extractive, ollama"):
+        assert "no OpenAI-compatible server answers" in missing.notice
+        with FakeOpenAI(model="AstroMLab/AstroSage-8B") as openai_server:
+            second = get_backend(settings.replace(ollama_host=server.url, ollama_model="other",
+                                                  openai_url=openai_server.url), "ask")
+            assert second.llm.name == "openai" and "using the OpenAI-compatible server" in second.notice
+    with pytest.raises(BackendError, match="valid names: auto, extractive, llamacpp, ollama, openai"):
         get_backend(settings, "ask", "gpt-5")
 
 
@@ -162,7 +171,7 @@ def test_query_params_per_call_and_the_prompt_that_is_sent(small_settings):
     """One Assistant serves calls with different k; prepare() is exactly what reaches the model; evidence
     that does not fit num_ctx is trimmed from the lowest-ranked passage, with a notice."""
     with FakeOllama(models=["astrosage"], reply=lambda body: "Envelopes [1].") as server:
-        s = small_settings.replace(ollama_host=server.url, ollama_model="astrosage", graph_rules=0)
+        s = small_settings.replace(ollama_host=server.url, ollama_model="astrosage", graph_rules=0, prompt_budget=0)
         assistant = Assistant(s, backend="ollama")
         two = assistant.ask("What powers little red dots?", QueryParams(k=2))
         five = assistant.ask("What powers little red dots?", QueryParams(k=5))
@@ -170,9 +179,11 @@ def test_query_params_per_call_and_the_prompt_that_is_sent(small_settings):
         prepared = assistant.prepare("What powers little red dots?", QueryParams(k=5))
         assert server.chats()[-1]["messages"] == prepared.messages
         full = prepared.prompt_tokens
-        tight = Assistant(s.replace(num_ctx=1024 + full * 2 // 3), backend="ollama")
+        # The reply keeps a quarter of a small context: at full + 300 tokens the whole prompt cannot stay.
+        tight = Assistant(s.replace(num_ctx=full + 300), backend="ollama")
         trimmed = tight.ask("What powers little red dots?", QueryParams(k=6))
         assert 0 < len(trimmed.evidence) < 6 and any("num_ctx" in n for n in trimmed.notices)
+        assert trimmed.tokens["prompt_tokens"] + trimmed.tokens["reply_tokens"] <= full + 300
         assistant.close()
         tight.close()
 
@@ -321,3 +332,81 @@ def test_rewrite_without_a_model_says_so_and_retrieves_plainly(small_settings):
         assistant.close()
     assert len([e for e in evidence if e.kind == "chunk"]) >= 3
     assert any("need a language model" in n for n in assistant.notices)
+
+
+def test_reply_guard_names_each_kind_of_degenerate_reply():
+    from astrorag.llm.degenerate import ReplyGuard
+    from astrorag.llm.prompt import build_messages
+
+    ev = [_ev("1", "Little red dots show broad Balmer lines.", "2506.04350")]
+    messages = build_messages("What powers little red dots?", ev)
+
+    def verdict(reply, finish="stop"):
+        guard = ReplyGuard(messages, max_tokens=64)
+        return guard.feed(reply) or guard.finish(finish_reason=finish)
+
+    assert verdict("Broad Balmer lines point to accreting black holes [1].") is None
+    assert "repeats the prompt" in verdict("Answer with citations to the evidence keys.\nQuestion: What powers "
+                                           "little red dots?\n")
+    assert "evidence blocks" in verdict('Sure. <evidence key="1" source="x">')
+    assert "chat-template marker" in verdict(" <<SYS>>")
+    assert "repeats itself" in verdict("LRDs are AGN, say the papers. " * 4)
+    assert "token limit (64 tokens)" in verdict("LRDs are compact and red and", finish="length")
+    assert verdict("   ") == "the model returned no text"
+    # quoting one sentence of a passage is not an echo of the prompt
+    assert verdict("As the passage says, little red dots show broad Balmer lines [1].") is None
+
+
+def test_an_echoing_model_is_set_aside_and_the_cli_shows_the_checked_answer(small_settings):
+    """What a base model does (repeat the prompt, citing every key on the way) never becomes the answer."""
+    def echo(body):
+        return body["messages"][0]["content"] + "\n" + body["messages"][-1]["content"]
+
+    with FakeOllama(models=["astrosage"], reply=echo) as server:
+        s = small_settings.replace(ollama_host=server.url, ollama_model="astrosage")
+        assistant = Assistant(s, backend="ollama")
+        pieces = [p for p in assistant.stream("What powers little red dots?") if isinstance(p, str)]
+        answer = assistant.ask("What powers little red dots?")
+        assistant.close()
+        assert answer.degenerate and "repeats the prompt" in answer.degenerate_reason
+        assert answer.text.startswith("Extractive answer") and "You are astrorag" in answer.rejected_reply
+        assert "You are astrorag" not in "".join(pieces)  # stopped on its first line, never shown
+        assert {c.key for c in answer.citations} <= {e.key for e in answer.evidence}
+        env = dict(os.environ, ASTRORAG_INDEX_DIR=str(s.index_dir), ASTRORAG_INDEX_NAME="small")
+        run = subprocess.run([sys.executable, "-m", "astrorag", "ask", "What powers little red dots?", "--backend",
+                              "ollama", "--ollama-host", server.url, "--ollama-model", "astrosage"],
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        assert "set aside" in run.stdout and "Extractive answer" in run.stdout
+        assert "Cite only keys that appear" not in run.stdout and "set aside" in run.stderr
+
+
+def test_the_prompt_budget_shortens_passages_but_keeps_every_paper(small_settings):
+    with FakeOllama(models=["astrosage"], reply=lambda body: "Envelopes [1].") as server:
+        s = small_settings.replace(ollama_host=server.url, ollama_model="astrosage", k=6)
+        full = Assistant(s.replace(prompt_budget=0), backend="ollama")
+        short = Assistant(s.replace(prompt_budget=700), backend="ollama")
+        question = "Do little red dots host accreting black holes?"
+        a, b = full.prepare(question), short.prepare(question)
+        full.close()
+        short.close()
+    assert [e.doc_id for e in a.evidence if e.kind == "chunk"] == [e.doc_id for e in b.evidence if e.kind == "chunk"]
+    assert b.prompt_tokens < a.prompt_tokens and any("prompt_budget" in n for n in b.notices)
+    shortened = [e for e in b.evidence if e.kind == "chunk" and "…" in e.text]
+    assert shortened and all(len(e.text) < len(next(x for x in a.evidence if x.key == e.key).text) for e in shortened)
+
+
+def test_openai_json_schema_falls_back_to_json_object_and_timeouts_say_slow():
+    from astrorag.errors import LLMTimeoutError
+    from fake_openai import FakeOpenAI
+
+    schema = {"type": "object", "properties": {"scores": {"type": "array"}}}
+    with FakeOpenAI(model="astrosage", reply='{"scores": [1]}', reject_json_schema=True) as server:
+        b = OpenAIBackend(server.url, "astrosage")
+        assert json.loads("".join(b.chat([{"role": "user", "content": "x"}], format=schema))) == {"scores": [1]}
+        formats = [r.get("response_format", {}).get("type") for r in server.requests]
+        assert formats == ["json_schema", "json_object"] and server.requests[-1]["response_format"]["schema"] == schema
+        assert b.json_mode == "json_object"  # and the next request asks that way at once
+    with FakeOpenAI(model="astrosage", delay_s=2.0) as slow:
+        with pytest.raises(LLMTimeoutError, match="slow: no reply within 0.5 s"):
+            "".join(OpenAIBackend(slow.url, "astrosage", timeout=0.5).chat([{"role": "user", "content": "x"}]))
