@@ -14,8 +14,11 @@ from loopback import LoopbackServer, QuietHandler
 
 class FakeOpenAI(LoopbackServer):
     def __init__(self, model: str = "astrosage", reply="Raise E_BV_lines first [R1].", delay_s: float = 0.0,
-                 reject_json_schema: bool = False):
+                 reject_json_schema: bool = False, n_ctx: int | None = None):
         self.model, self.reply, self.delay_s = model, reply, delay_s
+        # like llama-cpp-python's server: a prompt (in words here) beyond n_ctx breaks a streamed reply
+        # off without a word and gets HTTP 400 naming the context when not streamed
+        self.n_ctx = n_ctx
         # llama-cpp-python's server answers response_format json_schema with HTTP 500
         self.reject_json_schema = reject_json_schema
         self.requests: list[dict] = []
@@ -53,8 +56,17 @@ class FakeOpenAI(LoopbackServer):
                         return self._json(500, {"error": {"message": "Internal Server Error"}})
                     if body.get("model") != owner.model:
                         return self._json(404, {"error": {"message": f"model {body.get('model')} not found"}})
-                    text = owner.reply(body) if callable(owner.reply) else owner.reply
                     prompt = sum(len(m["content"].split()) for m in body["messages"])
+                    if owner.n_ctx and prompt >= owner.n_ctx:
+                        if body.get("stream"):
+                            self.send_response(200)
+                            self.send_header("Content-Type", "text/event-stream")
+                            self.end_headers()
+                            return  # the stream ends with no event at all
+                        return self._json(400, {"error": {"message": f"This model's maximum context length is "
+                                                          f"{owner.n_ctx} tokens. However, you requested {prompt} "
+                                                          f"tokens", "code": "context_length_exceeded"}})
+                    text = owner.reply(body) if callable(owner.reply) else owner.reply
                     usage = {"prompt_tokens": prompt, "completion_tokens": len(text.split()),
                              "total_tokens": prompt + len(text.split())}
                     if body.get("stream"):

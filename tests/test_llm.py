@@ -410,3 +410,21 @@ def test_openai_json_schema_falls_back_to_json_object_and_timeouts_say_slow():
     with FakeOpenAI(model="astrosage", delay_s=2.0) as slow:
         with pytest.raises(LLMTimeoutError, match="slow: no reply within 0.5 s"):
             "".join(OpenAIBackend(slow.url, "astrosage", timeout=0.5).chat([{"role": "user", "content": "x"}]))
+
+
+def test_a_context_learned_from_the_servers_refusal_refits_the_prompt(small_settings):
+    """A server that does not report its context and breaks a streamed reply off on overflow (as
+    llama-cpp-python's does): the unstreamed retry returns its refusal, which names the context; the prompt is
+    fitted to it and asked again, with a notice. Never an empty answer."""
+    from fake_openai import FakeOpenAI
+
+    with FakeOpenAI(model="astrosage", reply="Envelopes of dense gas [1].", n_ctx=600) as server:
+        s = small_settings.replace(openai_url=server.url, openai_model="astrosage", prompt_budget=0, k=6)
+        assistant = Assistant(s, backend="openai")
+        answer = assistant.ask("What powers little red dots?")
+        assistant.close()
+    assert answer.text.startswith("Envelopes") and not answer.degenerate
+    assert answer.tokens["n_ctx"] == 600 and "overflowed" in answer.tokens["n_ctx_source"]
+    assert answer.tokens["passages_left_out"] > 0 and any("context of 600" in n for n in answer.notices)
+    streamed = [r.get("stream", False) for r in server.requests]
+    assert streamed[:2] == [True, False] and streamed[-1] is True  # broken stream, refusal, refitted stream

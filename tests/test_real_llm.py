@@ -98,18 +98,17 @@ def test_cli_ask_with_the_llamacpp_backend_and_a_gguf(small_settings, gguf):
 
 
 def test_server_at_its_default_context_gets_a_fitted_prompt_and_says_how(small_settings, llama_server):
-    """The server does not report its context; the first streamed request overflows it, the server's error
-    says 2,048, the prompt is fitted to that and asked again: an answer with a notice, never silence."""
+    """llama-cpp-python's server states its context only when refusing a prompt beyond it: astrorag's probe
+    learns the 2,048 tokens, and the prompt is fitted to them: an answer with a notice, never silence."""
     settings = small_settings.replace(openai_url=llama_server.url, max_tokens=48, prompt_budget=0)
     assistant = Assistant(settings, backend="openai")
     try:
         answer = assistant.ask(QUESTION, QueryParams(k=6))
         _assert_honest(answer)
-        assert answer.tokens["n_ctx"] == 2048 and "overflowed" in answer.tokens["n_ctx_source"]
+        assert answer.tokens["n_ctx"] == 2048 and "reported by the server" in answer.tokens["n_ctx_source"]
         assert answer.tokens["counted_by"] == "the server's tokenizer"
         assert any("fitted to the model's context of 2048" in n for n in answer.notices)
         assert answer.tokens["prompt_tokens"] < 2048
-        # a second question goes straight to the fitted size: no overflow on the way
         again = assistant.ask("Are little red dots dusty galaxies or AGN?", QueryParams(k=6))
         _assert_honest(again)
         assert again.tokens["n_ctx"] == 2048
@@ -121,6 +120,7 @@ def test_server_at_its_default_context_gets_a_fitted_prompt_and_says_how(small_s
         answer = budgeted.ask(QUESTION, QueryParams(k=6))
         _assert_honest(answer)
         assert answer.tokens["passages_left_out"] == 0 and answer.tokens["prompt_tokens"] <= 1500
+        assert answer.tokens["n_ctx"] == 2048 and answer.tokens["reply_tokens"] <= 2048 - 1500
     finally:
         budgeted.close()
 

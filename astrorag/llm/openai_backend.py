@@ -5,7 +5,7 @@ Servers differ where it matters to a grounded answer: vLLM lists the context (``
 models; llama.cpp's ``llama-server`` reports ``n_ctx`` at ``/props`` and tokenizes at ``/tokenize``;
 llama-cpp-python's server tokenizes at ``/extras/tokenize/count``, serves one request at a time, rejects
 ``json_schema`` response formats (it takes ``json_object`` with a ``schema``) and says its context only
-when a prompt overflows it. :meth:`OpenAIBackend.server` finds out which it is, once.
+when refusing a prompt beyond it (so astrorag sends it one oversized probe, refused before evaluation). :meth:`OpenAIBackend.server` finds out which it is, once.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ R = TypeVar("R")
 JSON_MODES = ("auto", "json_schema", "json_object", "none")
 #: tokens each chat message adds for its role markers when the server counts only the text
 TEMPLATE_TOKENS_PER_MESSAGE = 8
+#: The probe that makes llama-cpp-python's server say its context: longer than any context it is likely
+#: to be started with, and a few hundred kilobytes to tokenize
+PROBE_TOKENS = 140_000
 _CONTEXT_IN_ERROR = re.compile(r"(?:maximum context length is|context window of|context size of)\s*(\d+)", re.I)
 
 
@@ -132,8 +135,27 @@ class OpenAIBackend(LLMBackend):
                 info.n_ctx, info.n_ctx_source = n_ctx, "reported by the server (/props)"
         elif self._http("POST", "/extras/tokenize/count", json={"input": "a", "model": self.model}) is not None:
             info.kind = "llama-cpp-python"
+            if n_ctx := self._probe_context():
+                info.n_ctx, info.n_ctx_source = n_ctx, "reported by the server (refusing an oversized probe)"
         self._server = info
         return info
+
+    def _probe_context(self) -> int | None:
+        """llama-cpp-python's server states its context only when refusing a prompt beyond it: send one
+        (PROBE_TOKENS of one repeated word, tokenized and refused by the server, never evaluated) and read
+        the size from the refusal."""
+        reply = None
+        import httpx
+
+        try:
+            reply = httpx.post(f"{self._root}/v1/chat/completions", timeout=10.0,
+                               headers={"Authorization": f"Bearer {self._api_key}"} if self._api_key else {},
+                               json={"model": self.model, "max_tokens": 1,
+                                     "messages": [{"role": "user", "content": "a " * PROBE_TOKENS}]})
+        except httpx.HTTPError:
+            return None
+        match = _CONTEXT_IN_ERROR.search(reply.text) if reply.status_code == 400 else None
+        return int(match.group(1)) if match else None
 
     @property
     def concurrency(self) -> int:  # type: ignore[override]
