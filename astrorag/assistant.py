@@ -16,12 +16,12 @@ from .index.embedders import get_query_embedder
 from .index.retrieve import Retriever
 from .index.store import Index
 from .ingest.sample import build_sample_index
-from .errors import ContextOverflowError
+from .errors import ContextOverflowError, InputError
 from .llm import LLMBackend, get_backend
 from .llm.degenerate import ReplyGuard
 from .llm.extractive import ExtractiveAnswerer
 from .llm.prompt import build_messages, check_citations, quote_evidence
-from .settings import Settings
+from .settings import MAX_K, MAX_QUESTION_CHARS, Settings
 from .types import Answer, Evidence, QueryParams, number_evidence
 
 #: Streamed text is shown a line at a time, once the line is checked; a line longer than this is shown
@@ -113,7 +113,20 @@ class Assistant:
 
         With a language model, passages that would not fit the model's context (less room for the reply)
         are dropped from the end, lowest-ranked first, and a notice says so.
+
+        Raises
+        ------
+        InputError
+            For an empty or overlong question, or a k outside 1..MAX_K.
         """
+        if not question or not question.strip():
+            raise InputError("the question is empty; ask something, e.g. astrorag ask \"What powers little red dots?\"")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise InputError(f"the question has {len(question):,} characters; astrorag takes up to "
+                             f"{MAX_QUESTION_CHARS:,} (a question, not a paper: add papers with `astrorag ingest`)")
+        k = (params.k if params else None) or self.settings.k
+        if not (isinstance(k, int) and 1 <= k <= MAX_K):
+            raise InputError(f"k={k!r} must be a whole number from 1 to {MAX_K}")
         evidence = self.retrieve(question, params)
         closest = self.closest_passage(question, evidence)
         if closest is not None and closest < self.settings.no_evidence_min_cosine \

@@ -24,8 +24,8 @@ from .errors import InputError
 from .settings import Settings
 
 BUNDLE_VERSION = 1
-#: Settings that say where things run, not what the answer is: the replaying machine keeps its own.
-LOCAL_SETTINGS = {"index_dir", "ollama_host", "ollama_hosts", "openai_url", "chroma_url", "progress", "ads_url",
+#: Settings that say where things run, not what the answer is: not written into a bundle at all.
+LOCAL_SETTINGS = {"index_dir", "cache_dir", "ollama_host", "ollama_hosts", "openai_url", "chroma_url", "progress", "ads_url",
                   "arxiv_url", "llm_timeout_s", "llm_concurrency", "llm_threads", "gguf_model",
                   "openai_json_mode"}
 
@@ -81,11 +81,49 @@ def make_bundle(assistant, answer, params=None) -> dict[str, Any]:
     }
 
 
-def save_bundle(directory: str | Path, bundle: dict[str, Any]) -> Path:
-    """Write ``bundle.json`` and ``answer.md`` into ``directory``; return the folder."""
+BUNDLE_FILES = ("bundle.json", "answer.md")
+
+
+def check_save_target(directory: str | Path, force: bool = False) -> None:
+    """Refuse, before any work, a ``--save`` folder that would overwrite something.
+
+    Raises
+    ------
+    InputError
+        When the path is a file, or a folder that already holds files (unless ``force``: then only
+        bundle.json and answer.md are replaced, never through a link).
+    """
+    folder = Path(directory)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--save {directory} is a file; give a folder for the bundle (it is created if missing)")
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        raise InputError(f"--save {directory} is not empty; choose a new folder, or pass --force to replace its "
+                         f"{' and '.join(BUNDLE_FILES)}")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write through a new file in the same folder renamed over ``path``: a link at ``path`` is replaced,
+    never followed, and a reader never sees half a file."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_bundle(directory: str | Path, bundle: dict[str, Any], force: bool = False) -> Path:
+    """Write ``bundle.json`` and ``answer.md`` into ``directory``; return the folder (see
+    :func:`check_save_target` for what is refused)."""
+    check_save_target(directory, force)
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "bundle.json").write_text(json.dumps(bundle, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_atomically(folder / "bundle.json", json.dumps(bundle, indent=2, ensure_ascii=False, default=str) + "\n")
     lines = [f"# {bundle['question']}", "", bundle["answer"], "", "## Evidence", ""]
     for e in bundle["evidence"]:
         ident = e.get("arxiv_id") or e.get("bibcode") or e.get("rule_id") or e.get("doc_id") or ""
@@ -98,21 +136,39 @@ def save_bundle(directory: str | Path, bundle: dict[str, Any]) -> Path:
               f"{bundle['index']['documents']} documents, corpus hash {bundle['index']['corpus_hash'][:16]}...",
               f"- settings fingerprint {bundle['settings_fingerprint']}",
               "", f"Re-run with `astrorag replay {folder}`."]
-    (folder / "answer.md").write_text("\n".join(lines) + "\n")
+    write_atomically(folder / "answer.md", "\n".join(lines) + "\n")
     return folder
 
 
 def load_bundle(directory: str | Path) -> dict[str, Any]:
+    """Read and validate a bundle (see :class:`BundleFile`); one-line errors that say what is wrong."""
+    from pydantic import ValidationError
+
+    from .bundle_schema import MAX_BUNDLE_BYTES, BundleFile
+
     path = Path(directory) / "bundle.json"
     if not path.is_file():
         raise InputError(f"{directory} holds no bundle.json: write one with `astrorag ask ... --save {directory}`")
+    if path.stat().st_size > MAX_BUNDLE_BYTES:
+        raise InputError(f"{path} is {path.stat().st_size / 1e6:.0f} MB; a bundle is at most "
+                         f"{MAX_BUNDLE_BYTES / 1e6:.0f} MB (an answer with its evidence is a few hundred kB)")
     try:
         bundle = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON (line {exc.lineno}): the bundle is damaged") from exc
-    if bundle.get("bundle_version") != BUNDLE_VERSION:
-        raise InputError(f"{path} is bundle version {bundle.get('bundle_version')}; this astrorag reads "
-                         f"version {BUNDLE_VERSION}")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise InputError(f"{path} is not valid JSON{where}: the bundle is damaged") from exc
+    if not isinstance(bundle, dict):
+        raise InputError(f"{path} holds a JSON {type(bundle).__name__}, not a bundle (a JSON object)")
+    version = bundle.get("bundle_version")
+    if version not in (BUNDLE_VERSION, str(BUNDLE_VERSION)):
+        raise InputError(f"{path} is bundle version {version!r}; this astrorag reads version {BUNDLE_VERSION}")
+    try:
+        BundleFile.model_validate(bundle)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the bundle"
+        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        raise InputError(f"{path} is not a valid astrorag bundle: {where}: {first['msg']}{more}") from None
     return bundle
 
 
@@ -130,6 +186,8 @@ class ReplayReport:
     evidence_added: list[str] = field(default_factory=list)
     evidence_removed: list[str] = field(default_factory=list)
     replay: dict[str, Any] = field(default_factory=dict)
+    #: what the bundle asked for that was not taken from it (hosts, paths, keys, bad names)
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def identical(self) -> bool:
@@ -146,20 +204,43 @@ def _evidence_ids(bundle: dict[str, Any]) -> list[str]:
 
 
 def replay(settings: Settings, directory: str | Path, backend: str | None = None) -> ReplayReport:
-    """Re-run a bundle's question with its settings on this machine's index and model; compare."""
+    """Re-run a bundle's question on this machine's index and model; compare.
+
+    A bundle is data from someone else: only what shapes the answer (k, retrieval mode, filters, rules,
+    model names, context and reply sizes) is taken from it. Hosts, URLs, paths and keys come from this
+    machine's configuration alone; what was ignored is listed in the report.
+    """
     from .assistant import Assistant
+    from .bundle_schema import REPLAYED_SETTINGS, plain_index_name
+    from .llm import backend_names
     from .types import Filters, QueryParams
 
     bundle = load_bundle(directory)
     stored = dict(bundle["settings"])
-    stored.pop("index_dir", None)
-    run_settings = settings.replace(**{k: v for k, v in stored.items() if k in Settings.__dataclass_fields__})
+    ignored: list[str] = []
+    taken: dict[str, Any] = {}
+    local = settings.to_dict()
+    for key, value in stored.items():
+        if key not in REPLAYED_SETTINGS:
+            if key in local and str(local[key]) != str(value):
+                ignored.append(f"{key} (the bundle's {str(value)[:60]!r}; this machine's is used)")
+            continue
+        if key == "index_name" and not plain_index_name(value):
+            ignored.append(f"index_name {str(value)[:60]!r} (not a plain index name under this machine's "
+                           f"index folder)")
+            continue
+        taken[key] = value
+    run_settings = settings.replace(**taken)
     # Every per-call option the answer was asked with (k, mode, filters, rules, rewrite, rescore).
     raw = dict(bundle.get("params") or {})
     filters = raw.pop("filters", None)
     params = QueryParams(**{k: v for k, v in raw.items() if k in QueryParams.__dataclass_fields__},
                          filters=Filters(**filters) if isinstance(filters, dict) else None)
-    assistant = Assistant(run_settings, backend=backend or bundle["model"]["backend"])
+    writer = backend or bundle["model"]["backend"]
+    if writer not in backend_names():
+        ignored.append(f"backend {writer[:40]!r} (not one of {', '.join(backend_names())}; {settings.backend} used)")
+        writer = settings.backend
+    assistant = Assistant(run_settings, backend=writer)
     try:
         answer = assistant.ask(bundle["question"], params)
         again = make_bundle(assistant, answer, params)
@@ -176,4 +257,4 @@ def replay(settings: Settings, directory: str | Path, backend: str | None = None
         same_index=bundle["index"]["fingerprint"] == again["index"]["fingerprint"],
         same_model=all(bundle["model"].get(k) == again["model"].get(k) for k in model_keys),
         answer_diff=diff, evidence_added=[i for i in after if i not in before],
-        evidence_removed=[i for i in before if i not in after], replay=again)
+        evidence_removed=[i for i in before if i not in after], replay=again, ignored=ignored)

