@@ -122,13 +122,16 @@ def advise_file(settings: Settings, path: str | Path, source_id: str | None = No
     if len(phot) == 0:
         shown = "; ".join(str(p) for p in phot.problems[:5])
         raise InputError(f"no readable sources in {Path(path).name}{': ' + shown if shown else ''}")
+    from .sed.photometry import redshift_warnings
+
     selected = get_backend(settings, "advise", backend)
     advice = advise_source(analyse(phot), 0, load_graph(settings.index_path), selected.llm)
+    advice_notice = "\n".join([*redshift_warnings(phot), selected.notice]).strip()
     if plot:
         from .sed.plot import plot_advice
 
         advice.plot = str(plot_advice(advice, plot))
-    return AdviceRun(advice, list(phot.problems), selected.notice)
+    return AdviceRun(advice, list(phot.problems), advice_notice)
 
 
 def advise_catalog_file(settings: Settings, path: str | Path, out: str | Path, *, scheduler: str | None = None,
@@ -221,11 +224,14 @@ class FitRun:
 
 def fit_sources(settings: Settings, phot, *, fitter: str = "bagpipes", sampler=None, steps: int = 3,
                 width: int = 3, workers: int = 1, scheduler: str | None = None, plot: str | Path | None = None,
-                progress=None) -> list[FitRun]:
+                progress=None, fresh: bool = False, on_round=None, on_source=None) -> list[FitRun]:
     """Run the fit loop on every source of ``phot``; a source that cannot be fitted is reported, the rest go on.
 
     Refits of one round run in parallel: on dask when ``scheduler`` is given, else in a pool of ``workers``.
     ``sampler`` is a :class:`astrorag.fit.SamplerOptions` (live points, n_eff, seed; its defaults otherwise).
+    Every finished fit is kept in the fit cache (``cache_dir/fits``), so the same call after an interruption
+    resumes from them (``fresh`` refits everything). ``on_round(path)`` runs after each round of a source,
+    ``on_source(run)`` after each source.
     """
     import contextlib
 
@@ -236,8 +242,15 @@ def fit_sources(settings: Settings, phot, *, fitter: str = "bagpipes", sampler=N
     from .fit.loop import run_loop
     from .graph.model import load_graph
 
+    from .fit.cache import FitCache
+    from .fit.scratch import sweep_stale
+
     graph = load_graph(settings.index_path)
     chosen = get_fitter(fitter, sampler)
+    for folder in sweep_stale():  # left by a fit that was killed (SIGKILL) before it could clean up
+        if progress:
+            progress(f"removed the scratch folder {folder} of a fit that was killed")
+    cache = FitCache(settings.cache_dir / "fits", enabled=not fresh)
     runs: list[FitRun] = []
     context = dask_client(scheduler, workers) if scheduler else contextlib.nullcontext()
     with context as client:
@@ -248,7 +261,7 @@ def fit_sources(settings: Settings, phot, *, fitter: str = "bagpipes", sampler=N
             run = FitRun(source.source_id, problems=list(phot.problems) if i == 0 else [])
             try:
                 run.path = run_loop(single, graph, chosen, source, steps=steps, width=width, workers=workers,
-                                    submit=submit, progress=progress)
+                                    submit=submit, progress=progress, cache=cache, on_round=on_round)
             except (FitError, InputError) as exc:
                 run.error = str(exc)
                 if progress:
@@ -260,6 +273,10 @@ def fit_sources(settings: Settings, phot, *, fitter: str = "bagpipes", sampler=N
                 target.parent.mkdir(parents=True, exist_ok=True)
                 run.plot = str(plot_path(run.path, source, target))
             runs.append(run)
+            if on_source is not None:
+                on_source(run)
+    if cache.hits and progress:
+        progress(f"{cache.hits} fit(s) taken from the fit cache ({cache.folder}; --fresh refits them)")
     return runs
 
 
@@ -268,10 +285,15 @@ def fit_file(settings: Settings, path: str | Path, source_id: str | None = None,
     """The fit loop for one source of a photometry table (``astrorag fit``)."""
     from .sed.photometry import load_source
 
+    from .sed.photometry import redshift_warnings
+
     phot = load_source(path, source_id, z, flux_unit)
     if len(phot) == 0:
         shown = "; ".join(str(p) for p in phot.problems[:5])
         raise InputError(f"no readable source {source_id or ''} in {Path(path).name}{': ' + shown if shown else ''}")
+    for warning in redshift_warnings(phot):
+        if options.get("progress"):
+            options["progress"](warning)
     return fit_sources(settings, phot, **options)[0]
 
 
@@ -307,13 +329,16 @@ def fit_catalog_file(settings: Settings, photometry: str | Path, advice_table: s
     phot = phot.select(np.isin(present, ids))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    runs = fit_sources(settings, phot, **options)
     records = out.with_name(out.stem + ".fitlog.jsonl")
     with out.open("w") as handle, records.open("w") as log:
-        for run in runs:
+        def write(run: FitRun) -> None:  # each source as it finishes: an interrupted run keeps them
             handle.write(json.dumps(run.to_dict()) + "\n")
             for record in (run.path.records if run.path is not None else []):
                 log.write(json.dumps(record) + "\n")
+            handle.flush()
+            log.flush()
+
+        runs = fit_sources(settings, phot, on_source=write, **options)
     fitted = [r for r in runs if r.path is not None]
     return {"flagged": len(ids), "fitted": len(fitted), "failed": {r.source_id: r.error for r in runs if r.error},
             "not_in_photometry": missing, "improved": sum(bool(r.path.accepted) for r in fitted),

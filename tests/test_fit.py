@@ -3,6 +3,8 @@
 import csv
 import json
 import os
+import re
+from pathlib import Path
 import subprocess
 import sys
 from dataclasses import replace
@@ -548,3 +550,76 @@ def test_eval_fit_reports_recovery_against_baselines_and_the_false_acceptance_ra
     rows = [json.loads(line) for line in (tmp_path / "r" / "predictions.jsonl").read_text().splitlines()]
     assert {r["kind"] for r in rows} == {"hidden_agn", "high_av", "recent_burst", "strong_lines", "null"}
     assert all("baseline_replicates" in r and "heuristic_change" in r for r in rows)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process parents from /proc (Linux)")
+def test_a_killed_fit_leaves_no_process_or_folder_and_the_same_command_resumes(tmp_path):
+    import signal
+    import time
+
+    from astrorag.evaluation.fit_truths import BANDS, draw_truth, synthesise
+
+    phot, source = synthesise(draw_truth("high_av", 0, np.random.default_rng(7)))
+    table = tmp_path / "phot.csv"
+    with table.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "z", *[c for b in BANDS for c in (f"{b}_flux", f"{b}_fluxerr")]])
+        writer.writerow([source.source_id, source.redshift,
+                         *[v for f, e in zip(phot.flux[0], phot.err[0]) for v in (f, e)]])
+    scratch, cache = tmp_path / "tmp", tmp_path / "cache"
+    scratch.mkdir()
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(tmp_path / "idx"), TMPDIR=str(scratch), XDG_CACHE_HOME=str(cache))
+    command = [sys.executable, "-m", "astrorag", "fit", str(table), "--steps", "0", "--width", "2", "--workers", "2",
+               "--n-live", "30", "--n-eff", "0", "--json"]
+    first = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kept = lambda: list((cache / "astrorag" / "fits").glob("*/*.json"))  # noqa: E731
+    deadline = time.time() + 300
+    while not kept() and time.time() < deadline and first.poll() is None:
+        time.sleep(0.2)
+    assert kept(), "no fit finished in time"
+    workers = _children(first.pid)
+    assert workers, "the fit runs in a pool of workers"
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    deadline = time.time() + 15
+    while (any(_alive(p) for p in workers) or list(scratch.glob("astrorag-bagpipes-*"))) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers), "a pool worker outlived the killed fit"
+    assert not list(scratch.glob("astrorag-bagpipes-*")), "a scratch folder outlived the killed fit"
+    finished = len(kept())
+    again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    reused = int(re.search(r"(\d+) fit\(s\) taken from the fit cache", again.stderr).group(1))
+    assert reused >= finished and json.loads(again.stdout)["steps"][0]["change"] == "baseline"
+    assert not list(scratch.glob("astrorag-bagpipes-*"))
+    # SIGTERM (a batch system's time limit) mid-fit: the same clean-up as Ctrl-C, and a message that is true.
+    third = subprocess.Popen([*command, "--fresh", "--seed", "5"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not list(scratch.glob("astrorag-bagpipes-*")) and time.time() < deadline:
+        time.sleep(0.1)
+    workers = _children(third.pid)
+    third.send_signal(signal.SIGTERM)
+    _, err = third.communicate(timeout=60)
+    assert third.returncode == 143 and "interrupted: the fits that finished are kept" in err
+    assert not any(_alive(p) for p in workers) and not list(scratch.glob("astrorag-bagpipes-*"))

@@ -11,7 +11,6 @@ import contextlib
 import io
 import math
 import os
-import tempfile
 import time
 import warnings
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from .base import FitError, FitResult, Fitter, SourcePhotometry, chi2_of, fit_seed, prior_edge, significant
+from .scratch import scratch_dir
 from .spec import ModelSpec, age_cap_myr
 
 Z_SUN = 0.02           # BC03's solar metallicity (CIGALE's metallicity is the mass fraction Z)
@@ -256,9 +256,10 @@ class BagpipesFitter(Fitter):
         # CPU seconds of this fit (its process), so that the figure holds however loaded the machine is.
         start = time.process_time()
         here = os.getcwd()
-        # bagpipes' own files (pipes/) are not read back: without a workdir they go to a folder removed after.
-        scratch = None if workdir else tempfile.TemporaryDirectory(prefix="astrorag-bagpipes-")
-        folder = workdir or scratch.name
+        # bagpipes' own files (pipes/) are not read back: without a workdir they go to a folder removed after
+        # the fit, and on Ctrl-C, SIGTERM or the parent's death (fit/scratch.py).
+        scratch = contextlib.nullcontext(workdir) if workdir else scratch_dir()
+        folder = scratch.__enter__()
         try:
             # bagpipes builds its model grids in the working directory it saw at import time: point it at ours.
             os.chdir(folder)
@@ -284,8 +285,7 @@ class BagpipesFitter(Fitter):
             raise FitError(f"bagpipes failed on source {phot.source_id}: {type(exc).__name__}: {exc}") from exc
         finally:
             os.chdir(here)
-            if scratch is not None:
-                scratch.cleanup()
+            scratch.__exit__(None, None, None)
         model_ujy = np.full(len(phot.bands), np.nan)
         model_ujy[use] = _flambda_to_ujy(flam, eff)
         chi2, n = chi2_of(phot, model_ujy)

@@ -18,7 +18,7 @@ the rule confidences.
 from __future__ import annotations
 
 import math
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 import statistics
 from statistics import NormalDist
@@ -32,6 +32,8 @@ from ..sed.photometry import Photometry
 from ..sed.regions import REGIONS
 from ..types import RankedAction
 from .base import FitError, FitResult, Fitter, SourcePhotometry
+from .cache import FitCache, fit_key
+from .scratch import init_worker
 from .spec import ModelSpec, NotAModelChange, apply_action, baseline
 
 MIN_DELTA_LN_Z = 3.0
@@ -218,24 +220,52 @@ def fit_or_reason(fitter: Fitter, phot: SourcePhotometry, spec: ModelSpec, repli
 
 
 class _Runner:
-    """Runs fits in this process, a process pool, or through a dask ``submit``; always in the order given."""
+    """Runs fits in this process, a process pool, or through a dask ``submit``; results in the order given.
 
-    def __init__(self, fitter: Fitter, source: SourcePhotometry, workers: int, submit: Callable[..., Future] | None):
-        self.fitter, self.source, self.submit = fitter, source, submit
-        self.pool = ProcessPoolExecutor(max_workers=workers) if submit is None and workers > 1 else None
+    A fit found in the cache is not run again; every fit is put there the moment it ends, so an
+    interrupted run loses only the fits in flight. Pool workers die with this process (fit/scratch.py).
+    """
+
+    def __init__(self, fitter: Fitter, source: SourcePhotometry, workers: int, submit: Callable[..., Future] | None,
+                 cache: FitCache | None = None):
+        self.fitter, self.source, self.submit, self.cache = fitter, source, submit, cache
+        self.pool = ProcessPoolExecutor(max_workers=workers, initializer=init_worker) \
+            if submit is None and workers > 1 else None
+
+    def _kept(self, key: str, outcome: FitResult | str) -> FitResult | str:
+        if self.cache is not None and not isinstance(outcome, str):
+            self.cache.put(key, outcome)
+        return outcome
 
     def __call__(self, jobs: list[tuple[ModelSpec, int]]) -> list[FitResult | str]:
+        keys = [fit_key(self.fitter, self.source, spec, rep) for spec, rep in jobs]
+        results: list[FitResult | str | None] = [self.cache.get(k, spec) if self.cache is not None else None
+                                                 for k, (spec, _) in zip(keys, jobs)]
+        todo = [i for i, r in enumerate(results) if r is None]
         if self.submit is not None:
-            futures = [self.submit(fit_or_reason, self.fitter, self.source, spec, rep) for spec, rep in jobs]
-            return [f.result() for f in futures]
-        if self.pool is not None and len(jobs) > 1:
-            return list(self.pool.map(fit_or_reason, [self.fitter] * len(jobs), [self.source] * len(jobs),
-                                      [spec for spec, _ in jobs], [rep for _, rep in jobs]))
-        return [fit_or_reason(self.fitter, self.source, spec, rep) for spec, rep in jobs]
+            futures = {i: self.submit(fit_or_reason, self.fitter, self.source, *jobs[i]) for i in todo}
+            for i, future in futures.items():
+                results[i] = self._kept(keys[i], future.result())
+        elif self.pool is not None:
+            # Every fit goes to the pool, even a lone one: this process then holds no scratch folder that
+            # a SIGKILL could leave behind, and each fit is kept as it ends, whatever the order.
+            pending = {self.pool.submit(fit_or_reason, self.fitter, self.source, *jobs[i]): i for i in todo}
+            for future in as_completed(pending):
+                i = pending[future]
+                results[i] = self._kept(keys[i], future.result())
+        else:
+            for i in todo:
+                results[i] = self._kept(keys[i], fit_or_reason(self.fitter, self.source, *jobs[i]))
+        return results  # type: ignore[return-value]
 
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
+    def close(self, interrupted: bool = False) -> None:
+        """Shut the pool; after an interruption its workers are stopped now, not after their fits."""
+        if self.pool is None:
+            return
+        if interrupted:
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()  # SIGTERM: the worker removes its scratch folder and exits
+        self.pool.shutdown(wait=not interrupted, cancel_futures=True)
 
 
 def _baseline(run: _Runner, spec: ModelSpec, fitter: Fitter, say) -> tuple[FitResult, list[float], bool, float]:
@@ -263,7 +293,8 @@ def _baseline(run: _Runner, spec: ModelSpec, fitter: Fitter, say) -> tuple[FitRe
 
 def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourcePhotometry, *, steps: int = 3,
              width: int = 3, workers: int = 1, submit: Callable[..., Future] | None = None,
-             progress: Callable[[str], None] | None = None, start: ModelSpec | None = None) -> FitPath:
+             progress: Callable[[str], None] | None = None, start: ModelSpec | None = None,
+             cache: FitCache | None = None, on_round: Callable[["FitPath"], None] | None = None) -> FitPath:
     """Baseline fit, then up to ``steps`` rounds of refits with the top ``width`` actions.
 
     After a round that keeps a change, the next round starts from the new model and its symptoms; after a
@@ -271,7 +302,9 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
     ``steps`` rounds or when no untried action changes the model. The same fitter seed gives the same path.
 
     ``submit`` runs fits elsewhere (a dask client's ``submit``); otherwise a process pool of ``workers``
-    runs each round's refits (in this process when ``workers`` is 1).
+    runs each round's refits (in this process when ``workers`` is 1). Fits found in ``cache`` are not run
+    again (the same command resumes an interrupted run); ``on_round`` sees the path after every round, so
+    its records can be written as they come.
 
     Raises
     ------
@@ -281,7 +314,8 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
     say = progress or (lambda _msg: None)
     spec = start or baseline(source.redshift)
     say(f"{source.source_id}: baseline fit ({spec.describe()})")
-    run = _Runner(fitter, source, workers, submit)
+    run = _Runner(fitter, source, workers, submit, cache)
+    interrupted = True
     try:
         current, replicates, multimodal, seconds = _baseline(run, spec, fitter, say)
         spread = max(LN_Z_SPREAD, statistics.stdev(replicates) if len(replicates) > 1 else 0.0)
@@ -346,11 +380,14 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
                 say(f"{source.source_id}: kept {best[0].action['rule_id']} "
                     f"({path.criterion} gain {best[0].delta:.1f} >= {best[0].threshold:.1f}; chi2 {current.chi2:.1f})")
             path.steps += [step for step, _, _ in round_steps]
+            if on_round is not None:
+                on_round(path)
             if best is None:
                 # The same model and symptoms: the next round tries the next-ranked actions not yet tried.
                 say(f"{source.source_id}: no change passed the {path.criterion} threshold; trying the next actions")
+        interrupted = False
     finally:
-        run.close()
+        run.close(interrupted)
     path.final = current
     return path
 

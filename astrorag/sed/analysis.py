@@ -58,6 +58,6 @@ def analyse(phot: Photometry) -> SEDAnalysis:
     diag = diagnostics.compute(phot, mags)
     colours = crit.Colours(phot, mags)
     criteria = crit.evaluate(phot, mags, diag, colours)
-    verdict = crit.lrd_flag(criteria, has_compactness="compactness" in phot.extras)
+    verdict = crit.lrd_flag(criteria, has_compactness="compactness" in phot.extras, redshift=phot.z)
     symptoms = symp.derive(diag, colours, phot.extras, verdict.flag)
     return SEDAnalysis(phot, mags, diag, criteria, verdict.flag, verdict.score, verdict.votes, symptoms)

@@ -250,7 +250,14 @@ def unpack_votes(mask: int, names: tuple[str, ...]) -> list[str]:
     return [name for bit, name in enumerate(names) if mask >> bit & 1]
 
 
-def lrd_flag(criteria: list[Criterion], has_compactness: bool = False) -> LRDVerdict:
+#: The published LRD selections (Labbé et al. 2023, Kocevski et al. 2024, Kokorev et al. 2024) were built
+#: for JWST sources at z ~ 4-9; at a known redshift below 2 their bands sample other rest wavelengths, so
+#: a source there is not called a little red dot, whatever its colours.
+LRD_MIN_REDSHIFT = 2.0
+
+
+def lrd_flag(criteria: list[Criterion], has_compactness: bool = False,
+             redshift: np.ndarray | None = None) -> LRDVerdict:
     """Combine the published criteria into one verdict.
 
     flag = (Kokorev OR Labbé OR Kocevski) AND shape, in Kleene logic, where shape is the compactness cut when
@@ -260,12 +267,15 @@ def lrd_flag(criteria: list[Criterion], has_compactness: bool = False) -> LRDVer
     also pass dusty and evolved galaxies whose continuum simply rises in f_nu; the V-shape excess removes them.
 
     score = the share of evaluable criteria (the six published ones and the shape) that pass; NaN when none
-    can be evaluated.
+    can be evaluated. At a known redshift below :data:`LRD_MIN_REDSHIFT` the flag is 0.
     """
     by = {c.name: c.passed for c in criteria}
     selection = any_of(*(by[name] for name in SELECTING if name in by))
     shape = np.ones_like(selection) if has_compactness else by.get("v_shape_excess", np.ones_like(selection))
     flag = all_of(selection, shape)
+    if redshift is not None:
+        z = np.asarray(redshift, dtype=float)
+        flag = np.where(np.isfinite(z) & (z < LRD_MIN_REDSHIFT), 0.0, flag)
     stack = np.vstack([c.passed for c in criteria])
     evaluable = np.isfinite(stack).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -416,6 +416,30 @@ def read_photometry(path: str | Path, z: float | None = None, flux_unit: str | N
     return phot
 
 
+def redshift_warnings(phot: "Photometry") -> list[str]:
+    """What a reader should know about the redshifts given: z = 0 (usually a failed photometric redshift),
+    and redshifts below the LRD criteria's range.
+
+    >>> p = Photometry(["a", "b"], np.array([0.0, 1.2]), ["f444w"], np.ones((2, 1)), np.ones((2, 1)),
+    ...                np.zeros((2, 1), bool), np.array([2, 3]), None, {}, [])
+    >>> print("\\n".join(redshift_warnings(p)))
+    warning: source a has z = 0, which is usually a failed photometric redshift: check it (or give --z)
+    warning: source(s) a, b are at z < 2, where the LRD criteria do not apply: they are not flagged
+    """
+    from .criteria import LRD_MIN_REDSHIFT
+
+    z = np.asarray(phot.z, dtype=float)
+    ids = [str(i) for i in phot.ids]
+    out = [f"warning: source {ids[i]} has z = 0, which is usually a failed photometric redshift: check it (or "
+           f"give --z)" for i in np.flatnonzero(z == 0)[:5]]
+    low = np.flatnonzero(np.isfinite(z) & (z < LRD_MIN_REDSHIFT))
+    if len(low):
+        shown = ", ".join(ids[i] for i in low[:5]) + (f" and {len(low) - 5} more" if len(low) > 5 else "")
+        out.append(f"warning: source(s) {shown} are at z < {LRD_MIN_REDSHIFT:g}, where the LRD criteria do not "
+                   f"apply: they are not flagged")
+    return out
+
+
 def load_source(path: str | Path, source_id: str | None = None, z: float | None = None,
                 flux_unit: str | None = None, model_fluxes: str | Path | None = None) -> Photometry:
     """One source for the advisor: ``source_id``, or the first readable row; model fluxes attached if given.
