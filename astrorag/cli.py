@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     rlearn.add_argument("fitlog")
     rlearn.add_argument("--improvement", type=float, default=0.2,
                         help="fractional chi-square drop that counts as success (default 0.2)")
+    command(rules, "undo", cmd_rules_undo, "put the rules back as they were before the last rules learn")
 
     advise = command(sub, "advise", cmd_advise, "diagnose one source's SED and rank fitting actions", model, as_json)
     advise.add_argument("file", help="photometry table: CSV, ECSV, FITS, Parquet or a CIGALE observation file")
@@ -600,9 +601,27 @@ def cmd_rules_distill(args: argparse.Namespace) -> int:
 def cmd_rules_learn(args: argparse.Namespace) -> int:
     from .workflows import learn_rules
 
+    if not 0 < args.improvement < 1:
+        from .errors import InputError
+
+        raise InputError(f"--improvement {args.improvement} must be a fraction between 0 and 1 (0.2: a 20 % drop)")
     report = learn_rules(settings_from(args), args.fitlog, args.improvement)
     _print_problems(report.problems)
     print(report.summary())
+    for rule_id, (before, after) in sorted(report.changes.items()):
+        print(f"  {rule_id}: confidence {before:.3f} -> {after:.3f}")
+    if report.changes or report.learned:
+        print("undo with: astrorag rules undo")
+    return 0
+
+
+def cmd_rules_undo(args: argparse.Namespace) -> int:
+    from .workflows import undo_learn
+
+    changes = undo_learn(settings_from(args))
+    print(f"restored the rules as they were before the last rules learn ({len(changes)} confidence(s) changed)")
+    for rule_id, (now, restored) in sorted(changes.items()):
+        print(f"  {rule_id}: confidence {now:.3f} -> {restored:.3f}")
     return 0
 
 

@@ -34,3 +34,5 @@ def jsonl_lines(path: str | Path) -> Iterator[JsonLine]:
                 yield JsonLine(number, json.loads(line))
             except json.JSONDecodeError as exc:
                 yield JsonLine(number, error=f"not valid JSON ({exc.msg})")
+            except RecursionError:
+                yield JsonLine(number, error="nested too deeply to be a record")

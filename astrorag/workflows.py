@@ -189,18 +189,74 @@ def distill_rules(settings: Settings, limit: int | None = None, backend: str | N
     return report
 
 
+#: Keys of the fit records the rule graph has counted (graph/learn.py, record_key), beside the graph.
+COUNTED_RECORDS = "counted_fit_records.json"
+
+
 def learn_rules(settings: Settings, fitlog: str | Path, improvement: float = 0.2):
-    """Update rule confidences from a fit log (JSONL of attempted changes) and save the graph."""
+    """Update rule confidences from a fit log (JSONL of attempted changes) and save the graph.
+
+    Concurrent runs take turns (a file lock around read, update and save); a record already counted, in
+    this file or an earlier one, is not counted again; the graph before the update is kept for
+    ``rules undo``. The report lists each rule's confidence before and after.
+    """
+    import json
+    import shutil
+
     from .graph.learn import learn, read_fitlog
     from .graph.model import graph_path, load_graph
+    from .locks import locked
 
     outcomes, problems = read_fitlog(Path(fitlog), improvement)
-    graph = load_graph(settings.index_path)
-    report = learn(graph, outcomes)
-    report.problems = problems
-    settings.index_path.mkdir(parents=True, exist_ok=True)
-    graph.save(graph_path(settings.index_path))
+    folder = settings.index_path
+    folder.mkdir(parents=True, exist_ok=True)
+    counted = folder / COUNTED_RECORDS
+    with locked(folder / "rules.lock"):
+        graph = load_graph(folder)
+        seen = set(json.loads(counted.read_text())) if counted.is_file() else set()
+        report = learn(graph, outcomes, seen=seen)
+        report.problems = problems + report.problems
+        for path in (graph_path(folder), counted):  # one step of undo
+            if path.is_file():
+                shutil.copy2(path, path.with_name(path.name + ".before-learn"))
+            else:
+                path.with_name(path.name + ".before-learn").write_text("absent")
+        graph.save(graph_path(folder))
+        from .bundle import write_atomically
+
+        write_atomically(counted, json.dumps(sorted(seen)))
     return report
+
+
+def undo_learn(settings: Settings) -> dict[str, tuple[float, float]]:
+    """Put the rule graph back as it was before the last ``rules learn``; returns each rule's confidence
+    (now, restored) for the rules that change.
+
+    Raises
+    ------
+    InputError
+        When there is no update to undo (one step is kept).
+    """
+    from .graph.model import graph_path, load_graph
+    from .locks import locked
+
+    folder = settings.index_path
+    graph_file, counted = graph_path(folder), folder / COUNTED_RECORDS
+    kept = [p.with_name(p.name + ".before-learn") for p in (graph_file, counted)]
+    with locked(folder / "rules.lock"):
+        if not kept[0].is_file():
+            raise InputError(f"nothing to undo: no rules learn has been run on index {settings.index_name!r} since "
+                             f"the last undo")
+        now = {r.rule_id: r.confidence for r in load_graph(folder).rules()}
+        for backup, target in zip(kept, (graph_file, counted)):
+            if backup.read_text() == "absent":
+                target.unlink(missing_ok=True)
+                backup.unlink()
+            else:
+                backup.replace(target)
+        restored = {r.rule_id: r.confidence for r in load_graph(folder).rules()}
+    return {rule_id: (round(now.get(rule_id, float("nan")), 4), round(value, 4))
+            for rule_id, value in restored.items() if abs(now.get(rule_id, -1) - value) > 1e-9}
 
 
 # ---- SED fitting ------------------------------------------------------------------------------------

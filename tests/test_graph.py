@@ -318,3 +318,79 @@ def test_a_saved_graph_gets_the_corrected_seed_rules(tmp_path):
     symptoms = {"uv_overestimated", "optical_overestimated"}
     assert [(m.rule.rule_id, m.score) for m in book.match(symptoms)] == \
         [(m.rule.rule_id, m.score) for m in refreshed.match(symptoms)]
+
+
+def _record(source, success=True, **extra):
+    rec = {"source_id": source, "symptoms": ["uv_overestimated", "optical_overestimated"],
+           "action": {"parameter": "E_BV_lines", "module": "dustatt_modified_starburst", "direction": "increase"},
+           "chi2_before": 10.0, "chi2_after": 2.0 if success else 9.9}
+    rec.update(extra)
+    return json.dumps(rec)
+
+
+def test_concurrent_learns_lose_no_update_and_copies_count_once(tmp_path):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(tmp_path))
+    files = []
+    for run in range(4):
+        path = tmp_path / f"fits{run}.jsonl"
+        path.write_text("".join(_record(f"src-{run}-{i}") + "\n" for i in range(50)))
+        files.append(path)
+    procs = [subprocess.Popen([sys.executable, "-m", "astrorag", "rules", "learn", str(f)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for f in files]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    seed = RuleGraph.from_seeds().get("att-uvopt-over").successes
+    assert load_graph(tmp_path / "default").get("att-uvopt-over").successes == seed + 200
+    # 1,000 copies of one record, and the same file again: one piece of evidence
+    copies = tmp_path / "copies.jsonl"
+    copies.write_text((_record("src-copy") + "\n") * 1000)
+    first = _cli("rules", "learn", str(copies), env={"ASTRORAG_INDEX_DIR": str(tmp_path)})
+    again = _cli("rules", "learn", str(copies), env={"ASTRORAG_INDEX_DIR": str(tmp_path)})
+    assert "999 repeated record(s)" in first.stdout and "1000 repeated record(s)" in again.stdout
+    assert load_graph(tmp_path / "default").get("att-uvopt-over").successes == seed + 201
+    assert "att-uvopt-over: confidence" in first.stdout and "rules undo" in first.stdout
+    # undo puts back what the last learn changed (here: nothing, the repeat counted nothing)
+    undo = _cli("rules", "undo", env={"ASTRORAG_INDEX_DIR": str(tmp_path)})
+    assert undo.returncode == 0 and load_graph(tmp_path / "default").get("att-uvopt-over").successes == seed + 201
+    undo = _cli("rules", "undo", env={"ASTRORAG_INDEX_DIR": str(tmp_path)})
+    assert undo.returncode == 2 and "nothing to undo" in undo.stderr
+
+
+def test_learn_undo_restores_the_confidences(tmp_path):
+    env = {"ASTRORAG_INDEX_DIR": str(tmp_path)}
+    log = tmp_path / "fits.jsonl"
+    log.write_text("".join(_record(f"s{i}", success=False) + "\n" for i in range(20)))
+    assert _cli("rules", "learn", str(log), env=env).returncode == 0
+    lowered = load_graph(tmp_path / "default").get("att-uvopt-over").confidence
+    undo = _cli("rules", "undo", env=env)
+    assert undo.returncode == 0 and "att-uvopt-over: confidence" in undo.stdout
+    restored = load_graph(tmp_path / "default").get("att-uvopt-over").confidence
+    assert restored == pytest.approx(RuleGraph.from_seeds().get("att-uvopt-over").confidence) and restored > lowered
+    # and the undone records count again when learned again
+    assert "repeated" not in _cli("rules", "learn", str(log), env=env).stdout
+
+
+def test_malformed_fit_records_are_named_by_line_and_the_good_ones_kept(tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    lines = [_record("good-1"),
+             _record("bad-1", symptoms=[1, 2]),
+             _record("bad-2", action="increase"),
+             deep,
+             _record("bad-3", chi2_after=-1e308),
+             _record("bad-4", symptoms=[]),
+             _record("bad-5", chi2_before=float("nan")).replace("NaN", "NaN"),
+             '"just a string"',
+             _record("good-2")]
+    log = tmp_path / "fits.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    outcomes, problems = read_fitlog(log)
+    assert len(outcomes) == 2 and [p.line for p in problems] == [2, 3, 4, 5, 6, 7, 8]
+    assert all(str(p).startswith(f"{log}:{p.line}: ") and "\n" not in str(p) for p in problems)
+    reasons = [p.reason for p in problems]
+    assert "symptoms.0" in reasons[0] and "action" in reasons[1] and "nested too deeply" in reasons[2]
+    assert "chi2_after" in reasons[3] and "symptoms" in reasons[4] and "chi2_before" in reasons[5]
+    assert "JSON object" in reasons[6]
+    run = _cli("rules", "learn", str(log), env={"ASTRORAG_INDEX_DIR": str(tmp_path)})
+    assert run.returncode == 0 and "Traceback" not in run.stderr and "2 fit records" in run.stdout

@@ -16,8 +16,12 @@ regions named by the symptoms does not grow.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InputError
 from ..jsonl import jsonl_lines
@@ -32,6 +36,7 @@ class FitOutcome:
     symptoms: tuple[str, ...]
     action: Action
     success: bool
+    key: str = ""  # see record_key: outcomes with one key count once
 
 
 @dataclass
@@ -43,46 +48,93 @@ class LearnReport:
     learned: list[str] = field(default_factory=list)
     unmatched: int = 0
     problems: list[Problem] = field(default_factory=list)
+    #: records already counted (by this file or an earlier one): evidence counts once per source and change
+    repeated: int = 0
+    #: rule_id -> (confidence before, after), for the rules this update moved
+    changes: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        return (f"{self.records} fit records ({self.successes} improved, {self.failures} did not); "
+        repeated = f"; {self.repeated} repeated record(s) not counted again" if self.repeated else ""
+        return (f"{self.records} fit records ({self.successes} improved, {self.failures} did not{repeated}); "
                 f"{self.rules_updated} rule updates; {self.unmatched} outcomes matched no rule; "
                 f"{len(self.learned)} new learned rule(s){': ' + ', '.join(self.learned) if self.learned else ''}"
                 f"{f'; {len(self.problems)} bad line(s) skipped' if self.problems else ''}")
 
 
+class _ActionIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    parameter: str | None = Field(None, max_length=100)
+    module: str | None = Field(None, max_length=100)
+    direction: str = Field(max_length=40)
+
+
+class FitRecordIn(BaseModel):
+    """One fit-log line as it must be: the types, the sizes, and finite chi-squares."""
+
+    model_config = ConfigDict(extra="ignore")
+    source_id: str | None = Field(None, max_length=200)
+    rule_id: str | None = Field(None, max_length=200)
+    symptoms: list[str] = Field(min_length=1, max_length=30)
+    action: _ActionIn
+    chi2_before: float = Field(gt=0, allow_inf_nan=False)
+    chi2_after: float = Field(ge=0, allow_inf_nan=False)
+    residuals_before: dict[str, float] | None = Field(None, max_length=20)
+    residuals_after: dict[str, float] | None = Field(None, max_length=20)
+
+
+def _reason(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "missing":
+        return f"missing field {where!r}"
+    return f"{where}: {first['msg']}" + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")
+
+
 def read_fitlog(path: Path, improvement: float = 0.2) -> tuple[list[FitOutcome], list[Problem]]:
+    """The outcomes of a fit log; each bad line is a ``Problem`` (``file:line: reason``), the rest are kept."""
     outcomes, problems = [], []
     if not path.is_file():
         raise InputError(f"fit log {path} does not exist")
     for line in jsonl_lines(path):
-        number, rec = line.number, line.value
+        number = line.number
         try:
             if line.error:
                 raise InputError(line.error)
-            symptoms = tuple(sorted({vocab.validate_symptom(s) for s in rec["symptoms"]}))
-            act = rec["action"]
-            module = vocab.validate_module(act["module"]) if act.get("module") else None
-            parameter = vocab.validate_parameter(act["parameter"], module) if act.get("parameter") else None
-            direction = act["direction"]
-            if direction not in vocab.DIRECTIONS:
-                raise InputError(f"direction {direction!r} is not one of {', '.join(vocab.DIRECTIONS)}")
-            before, after = float(rec["chi2_before"]), float(rec["chi2_after"])
-            if before <= 0:
-                raise InputError("chi2_before must be positive")
-            success = after <= (1 - improvement) * before
-            res_b, res_a = rec.get("residuals_before") or {}, rec.get("residuals_after") or {}
+            if not isinstance(line.value, dict):
+                raise InputError(f"a record is a JSON object, not a {type(line.value).__name__}")
+            rec = FitRecordIn.model_validate(line.value)
+            symptoms = tuple(sorted({vocab.validate_symptom(s) for s in rec.symptoms}))
+            act = rec.action
+            module = vocab.validate_module(act.module) if act.module else None
+            parameter = vocab.validate_parameter(act.parameter, module) if act.parameter else None
+            if act.direction not in vocab.DIRECTIONS:
+                raise InputError(f"direction {act.direction!r} is not one of {', '.join(vocab.DIRECTIONS)}")
+            success = rec.chi2_after <= (1 - improvement) * rec.chi2_before
+            res_b, res_a = rec.residuals_before or {}, rec.residuals_after or {}
             regions = [r for r in REGIONS if any(s.startswith(r + "_") for s in symptoms)]
             shared = [r for r in regions if r in res_b and r in res_a]
             if success and shared:
                 worse = sum(abs(res_a[r]) for r in shared) > sum(abs(res_b[r]) for r in shared)
                 success = not worse
-            outcomes.append(FitOutcome(symptoms, Action(direction, parameter, module), success))
-        except KeyError as exc:
-            problems.append(Problem(str(path), number, f"missing field {exc.args[0]!r}"))
+            action = Action(act.direction, parameter, module)
+            outcomes.append(FitOutcome(symptoms, action, success, record_key(rec.source_id, rec.rule_id, symptoms,
+                                                                             action, line.value)))
+        except ValidationError as exc:
+            problems.append(Problem(str(path), number, _reason(exc)))
         except (InputError, ValueError, TypeError) as exc:
             problems.append(Problem(str(path), number, str(exc)))
     return outcomes, problems
+
+
+def record_key(source_id: str | None, rule_id: str | None, symptoms: tuple[str, ...], action: Action,
+               raw: dict) -> str:
+    """What one record counts as: (source, rule, change) when the record names its source, else its content.
+
+    A source's fit of one change is evidence once, however many copies of the record arrive.
+    """
+    what = ([source_id, rule_id, list(symptoms), action.parameter, action.module, action.direction]
+            if source_id else raw)
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 def _same_action(rule: Rule, action: Action) -> bool:
@@ -94,12 +146,23 @@ def _same_action(rule: Rule, action: Action) -> bool:
 
 
 def learn(graph: RuleGraph, outcomes: list[FitOutcome], min_successes: int = 3,
-          min_rate: float = 0.7) -> LearnReport:
-    """Update matching rules' Beta posteriors; turn repeated successes without a rule into learned rules."""
+          min_rate: float = 0.7, seen: set[str] | None = None) -> LearnReport:
+    """Update matching rules' Beta posteriors; turn repeated successes without a rule into learned rules.
+
+    ``seen`` holds the keys of records counted before (see :func:`record_key`); they, and repeats within
+    ``outcomes``, are not counted again, and the new keys are added to it.
+    """
     report = LearnReport(records=len(outcomes))
     rules = {r.rule_id: r for r in graph.rules()}
+    before = {rule_id: rule.confidence for rule_id, rule in rules.items()}
+    seen = set() if seen is None else seen
     pending: dict[tuple, list[FitOutcome]] = {}
     for outcome in outcomes:
+        if outcome.key:
+            if outcome.key in seen:
+                report.repeated += 1
+                continue
+            seen.add(outcome.key)
         report.successes += outcome.success
         report.failures += not outcome.success
         matched = False
@@ -120,6 +183,8 @@ def learn(graph: RuleGraph, outcomes: list[FitOutcome], min_successes: int = 3,
             pending.setdefault(key, []).append(outcome)
     for rule in rules.values():
         graph.update_rule(rule)
+        if abs(rule.confidence - before[rule.rule_id]) > 1e-9:
+            report.changes[rule.rule_id] = (round(before[rule.rule_id], 4), round(rule.confidence, 4))
     for (symptoms, parameter, module, direction), group in sorted(pending.items(), key=str):
         results = [o.success for o in group]
         wins = sum(results)
@@ -131,7 +196,11 @@ def learn(graph: RuleGraph, outcomes: list[FitOutcome], min_successes: int = 3,
                                   f"showing these symptoms.",
                         prior_confidence=0.5, citations=(), origin="learned", successes=wins,
                         failures=len(results) - wins)
-            rule = validate_rule(rule)
+            try:
+                rule = validate_rule(rule)
+            except InputError as exc:  # one group that makes no rule does not stop the others
+                report.problems.append(Problem("learned rules", 0, f"{' + '.join(symptoms) or 'no symptoms'}: {exc}"))
+                continue
             rule.rule_id = new_rule_id("learned", rule)
             graph.add_rule(rule)
             report.learned.append(rule.rule_id)

@@ -8,18 +8,17 @@ other processes reload).
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ..locks import locked
 from .fingerprint import category_key, category_keys
 from .ledger import Ledger
 
@@ -32,14 +31,8 @@ class DerivedFolder:
         self.folder = index_path / name
         self.lock_path = index_path / f"{name}.lock"
 
-    @contextmanager
     def locked(self, exclusive: bool):
-        with open(self.lock_path, "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return locked(self.lock_path, exclusive)
 
     def flagged_stale(self, default: str) -> bool:
         return self.ledger.get_meta(f"{self.name}_stale", default) == "1"
