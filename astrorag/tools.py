@@ -6,10 +6,16 @@ text in the results is data for the calling agent, never instructions.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
 from .settings import Settings
+
+#: What one advise_sed call accepts: a source (or a few), not a catalog (advise-catalog is for those).
+MAX_CSV_CHARS = 2_000_000
+MAX_CSV_COLUMNS = 400
+MAX_CSV_ROWS = 10_000
 
 
 class Tools:
@@ -82,6 +88,15 @@ class Tools:
 
         if not photometry_csv.strip():
             raise InputError("photometry_csv is empty: pass the table's text, header line first")
+        if len(photometry_csv) > MAX_CSV_CHARS:
+            raise InputError(f"photometry_csv has {len(photometry_csv):,} characters; this tool takes up to "
+                             f"{MAX_CSV_CHARS:,} (one source and its neighbours): use advise-catalog for catalogs")
+        header = photometry_csv.lstrip().split("\n", 1)[0]
+        if header.count(",") + 1 > MAX_CSV_COLUMNS:
+            raise InputError(f"photometry_csv has {header.count(',') + 1:,} columns; at most {MAX_CSV_COLUMNS} "
+                             f"(an id, a redshift and a flux and error per band)")
+        if photometry_csv.count("\n") > MAX_CSV_ROWS:
+            raise InputError(f"photometry_csv has more than {MAX_CSV_ROWS:,} rows: use advise-catalog for catalogs")
         with tempfile.TemporaryDirectory(prefix="astrorag-mcp-") as folder:
             path = Path(folder) / "photometry.csv"
             path.write_text(photometry_csv)
@@ -101,6 +116,7 @@ class Tools:
         Returns:
             Ranked actions: rule id, what to change, score, confidence, matched symptoms, papers, dissent.
         """
+        from .errors import InputError
         from .graph import vocabulary as vocab
         from .graph.model import load_graph
         from .sed.advisor import rank_actions
@@ -109,11 +125,9 @@ class Tools:
         for item in [s for s in symptoms.split(",") if s.strip()]:
             try:
                 names.append(vocab.validate_symptom(item.strip()))
-            except Exception:
+            except InputError:  # plain words: link them to symptoms
                 names.extend(sorted(vocab.link_text(item)["symptoms"]))
         if not names:
-            from .errors import InputError
-
             raise InputError(f"no known symptom in {symptoms!r}; known symptoms: {', '.join(sorted(vocab.SYMPTOMS))}")
         graph = load_graph(self.settings.index_path)
         return [a.to_dict() for a in rank_actions(graph, sorted(set(names)), limit=max(1, min(int(limit), 50)))]
@@ -127,19 +141,38 @@ class Tools:
 TOOL_NAMES = ("search_literature", "ask", "advise_sed", "rules_for_symptoms")
 
 
+def _as_json(call):
+    """Run a tool: its result as JSON text (what an MCP client or an agent parses), and astrorag's own
+    errors as ``gr.Error`` so the caller reads the message instead of Gradio's generic one."""
+    import gradio as gr
+
+    from .errors import AstroRagError
+
+    try:
+        return json.dumps(call(), ensure_ascii=False, default=str)
+    except AstroRagError as exc:
+        raise gr.Error(str(exc), print_exception=False) from exc
+    except (ValueError, TypeError) as exc:  # arguments of the wrong kind (e.g. k="many")
+        raise gr.Error(f"invalid argument: {exc}", print_exception=False) from exc
+
+
 def register(gr, tools: Tools) -> None:
-    """Add the tools to the Gradio Blocks being built, as typed API endpoints (MCP tools with --mcp)."""
-    def search_literature(query: str, k: int = 6, year_min: int = 0, year_max: int = 0) -> list[dict]:
-        return tools.search_literature(query, k, year_min, year_max)
+    """Add the tools to the Gradio Blocks being built, as typed API endpoints (MCP tools with --mcp).
 
-    def ask(question: str, k: int = 6) -> dict:
-        return tools.ask(question, k)
+    Each returns JSON text: an object (ask, advise_sed) or a list of objects (search_literature,
+    rules_for_symptoms).
+    """
+    def search_literature(query: str, k: int = 6, year_min: int = 0, year_max: int = 0) -> str:
+        return _as_json(lambda: tools.search_literature(query, k, year_min, year_max))
 
-    def advise_sed(photometry_csv: str, source_id: str = "", redshift: float = 0.0) -> dict:
-        return tools.advise_sed(photometry_csv, source_id, redshift)
+    def ask(question: str, k: int = 6) -> str:
+        return _as_json(lambda: tools.ask(question, k))
 
-    def rules_for_symptoms(symptoms: str, limit: int = 8) -> list[dict]:
-        return tools.rules_for_symptoms(symptoms, limit)
+    def advise_sed(photometry_csv: str, source_id: str = "", redshift: float = 0.0) -> str:
+        return _as_json(lambda: tools.advise_sed(photometry_csv, source_id, redshift))
+
+    def rules_for_symptoms(symptoms: str, limit: int = 8) -> str:
+        return _as_json(lambda: tools.rules_for_symptoms(symptoms, limit))
 
     for fn in (search_literature, ask, advise_sed, rules_for_symptoms):
         fn.__doc__ = getattr(Tools, fn.__name__).__doc__

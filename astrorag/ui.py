@@ -289,8 +289,9 @@ def build_app(settings: Settings | None = None):
                             bundle_file = gr.File(label="reproducibility bundle (zip)", elem_id="bundle-file")
                 inputs = [question, chat, backend, model, host, k, ymin, ymax]
                 outputs = [chat, sources, badge, question, bib_file, bundle_file]
-                send.click(ask, inputs, outputs, api_visibility="private")
-                question.submit(ask, inputs, outputs, api_visibility="private")
+                # Named apart from the ask tool, which must keep the API name /ask.
+                send.click(ask, inputs, outputs, api_visibility="private", api_name="chat")
+                question.submit(ask, inputs, outputs, api_visibility="private", api_name="chat_submit")
                 clear.click(lambda: ([], "_Sources appear here._"), None, [chat, sources], api_visibility="private")
             with gr.Tab("SED advisor", id="sed"):
                 with gr.Row():

@@ -160,7 +160,9 @@ def test_serve_mcp_lists_and_runs_the_four_tools_for_a_real_mcp_client(small_set
                                         ("advise_sed", {"photometry_csv": table, "source_id": "11219"}),
                                         ("rules_for_symptoms", {"symptoms": "v_shaped_sed, optical_underestimated"})):
                     results[name] = await session.call_tool(name, arguments)
-                return listed, results
+                errors = {"banana": await session.call_tool("rules_for_symptoms", {"symptoms": "banana"}),
+                          "wide": await session.call_tool("advise_sed", {"photometry_csv": ",".join(["c"] * 5000)})}
+                return listed, results, errors
 
     try:
         deadline = time.time() + 120
@@ -172,7 +174,12 @@ def test_serve_mcp_lists_and_runs_the_four_tools_for_a_real_mcp_client(small_set
                 if proc.poll() is not None or time.time() > deadline:
                     raise AssertionError((tmp_path / "mcp.log").read_text())
                 time.sleep(0.5)
-        listed, results = asyncio.run(session_calls())
+        listed, results, errors = asyncio.run(session_calls())
+        # the tools keep their own names in the Gradio API too (the chat's handler is named apart)
+        from gradio_client import Client
+
+        api = Client(f"http://127.0.0.1:{port}/", verbose=False).view_api(return_format="dict", print_info=False)
+        assert {"/ask", "/search_literature", "/advise_sed", "/rules_for_symptoms"} <= set(api["named_endpoints"])
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -183,10 +190,16 @@ def test_serve_mcp_lists_and_runs_the_four_tools_for_a_real_mcp_client(small_set
     assert "photometry_csv" in tools["advise_sed"].inputSchema["properties"] and tools["advise_sed"].description
     text = {name: "".join(c.text for c in r.content if hasattr(c, "text")) for name, r in results.items()}
     assert not any(r.isError for r in results.values()), text
-    assert "little red dot" in text["search_literature"].lower() or "lrd" in text["search_literature"].lower()
-    assert '"citations"' in text["ask"] or "citations" in text["ask"]
-    assert "lrd-optical-deficit-agn" in text["rules_for_symptoms"]
-    assert "v_shaped_sed" in text["advise_sed"] and "11219" in text["advise_sed"]
+    data = {name: json.loads(t) for name, t in text.items()}  # JSON an agent can parse, not Python repr
+    assert len(data["search_literature"]) == 3 and {"key", "title", "arxiv_id", "text"} <= set(data["search_literature"][0])
+    assert any("little red dot" in p["text"].lower() or "lrd" in p["text"].lower() for p in data["search_literature"])
+    assert isinstance(data["ask"]["citations"], list) and data["ask"]["answer"]
+    assert "lrd-optical-deficit-agn" in [a["rule_id"] for a in data["rules_for_symptoms"]]
+    assert "v_shaped_sed" in data["advise_sed"]["symptoms"] and str(data["advise_sed"]["id"]) == "11219"
+    # astrorag's own messages reach the agent, not Gradio's generic one
+    said = {k: "".join(c.text for c in r.content if hasattr(c, "text")) for k, r in errors.items()}
+    assert errors["banana"].isError and "no known symptom in 'banana'" in said["banana"], said
+    assert errors["wide"].isError and "columns" in said["wide"], said
 
 
 
