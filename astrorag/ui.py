@@ -438,6 +438,12 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
         credentials = tuple(auth.split(":", 1))
     if host not in ("127.0.0.1", "localhost") and not credentials:
         print(f"warning: serving on {host} without --auth: anyone who can reach it can use it")
+    if mcp and credentials:
+        # Gradio's MCP server calls the app back without the login, so every tool call would be refused while
+        # the tool listing stayed open: refuse the combination instead of serving it half-protected.
+        raise AstroRagError("serve --mcp does not work with --auth (Gradio's MCP server cannot log in to the "
+                            "app): serve MCP on 127.0.0.1 without --auth and reach it through an SSH tunnel "
+                            "(ssh -L 7860:127.0.0.1:7860 host)")
     if mcp:
         try:
             import mcp as _mcp  # noqa: F401  (Gradio's MCP server needs the package)
