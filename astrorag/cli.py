@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 import sys
 from typing import Any, Callable
 
@@ -338,14 +337,9 @@ def cmd_ingest_arxiv(args: argparse.Namespace) -> int:
 
 
 def cmd_index_info(args: argparse.Namespace) -> int:
-    from .index.store import Index
+    from .workflows import index_info
 
-    settings = settings_from(args)
-    index = Index.open(settings)
-    try:
-        info = index.info()
-    finally:
-        index.close()
+    info = index_info(settings_from(args))
     if args.json:
         _print_json(info)
     else:
@@ -355,10 +349,10 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 
 
 def cmd_index_list(args: argparse.Namespace) -> int:
-    from .index.store import Index
+    from .workflows import index_list
 
     settings = settings_from(args)
-    manifests = Index.list(settings)
+    manifests = index_list(settings)
     if not manifests:
         print(f"no indexes in {settings.index_dir}")
     for m in manifests:
@@ -376,14 +370,10 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_index_check(args: argparse.Namespace) -> int:
-    from .index.store import Index
+    from .workflows import index_check
 
     settings = settings_from(args)
-    index = Index.open(settings)
-    try:
-        found = index.check(full=True)
-    finally:
-        index.close()
+    found = index_check(settings)
     if args.json:
         _print_json({"index": settings.index_name, "ok": not found, "problems": found})
     else:
@@ -400,7 +390,7 @@ def cmd_index_repair(args: argparse.Namespace) -> int:
 
 
 def cmd_index_drop(args: argparse.Namespace) -> int:
-    from .index.store import Index
+    from .workflows import index_drop
 
     settings = settings_from(args)
     if not args.yes:
@@ -409,40 +399,36 @@ def cmd_index_drop(args: argparse.Namespace) -> int:
             return 1
         if input(f"delete {settings.index_path}? [y/N] ").strip().lower() != "y":
             return 1
-    print("deleted" if Index.drop(settings) else f"nothing at {settings.index_path}")
+    print("deleted" if index_drop(settings) else f"nothing at {settings.index_path}")
     return 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .assistant import Assistant
-    from .types import Answer, Filters, QueryParams, normalize_arxiv_id
+    from .types import normalize_arxiv_id
+    from .workflows import AskOutputs, AskSession, query_params
 
     settings = settings_from(args)
-    _check_outputs(args)  # before the work: a refused output must not cost an answer
-    params = QueryParams(k=args.k, mode=args.retrieval_mode,
-                         filters=Filters(args.year_min, args.year_max, args.category)
-                         if (args.year_min or args.year_max or args.category) else None,
-                         rewrite=args.rewrite, rescore=args.rescore)
-    assistant = Assistant(settings, backend=args.backend_name)
+    outputs = AskOutputs(args.bibtex, args.save, args.force)
+    outputs.check()  # before the work: a refused output must not cost an answer
+    params = query_params(args.k, args.retrieval_mode, args.year_min, args.year_max, args.category, args.rewrite,
+                          args.rescore)
+    session = AskSession.start(settings, args.question, params, backend=args.backend_name)
     try:
-        for notice in assistant.notices:
+        for notice in session.notices:
             print(notice, file=sys.stderr)
-        shown = len(assistant.notices)
+        shown = len(session.notices)
         if args.json:
-            answer = assistant.ask(args.question, params)
-            _write_bibtex(args.bibtex, assistant, answer)
-            _save_bundle(args.save, assistant, answer, params)
+            answer = session.run()
+            for line in session.write(outputs):
+                print(line, file=sys.stderr)
             _print_json(answer.to_dict())
             return 0
-        answer = None
         streamed: list[str] = []
-        for piece in assistant.stream(args.question, params):
-            if isinstance(piece, Answer):
-                answer = piece
-            else:
-                streamed.append(piece)
-                print(piece, end="", flush=True)
+        for piece in session.stream():
+            streamed.append(piece)
+            print(piece, end="", flush=True)
         print()
+        answer = session.answer
         assert answer is not None
         for notice in answer.notices[shown:]:
             print(notice, file=sys.stderr)
@@ -451,8 +437,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         elif answer.text.strip() != "".join(streamed).strip():
             # The checked answer (citations of unretrieved sources removed) is the one that counts.
             print(f"\nChecked answer (citations verified against the retrieved evidence):\n{answer.text}")
-        _write_bibtex(args.bibtex, assistant, answer)
-        _save_bundle(args.save, assistant, answer, params)
+        for line in session.write(outputs):
+            print(line, file=sys.stderr)
         if answer.citations:
             print("\nSources:")
             for ev in answer.citations:
@@ -465,41 +451,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                     print(f"  [{ev.key}] {ev.label} {ev.title}\n       {ev.url or ''}")
         return 0
     finally:
-        assistant.close()
-
-
-def _check_outputs(args: argparse.Namespace) -> None:
-    from .bundle import check_save_target
-    from .errors import InputError
-
-    if args.save:
-        check_save_target(args.save, args.force)
-    if args.bibtex:
-        target = Path(args.bibtex)
-        if target.is_dir():
-            raise InputError(f"--bibtex {args.bibtex} is a folder; give a file name, e.g. {target / 'refs.bib'}")
-        if not target.parent.is_dir():
-            raise InputError(f"--bibtex {args.bibtex}: the folder {target.parent} does not exist; create it first")
-
-
-def _write_bibtex(path: str | None, assistant, answer) -> None:
-    if not path:
-        return
-    from .bibtex import bibtex
-    from .bundle import write_atomically
-
-    docs = assistant.cited_documents(answer)
-    write_atomically(Path(path), bibtex(docs))
-    print(f"wrote {len(docs)} BibTeX entries to {path}", file=sys.stderr)
-
-
-def _save_bundle(folder: str | None, assistant, answer, params) -> None:
-    if not folder:
-        return
-    from .bundle import make_bundle, save_bundle
-
-    path = save_bundle(folder, make_bundle(assistant, answer, params), force=True)  # checked before the work
-    print(f"saved the reproducibility bundle in {path} (astrorag replay {path})", file=sys.stderr)
+        session.close()
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -528,24 +480,19 @@ def cmd_export_bibtex(args: argparse.Namespace) -> int:
     from .workflows import export_bibtex
 
     ids = [i for i in (args.ids or "").split(",") if i.strip()]
-    text, count = export_bibtex(settings_from(args), query=args.query, bundle=args.bundle, ids=ids, k=args.k)
+    text, count = export_bibtex(settings_from(args), query=args.query, bundle=args.bundle, ids=ids, k=args.k,
+                                out=args.out)
     if args.out:
-        Path(args.out).write_text(text)
         print(f"wrote {count} BibTeX entries to {args.out}", file=sys.stderr)
     else:
         print(text, end="")
     return 0
 
 
-def _graph(settings: Settings):
-    from .graph.model import load_graph
-
-    return load_graph(settings.index_path)
-
-
 def cmd_rules_list(args: argparse.Namespace) -> int:
-    rules = [r for r in _graph(settings_from(args)).rules()
-             if (not args.origin or r.origin == args.origin) and (not args.contested or r.contested)]
+    from .workflows import list_rules
+
+    rules = list_rules(settings_from(args), args.origin, args.contested)
     if args.json:
         _print_json([r.to_dict() for r in rules])
         return 0
@@ -557,8 +504,9 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_show(args: argparse.Namespace) -> int:
-    graph = _graph(settings_from(args))
-    rule = graph.get(args.rule_id)
+    from .workflows import get_rule
+
+    rule = get_rule(settings_from(args), args.rule_id)
     if args.json:
         _print_json(rule.to_dict())
         return 0
@@ -576,15 +524,10 @@ def cmd_rules_show(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_graph(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from .workflows import draw_rules
 
-    from .graph.draw import draw
-
-    graph = _graph(settings_from(args))
-    if args.around:
-        graph = graph.neighbourhood(args.around, args.radius)
-    out = draw(graph, Path(args.out), title=f"around {args.around}" if args.around else "")
-    print(f"wrote {out} ({graph.graph.number_of_nodes()} nodes)")
+    out, nodes = draw_rules(settings_from(args), args.out, args.around, args.radius)
+    print(f"wrote {out} ({nodes} nodes)")
     return 0
 
 
@@ -688,21 +631,9 @@ def sampler_options(args: argparse.Namespace) -> SamplerOptions:
 def cmd_fit(args: argparse.Namespace) -> int:
     from .workflows import fit_file
 
-    from .bundle import write_atomically
-
-    def write_records(path) -> None:  # after every round: a run stopped later keeps what it measured
-        if args.records:
-            write_atomically(Path(args.records), "".join(json.dumps(r) + "\n" for r in path.records))
-
-    if args.records and not Path(args.records).parent.is_dir():
-        from .errors import InputError
-
-        raise InputError(f"--records {args.records}: the folder {Path(args.records).parent} does not exist")
     run = fit_file(settings_from(args), args.file, args.source_id, args.z, args.flux_unit, plot=args.plot,
-                   on_round=write_records, **_fit_options(args))
+                   records=args.records, **_fit_options(args))
     _print_problems(run.problems)
-    if run.path is not None:
-        write_records(run.path)
     if args.json:
         _print_json(run.to_dict())
         return 0 if run.path is not None else 1

@@ -44,11 +44,12 @@ class Tools:
         Returns:
             Passages, best first: key, title, arXiv id, bibcode, year, text, and the fused score.
         """
-        from .types import Filters, QueryParams
+        import dataclasses
 
-        filters = Filters(year_min or None, year_max or None) if (year_min or year_max) else None
-        evidence = self._open().retrieve(query, QueryParams(k=max(1, min(int(k), 50)), filters=filters,
-                                                            graph_rules=0))
+        from .workflows import query_params
+
+        params = query_params(k=max(1, min(int(k), 50)), year_min=year_min, year_max=year_max)
+        evidence = self._open().retrieve(query, dataclasses.replace(params, graph_rules=0))
         return [{"key": e.key, "title": e.title, "arxiv_id": e.arxiv_id, "bibcode": e.bibcode, "year": e.year,
                  "url": e.url, "text": e.text, "score": round(float(e.fused_score), 4)} for e in evidence]
 
@@ -62,9 +63,9 @@ class Tools:
         Returns:
             The answer text, its citations (key, title, ids), whether the corpus had no evidence, and notices.
         """
-        from .types import QueryParams
+        from .workflows import query_params
 
-        answer = self._open().ask(question, QueryParams(k=max(1, min(int(k), 50))))
+        answer = self._open().ask(question, query_params(k=max(1, min(int(k), 50))))
         return {"answer": answer.text, "no_evidence": answer.no_evidence, "backend": answer.backend,
                 "citations": [{"key": e.key, "kind": e.kind, "title": e.title, "arxiv_id": e.arxiv_id,
                                "bibcode": e.bibcode, "rule_id": e.rule_id, "url": e.url} for e in answer.citations],
@@ -116,21 +117,9 @@ class Tools:
         Returns:
             Ranked actions: rule id, what to change, score, confidence, matched symptoms, papers, dissent.
         """
-        from .errors import InputError
-        from .graph import vocabulary as vocab
-        from .graph.model import load_graph
-        from .sed.advisor import rank_actions
+        from .workflows import rules_for_symptoms
 
-        names: list[str] = []
-        for item in [s for s in symptoms.split(",") if s.strip()]:
-            try:
-                names.append(vocab.validate_symptom(item.strip()))
-            except InputError:  # plain words: link them to symptoms
-                names.extend(sorted(vocab.link_text(item)["symptoms"]))
-        if not names:
-            raise InputError(f"no known symptom in {symptoms!r}; known symptoms: {', '.join(sorted(vocab.SYMPTOMS))}")
-        graph = load_graph(self.settings.index_path)
-        return [a.to_dict() for a in rank_actions(graph, sorted(set(names)), limit=max(1, min(int(limit), 50)))]
+        return [a.to_dict() for a in rules_for_symptoms(self.settings, symptoms, limit=max(1, min(int(limit), 50)))]
 
     def close(self) -> None:
         if self._assistant is not None:

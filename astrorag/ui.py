@@ -14,8 +14,8 @@ from typing import Any, Iterator
 
 from .errors import AstroRagError
 from .settings import SamplerOptions, Settings
-from .types import Answer, Evidence, Filters, QueryParams, normalize_arxiv_id
-from .workflows import LRD_EXAMPLES
+from .types import Answer, Evidence, QueryParams, normalize_arxiv_id
+from .workflows import LRD_EXAMPLES, AskSession
 
 log = logging.getLogger("astrorag.app")
 
@@ -106,9 +106,9 @@ class AppState:
 
     @staticmethod
     def params(k, year_min, year_max) -> QueryParams:
-        filters = Filters(int(year_min) if year_min else None, int(year_max) if year_max else None) \
-            if (year_min or year_max) else None
-        return QueryParams(k=int(k) if k else None, filters=filters)
+        from .workflows import query_params
+
+        return query_params(k=k, year_min=year_min, year_max=year_max)
 
     def assistant(self, backend: str, model: str, host: str):
         from .assistant import Assistant
@@ -144,17 +144,16 @@ def build_app(settings: Settings | None = None):
             earlier = [{"role": m["role"], "content": m["content"]} for m in history[:-2][-6:]
                        if isinstance(m.get("content"), str)]
             text = ""
-            params = state.params(k, ymin, ymax)
-            for piece in assistant.stream(message, params, history=earlier):
-                if isinstance(piece, Answer):
-                    history[-1]["content"] = link_citations(piece.text, piece.evidence)
-                    extra = "".join(f"\n\n_{html.escape(n)}_" for n in piece.notices if n not in assistant.notices)
-                    bib, bundle = answer_files(assistant, piece, params)
-                    yield history, sources_markdown(piece), badge + extra, "", bib, bundle
-                else:
-                    text += piece
-                    history[-1]["content"] = text
-                    yield history, gr.update(), badge, "", gr.update(), gr.update()
+            session = AskSession(assistant, message, state.params(k, ymin, ymax), history=earlier)
+            for piece in session.stream():
+                text += piece
+                history[-1]["content"] = text
+                yield history, gr.update(), badge, "", gr.update(), gr.update()
+            answer = session.answer
+            history[-1]["content"] = link_citations(answer.text, answer.evidence)
+            extra = "".join(f"\n\n_{html.escape(n)}_" for n in answer.notices if n not in assistant.notices)
+            bib, bundle = session.downloads()
+            yield history, sources_markdown(answer), badge + extra, "", bib, bundle
         except Exception as exc:  # shown in the page, never a traceback
             history[-1]["content"] = f"⚠️ {_friendly(exc)}"
             yield history, gr.update(), gr.update(), "", gr.update(), gr.update()
@@ -217,19 +216,15 @@ def build_app(settings: Settings | None = None):
         yield run.plot or None, fit_markdown(run.path), str(json_path)
 
     def library_stats() -> str:
-        from .graph.model import load_graph
-        from .index.store import Index
+        from .workflows import library_summary
 
         try:
-            if not Index.exists(base):
+            info = library_summary(base)
+            if info is None:
                 return f"No index named `{base.index_name}` yet: ask a question to build it from the sample corpus."
-            index = Index.open(base)
-            info = index.info()
-            index.close()
-            rules = load_graph(base.index_path).counts().get("rule", 0)
             return (f"| index | documents | chunks | rules | embedding model | fingerprint |\n|---|---|---|---|---|---|\n"
-                    f"| {info['name']} | {info['documents']} | {info['chunks']} | {rules} | {info['embedding_model']} "
-                    f"| `{info['fingerprint']}` |")
+                    f"| {info['name']} | {info['documents']} | {info['chunks']} | {info['rules']} | "
+                    f"{info['embedding_model']} | `{info['fingerprint']}` |")
         except Exception as exc:
             return f"⚠️ {_friendly(exc)}"
 
@@ -314,7 +309,7 @@ def build_app(settings: Settings | None = None):
                           [plot, diag_md, actions_md, narrative, download], api_visibility="private")
                 with gr.Accordion("Fit: refit with the advised changes (bagpipes; minutes per source)", open=False):
                     with gr.Row():
-                        n_live = gr.Slider(50, 400, value=100, step=50, label="live points")
+                        n_live = gr.Slider(50, 400, value=SamplerOptions.n_live, step=50, label="live points")
                         steps = gr.Slider(1, 3, value=1, step=1, label="rounds of refits")
                         fit_btn = gr.Button("Fit", elem_id="fit-button")
                     with gr.Row():
@@ -344,24 +339,6 @@ def build_app(settings: Settings | None = None):
 
         register(gr, Tools(base))
     return demo
-
-
-def answer_files(assistant, answer: Answer, params) -> tuple[str | None, str | None]:
-    """The answer's cited papers as a .bib file and its reproducibility bundle as a .zip, for download."""
-    import shutil
-
-    from .bibtex import bibtex
-    from .bundle import make_bundle, save_bundle
-
-    folder = Path(tempfile.mkdtemp(prefix="astrorag-answer-"))
-    docs = assistant.cited_documents(answer)
-    bib = None
-    if docs:
-        bib = folder / "references.bib"
-        bib.write_text(bibtex(docs))
-    bundle_dir = save_bundle(folder / "bundle", make_bundle(assistant, answer, params))
-    archive = shutil.make_archive(str(folder / "astrorag-answer"), "zip", bundle_dir)
-    return (str(bib) if bib else None), archive
 
 
 def _example_ids() -> list[str]:

@@ -1,0 +1,80 @@
+"""SED advice: one source from a table, or a whole catalog on dask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..settings import Settings
+from ..types import Advice, Problem
+
+
+@dataclass
+class AdviceRun:
+    """One ``advise`` call: the advice, rows that could not be read, and the backend's notice."""
+
+    advice: Advice
+    problems: list[Problem] = field(default_factory=list)
+    notice: str = ""
+
+
+def advise_file(settings: Settings, path: str | Path, source_id: str | None = None, z: float | None = None,
+                flux_unit: str | None = None, model_fluxes: str | Path | None = None,
+                plot: str | Path | None = None, backend: str | None = None) -> AdviceRun:
+    """Read one source from a photometry table, analyse it, rank actions, write the narrative (and a plot).
+
+    ``backend`` overrides the ``advise`` purpose's backend (``extractive`` writes the plain report).
+    """
+    from ..graph.model import load_graph
+    from ..llm import get_backend
+    from ..sed.advisor import advise_source
+    from ..sed.analysis import analyse
+    from ..sed.photometry import load_source
+
+    phot = load_source(path, source_id, z, flux_unit, model_fluxes)
+    if len(phot) == 0:
+        shown = "; ".join(str(p) for p in phot.problems[:5])
+        raise InputError(f"no readable sources in {Path(path).name}{': ' + shown if shown else ''}")
+    from ..sed.photometry import redshift_warnings
+
+    selected = get_backend(settings, "advise", backend)
+    advice = advise_source(analyse(phot), 0, load_graph(settings.index_path), selected.llm)
+    advice_notice = "\n".join([*redshift_warnings(phot), selected.notice]).strip()
+    if plot:
+        from ..sed.plot import plot_advice
+
+        advice.plot = str(plot_advice(advice, plot))
+    return AdviceRun(advice, list(phot.problems), advice_notice)
+
+
+def advise_catalog_file(settings: Settings, path: str | Path, out: str | Path, *, scheduler: str | None = None,
+                        workers: int | None = None, z: float | None = None, flux_unit: str | None = None,
+                        block_rows: int = 100_000, narratives: bool = False, narrative_limit: int = 100,
+                        backend: str | None = None):
+    """Diagnostics and LRD flags for every row of a catalog on dask; with ``narratives``, LLM narratives for
+    the first flagged sources through the ``catalog`` purpose's backend (which must be a language model)."""
+    from ..graph.model import load_graph
+    from ..sed.catalog import advise_catalog
+    from ..sed.photometry import check_redshift
+
+    if z is not None:
+        check_redshift(z)
+    llm = None
+    if narratives:
+        from ..errors import BackendError
+        from ..llm import get_backend
+
+        llm = get_backend(settings, "catalog", backend).llm
+        ok, why = llm.available()
+        if not ok:
+            raise BackendError(f"narratives: {why}")
+    report = advise_catalog(path, out, scheduler=scheduler, workers=workers, z=z, flux_unit=flux_unit,
+                            block_rows=block_rows, graph=load_graph(settings.index_path), progress=settings.progress,
+                            llm=llm, llm_limit=narrative_limit)
+    if report.sources == 0:
+        Path(out).unlink(missing_ok=True)
+        shown = "; ".join(str(p) for p in report.problems[:3])
+        raise InputError(f"no row of {path} could be read ({len(report.problems)} skipped"
+                         f"{', e.g. ' + shown if shown else ''}); nothing was written")
+    return report

@@ -1,0 +1,35 @@
+"""The front ends only parse, call the application layer (astrorag.workflows) and render."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).parent.parent / "astrorag"
+FRONT_ENDS = ("cli.py", "ui.py", "tools.py")
+ORCHESTRATION = {
+    "opens an index": r"\bIndex\s*\(|\bIndex\.(open|list|drop|exists)\b",
+    "writes BibTeX": r"\bbibtex\s*\(",
+    "writes a bundle": r"\b(save_bundle|make_bundle)\s*\(",
+    "builds retrieval filters": r"\bFilters\s*\(",
+    "loads the rule graph": r"\bload_graph\s*\(",
+}
+
+
+def test_front_ends_hold_no_orchestration():
+    found = []
+    for name in FRONT_ENDS:
+        text = (PACKAGE / name).read_text()
+        for what, pattern in ORCHESTRATION.items():
+            for match in re.finditer(pattern, text):
+                line = text[:match.start()].count("\n") + 1
+                found.append(f"{name}:{line} {what}")
+    assert not found, "move these into astrorag/workflows: " + "; ".join(found)
+
+
+def test_the_sampler_has_one_default_for_its_live_points():
+    defaults = [f"{p.relative_to(PACKAGE)}:{i}" for p in PACKAGE.rglob("*.py")
+                for i, line in enumerate(p.read_text().splitlines(), 1)
+                if re.search(r"\bn_live\s*(:\s*int)?\s*=\s*\d", line) or re.search(r"n_live=\d", line)]
+    # the one default, and the doctest that shows how to pass another
+    assert [d for d in defaults if not d.startswith("fit/__init__.py")] == ["settings.py:62"], defaults
