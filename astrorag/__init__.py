@@ -11,6 +11,6 @@ __version__ = "0.1.0"
 
 from .errors import AstroRagError  # noqa: E402
 from .settings import Settings  # noqa: E402
-from .types import Answer, Chunk, Document, Evidence  # noqa: E402
+from .index.types import Answer, Chunk, Document, Evidence  # noqa: E402
 
 __all__ = ["__version__", "AstroRagError", "Settings", "Answer", "Chunk", "Document", "Evidence"]

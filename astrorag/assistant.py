@@ -22,7 +22,7 @@ from .llm.degenerate import ReplyGuard
 from .llm.extractive import ExtractiveAnswerer
 from .llm.prompt import build_messages, check_citations, quote_evidence
 from .settings import MAX_K, MAX_QUESTION_CHARS, Settings
-from .types import Answer, Evidence, QueryParams, number_evidence
+from .index.types import Answer, Evidence, QueryParams, number_evidence
 
 #: Streamed text is shown a line at a time, once the line is checked; a line longer than this is shown
 #: before it ends.
@@ -60,7 +60,7 @@ class Assistant:
     """The question-answering entry point used by the CLI, the app and the evaluation harness.
 
     The default index is built from the bundled sample corpus the first time it is needed. Per-call
-    options (k, retrieval mode, filters) travel in :class:`~astrorag.types.QueryParams`, so one
+    options (k, retrieval mode, filters) travel in :class:`~astrorag.index.types.QueryParams`, so one
     Assistant (one open index, one backend probe) serves every call.
 
     Examples

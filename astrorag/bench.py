@@ -181,7 +181,7 @@ def _retrieval_at_scale(settings: Settings, embedder, n: int, docs) -> tuple[flo
     s = settings.replace(index_name=f"scale{n}")
     index = Index.open(s, create=True)
     t0 = time.perf_counter()
-    from .types import Chunk, Document
+    from .index.types import Chunk, Document
 
     batch = 5000
     for start in range(0, n, batch):

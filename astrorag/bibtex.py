@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from .types import Document
+from .index.types import Document
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\textbraceleft{}",
             "}": r"\textbraceright{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "$": r"\$"}

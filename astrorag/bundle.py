@@ -213,7 +213,7 @@ def replay(settings: Settings, directory: str | Path, backend: str | None = None
     from .assistant import Assistant
     from .bundle_schema import REPLAYED_SETTINGS, plain_index_name
     from .llm import backend_names
-    from .types import Filters, QueryParams
+    from .index.types import Filters, QueryParams
 
     bundle = load_bundle(directory)
     stored = dict(bundle["settings"])

@@ -17,7 +17,7 @@ import json
 import re
 
 from .llm.base import LLMBackend
-from .types import Evidence
+from .index.types import Evidence
 
 REWRITES = ("hyde", "keywords")
 #: The longest rewrite the model may write, in tokens: an abstract-style paragraph, or a line of keywords.

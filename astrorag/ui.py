@@ -14,7 +14,8 @@ from typing import Any, Iterator
 
 from .errors import AstroRagError
 from .settings import SamplerOptions, Settings
-from .types import Answer, Evidence, QueryParams, normalize_arxiv_id
+from .index.types import Answer, Evidence, QueryParams
+from .types import normalize_arxiv_id
 from .workflows import LRD_EXAMPLES, AskSession
 
 log = logging.getLogger("astrorag.app")

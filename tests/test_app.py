@@ -109,7 +109,7 @@ def test_ask_and_sed_tabs_in_a_browser(app_url, tmp_path):
 
 
 def test_citation_links():
-    from astrorag.types import Evidence
+    from astrorag.index.types import Evidence
 
     ev = [Evidence(key="1", kind="chunk", text="", url="https://arxiv.org/abs/2505.06965"),
           Evidence(key="R1", kind="rule", text="", rule_id="x")]
@@ -204,7 +204,7 @@ def test_serve_mcp_lists_and_runs_the_four_tools_for_a_real_mcp_client(small_set
 
 
 def test_sources_show_what_the_record_has_and_keep_latex_for_the_renderer():
-    from astrorag.types import Answer, Evidence
+    from astrorag.index.types import Answer, Evidence
     from astrorag.ui import LATEX, sources_markdown
 
     known = Evidence(key="1", kind="chunk", text="Compact sources at $z\\sim 4$ with M$_\\star$ < 10^10.",

@@ -21,7 +21,7 @@ from astrorag.fit.spec import NotAModelChange, apply_action, baseline, cosmic_ag
 from astrorag.graph.learn import learn, read_fitlog
 from astrorag.graph.model import RuleGraph
 from astrorag.sed import synthetic as syn
-from astrorag.types import Action
+from astrorag.graph.types import Action
 
 from cigale_validator import problems
 
@@ -420,7 +420,7 @@ def test_equal_scores_try_the_change_nested_in_the_model_first():
     """Two rules of equal score: widening a range the model has comes before adding a component, whatever
     their ids (the id alone would put the AGN first here)."""
     from astrorag.fit.loop import candidate_actions
-    from astrorag.types import Rule
+    from astrorag.graph.types import Rule
 
     graph = RuleGraph()
     graph.add_rule(Rule("a-add-agn", ("v_shaped_sed",), Action("increase", "fracAGN", "skirtor2016", "0.1 - 0.5"),

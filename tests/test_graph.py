@@ -14,7 +14,7 @@ from astrorag.graph.model import RuleGraph, graph_path, load_graph, load_seed_ru
 from astrorag.graph.retrieve import graph_search
 from astrorag.llm.base import LLMBackend
 from astrorag.llm.ollama_backend import OllamaBackend
-from astrorag.types import Chunk, Document
+from astrorag.index.types import Chunk, Document
 from conftest import DATA
 from fake_ollama import FakeOllama
 
@@ -210,7 +210,7 @@ def test_lines_vs_continuum_keeps_the_continuum_fixed():
     """dustatt_modified_starburst: continuum E(B-V) = E_BV_factor x E_BV_lines; the fix lowers the lines' E(B-V)
     at a fixed product (raising the factor alone would dim the continuum and deepen the optical deficit)."""
     from astrorag.graph.mechanics import check_rule, modified_starburst_ebv
-    from astrorag.types import Action, Rule
+    from astrorag.graph.types import Action, Rule
 
     rule = _seed("att-lines-vs-continuum")
     assert (rule.action.parameter, rule.action.direction) == ("E_BV_lines", "decrease")
@@ -300,7 +300,7 @@ def test_a_saved_graph_gets_the_corrected_seed_rules(tmp_path):
                      "range": "0.44 - 1.0", "change": "", "also": []}
     old["successes"] = 4
     graph.graph.remove_node("rule:att-lines-vs-continuum")
-    from astrorag.types import Rule
+    from astrorag.graph.types import Rule
 
     graph._store(Rule.from_dict(old))
     graph.save(graph_path(tmp_path))

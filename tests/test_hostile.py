@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from astrorag.bibtex import bibtex
-from astrorag.types import Document
+from astrorag.index.types import Document
 
 HOSTILE = [
     Document.create(title="Dust } , note = {injected}", authors=("Evil, Eve",), year=2025, arxiv_id="2501.00001",
@@ -88,7 +88,7 @@ def _saved_bundle(settings, folder):
     """A real bundle: an extractive answer on the shared small index, saved as ask --save does."""
     from astrorag.assistant import Assistant
     from astrorag.bundle import make_bundle, save_bundle
-    from astrorag.types import QueryParams
+    from astrorag.index.types import QueryParams
 
     assistant = Assistant(settings, backend="extractive")
     try:

@@ -33,3 +33,17 @@ def test_the_sampler_has_one_default_for_its_live_points():
                 if re.search(r"\bn_live\s*(:\s*int)?\s*=\s*\d", line) or re.search(r"n_live=\d", line)]
     # the one default, and the doctest that shows how to pass another
     assert [d for d in defaults if not d.startswith("fit/__init__.py")] == ["settings.py:62"], defaults
+
+
+def test_the_readme_is_a_short_guide_whose_counts_come_from_the_code():
+    import re
+
+    from astrorag.graph.rulebook import load_seed_rules
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    assert len(readme.splitlines()) < 350
+    seed, contested = map(int, re.search(r"(\d+) seed rules, (\d+) of them contested", readme).groups())
+    rules = load_seed_rules()
+    assert (seed, contested) == (len(rules), sum(bool(r.contradicted_by) for r in rules))
+    for path in re.findall(r"(?:astrorag|tests|eval)/[\w/.-]+\.(?:csv|jsonl|md|json)", readme):
+        assert (PACKAGE.parent / path).exists(), f"the README names {path}, which is not there"

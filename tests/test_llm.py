@@ -13,8 +13,8 @@ from astrorag.llm.ollama_backend import OllamaBackend
 from astrorag.llm.openai_backend import OpenAIBackend
 from astrorag.llm.prompt import build_messages, check_citations
 from astrorag.settings import Settings
-from astrorag.types import QueryParams
-from astrorag.types import Evidence
+from astrorag.index.types import QueryParams
+from astrorag.index.types import Evidence
 from fake_ollama import FakeOllama
 
 
@@ -291,7 +291,7 @@ def test_export_bibtex_needs_one_source_and_says_so(small_settings):
 
 
 def test_hyde_rewrite_and_llm_rescoring_go_through_ollama_and_change_the_order(small_settings):
-    from astrorag.types import QueryParams
+    from astrorag.index.types import QueryParams
 
     hypothetical = "Little red dots are compact sources whose V-shaped spectra are explained by dense gas envelopes."
 
@@ -323,7 +323,7 @@ def test_hyde_rewrite_and_llm_rescoring_go_through_ollama_and_change_the_order(s
 
 
 def test_rewrite_without_a_model_says_so_and_retrieves_plainly(small_settings):
-    from astrorag.types import QueryParams
+    from astrorag.index.types import QueryParams
 
     assistant = Assistant(small_settings, backend="extractive")
     try:

@@ -21,7 +21,7 @@ from astrorag.assistant import Assistant
 from astrorag.errors import LLMTimeoutError
 from astrorag.evaluation.mcq import Question, extract_choice, mcq_prompt, predict_llm, run_mcq, without_echo
 from astrorag.llm.openai_backend import OpenAIBackend
-from astrorag.types import QueryParams
+from astrorag.index.types import QueryParams
 
 QUESTION = "What powers little red dots?"
 MCQ = [["question", "choice0", "choice1", "choice2", "choice3", "answer"],
@@ -147,7 +147,7 @@ def test_json_schema_replies_through_llama_cpp_json_object_mode(llama_server, sm
     # and then the report says so: the request itself is not refused)
     from astrorag.graph.distill import distill
     from astrorag.graph.model import RuleGraph
-    from astrorag.types import Chunk, Document
+    from astrorag.index.types import Chunk, Document
 
     doc = Document.create(title="Little red dots", abstract="", arxiv_id="2401.09981")
     chunk = Chunk.create(doc.doc_id, 0, "Fitting LRDs needs an AGN component for the red optical continuum.")

@@ -16,7 +16,7 @@ from astrorag.index.store import Index
 from astrorag.ingest.pipeline import ingest_documents
 from astrorag.ingest.records import read_files
 from astrorag.ingest.repair import repair_index
-from astrorag.types import QueryParams
+from astrorag.index.types import QueryParams
 from conftest import DATA
 
 LRD_TABLE = DATA.parent.parent / "astrorag" / "data" / "kokorev2024_lrd_dev.csv"
@@ -168,7 +168,7 @@ def test_an_ingest_counts_only_what_it_wrote(settings, embedder, monkeypatch):
 
 
 def test_vectors_are_stored_in_batches_the_client_accepts(settings, embedder):
-    from astrorag.types import Document
+    from astrorag.index.types import Document
 
     doc = Document.create(title="A long record", abstract=" ".join(f"Sentence {i} about dust." for i in range(900)),
                           arxiv_id="2401.09981")

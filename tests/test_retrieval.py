@@ -75,7 +75,7 @@ def test_llama_index_query_engine_runs_on_an_astrorag_retriever(small_settings):
         assert all(n.node.node_id.startswith("rule:") and n.node.metadata["papers"] for n in rules)
         assert passages[0].score >= passages[-1].score > 0
         # The same passages as astrorag's own retrieval, in the same order.
-        from astrorag.types import QueryParams
+        from astrorag.index.types import QueryParams
 
         own = retriever._assistant.retrieve("What powers little red dots?", QueryParams(k=4, graph_rules=2))
         assert [n.node.node_id for n in passages] == [e.chunk_id for e in own if e.kind == "chunk"]

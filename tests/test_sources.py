@@ -14,7 +14,7 @@ from astrorag.ingest.ads_source import ingest_ads
 from astrorag.ingest.arxiv_source import ingest_arxiv
 from astrorag.ingest.fulltext import pdf_to_body
 from astrorag.ingest.pipeline import ingest_documents
-from astrorag.types import Document
+from astrorag.index.types import Document
 from replay_server import Replay
 
 TOKEN = "test-token-not-a-secret-1234"

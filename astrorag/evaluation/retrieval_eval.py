@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import InputError
 from ..jsonl import jsonl_lines
 from ..settings import Settings
-from ..types import QueryParams
+from ..index.types import QueryParams
 from .report import finish_report, markdown_table, pyplot, report_dir, write_jsonl
 
 MODES = ("dense", "bm25", "fused", "fused+graph")

@@ -30,7 +30,7 @@ from ..graph.model import RuleGraph
 from ..sed.analysis import analyse
 from ..sed.photometry import Photometry
 from ..sed.regions import REGIONS
-from ..types import RankedAction
+from ..graph.types import RankedAction
 from .base import FitError, FitResult, Fitter, SourcePhotometry
 from .cache import FitCache, fit_key
 from .scratch import init_worker

@@ -18,7 +18,7 @@ from typing import Union
 
 from ..errors import InputError
 from ..graph import vocabulary as vocab
-from ..types import Action, RankedAction
+from ..graph.types import Action, RankedAction
 
 #: A parameter is a fixed value, a (low, high) range the fitter samples, or a CIGALE string option.
 Value = Union[float, tuple[float, float], str]

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from ..errors import InputError
 from ..llm.base import LLMBackend
 from ..llm.prompt import quote_evidence
-from ..types import Action, Chunk, Document, Evidence, Rule
+from .types import Action, Rule
+from ..index.types import Chunk, Document, Evidence
 from . import vocabulary as vocab
 from .model import RuleGraph, new_rule_id
 

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import InputError
 from ..jsonl import jsonl_lines
 from ..sed.regions import REGIONS
-from ..types import Action, Problem, Rule
+from .types import Action, Rule
+from ..types import Problem
 from . import vocabulary as vocab
 from .model import RuleGraph, new_rule_id, validate_rule
 

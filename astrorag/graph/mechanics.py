@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from ..types import Rule
+from .types import Rule
 
 CALZETTI_RV = 4.05            # Calzetti et al. 2000, the modified-starburst base curve
 SMC_RV = 2.74                 # Gordon et al. 2003 SMC bar, skirtor2016's default polar-dust law

@@ -15,7 +15,8 @@ from typing import Iterable
 import networkx as nx
 
 from ..errors import InputError
-from ..types import Rule, content_hash
+from .types import Rule
+from ..types import content_hash
 from . import vocabulary as vocab
 # validate_rule, load_seed_rules and seed_rules_path live with the rules; imported here for existing callers.
 from .rulebook import (RULES_FILE, RuleBook, RuleMatch, load_seed_rules, read_graph_json,  # noqa: F401

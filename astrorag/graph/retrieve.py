@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..sentences import split_sentences
-from ..types import Evidence, Rule
+from .types import Rule
+from ..index.types import Evidence
 from .rulebook import RuleBook, RuleMatch
 from .vocabulary import link_text
 

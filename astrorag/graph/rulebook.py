@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import InputError
-from ..types import Action, Rule, normalize_arxiv_id
+from .types import Action, Rule
+from ..types import normalize_arxiv_id
 from . import vocabulary as vocab
 from .mechanics import check_rule
 

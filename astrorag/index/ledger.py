@@ -12,7 +12,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..types import Chunk, Document
+from .types import Chunk, Document
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (

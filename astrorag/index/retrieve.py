@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..bibtex import bibcode_parts
 from ..errors import ConfigError
 from ..settings import Settings
-from ..types import Evidence, Filters, number_evidence
+from .types import Evidence, Filters, number_evidence
 from .embed import Embedder
 from .store import Index
 from .vectors import Hit

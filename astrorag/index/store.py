@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError
 from ..settings import Settings
-from ..types import Chunk, Document
+from .types import Chunk, Document
 from .dense_cache import DenseCache
 from .fingerprint import index_fingerprint, mismatch_message
 from .keyword import KeywordIndex

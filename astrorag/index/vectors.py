@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..types import Chunk, Document
+from .types import Chunk, Document
 from .fingerprint import category_key, category_keys
 
 COLLECTION = "chunks"

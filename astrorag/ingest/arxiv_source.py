@@ -10,7 +10,7 @@ from ..errors import SourceError
 from ..index.embed import Embedder
 from ..index.store import Index
 from ..settings import Settings
-from ..types import Document
+from ..index.types import Document
 from .ads_source import SourceReport, checkpoint_key
 from .pipeline import ingest_documents
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..types import Chunk, Document
+from ..index.types import Chunk, Document
 
 # Changing how text is split? Bump CHUNKER_VERSION in astrorag.index.fingerprint, so old indexes are refused.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..types import Document
+from ..index.types import Document
 
 
 def merge_documents(old: Document, new: Document) -> Document:

@@ -10,7 +10,7 @@ from typing import Sequence
 from ..index.embed import Embedder
 from ..index.store import Index
 from ..settings import Settings
-from ..types import Document
+from ..index.types import Document
 from .chunking import chunk_document, embedding_text
 from .merge import merge_documents
 from ..types import Problem

@@ -12,7 +12,7 @@ from ..index.ledger import Ledger, ledger_damage
 from ..index.store import Index
 from ..index.vectors import VectorStore
 from ..settings import Settings
-from ..types import Document
+from ..index.types import Document
 from .pipeline import IngestReport, ingest_documents
 
 

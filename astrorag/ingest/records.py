@@ -15,7 +15,8 @@ from typing import Any, Iterable, Iterator
 
 from ..errors import InputError
 from ..jsonl import jsonl_lines
-from ..types import Document, Problem, normalize_arxiv_id
+from ..index.types import Document
+from ..types import Problem, normalize_arxiv_id
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv")
 

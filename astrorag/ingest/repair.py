@@ -19,7 +19,8 @@ from ..index.ledger import Ledger, ledger_damage
 from ..index.store import Index
 from ..index.vectors import VectorStore
 from ..settings import Settings
-from ..types import Chunk, Document, normalize_arxiv_id
+from ..index.types import Chunk, Document
+from ..types import normalize_arxiv_id
 from .chunking import embedding_text
 
 RECOVERED_SECTION = "recovered"

@@ -20,7 +20,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from ..settings import Settings
-from ..types import Evidence, Filters, QueryParams
+from ..index.types import Evidence, Filters, QueryParams
 
 
 def evidence_to_node(evidence: Evidence) -> NodeWithScore:

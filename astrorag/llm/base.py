@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-from ..types import Evidence
+from ..index.types import Evidence
 from .prompt import build_messages, count_tokens
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..index.embed import Embedder
 from ..sentences import split_sentences
-from ..types import Evidence
+from ..index.types import Evidence
 
 HEADER = ("Extractive answer (no language model was used): the retrieved sentences most relevant to "
           "the question, with their sources.")

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from ..sentences import split_sentences
-from ..types import Evidence
+from ..index.types import Evidence
 
 ELLIPSIS = "…"
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..types import Evidence, normalize_arxiv_id
+from ..index.types import Evidence
+
+from ..types import normalize_arxiv_id
 
 SYSTEM_PROMPT = """You are astrorag, a careful research assistant for professional astronomers.
 Answer the question using the evidence passages supplied in the user message.

@@ -14,7 +14,9 @@ from ..graph.retrieve import rule_to_evidence
 from ..graph.vocabulary import INTERPRETATIONS, SYMPTOMS
 from ..llm.base import LLMBackend
 from ..llm.prompt import build_messages, check_citations
-from ..types import SED, Advice, Evidence, RankedAction
+from ..graph.types import RankedAction
+from ..index.types import Evidence
+from .types import SED, Advice
 from .analysis import SEDAnalysis, analyse
 
 ADVICE_QUESTION = ("This galaxy's photometry shows the diagnostics and symptoms listed in the evidence. "

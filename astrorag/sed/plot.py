@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..types import Advice
+from .types import Advice
 from .diagnostics import BALMER_LIMIT_UM
 from .magnitudes import LIMIT_SIGMA
 from .photometry import DETECTION_SNR

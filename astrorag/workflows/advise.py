@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..settings import Settings
-from ..types import Advice, Problem
+from ..sed.types import Advice
+from ..types import Problem
 
 
 @dataclass

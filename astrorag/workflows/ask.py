@@ -23,7 +23,7 @@ from typing import Iterator
 
 from ..errors import InputError
 from ..settings import Settings
-from ..types import Answer, Filters, QueryParams
+from ..index.types import Answer, Filters, QueryParams
 
 
 def query_params(k: int | None = None, mode: str | None = None, year_min: int | None = None,

@@ -29,7 +29,8 @@ def _export(settings: Settings, query: str | None, bundle: str | Path | None, id
             k: int | None) -> tuple[str, int]:
     from ..bibtex import bibtex
     from ..index.store import Index
-    from ..types import QueryParams, normalize_arxiv_id
+    from ..index.types import QueryParams
+    from ..types import normalize_arxiv_id
 
     chosen = [bool(query), bool(bundle), bool(ids)]
     if sum(chosen) != 1:
