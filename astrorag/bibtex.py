@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from .index.types import Document
+from .types import bibcode_parts
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\textbraceleft{}",
             "}": r"\textbraceright{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "$": r"\$"}
@@ -64,14 +65,6 @@ def latex_escape(text: str) -> str:
     parts = _MATH.split(" ".join(text.split()))
     return "".join(p if len(p) > 1 and p.startswith("$") and p.endswith("$") and _safe_math(p[1:-1]) else
                    _escape_text(p) for p in parts)
-
-
-def bibcode_parts(bibcode: str) -> tuple[str, str, str] | None:
-    """(journal, volume, page) of a journal bibcode such as 2024ApJ...968...38K; None for e-prints."""
-    if len(bibcode) != 19 or "arXiv" in bibcode:
-        return None
-    journal, volume, page = bibcode[4:9].strip("."), bibcode[9:13].strip("."), bibcode[14:18].strip(".")
-    return (journal, volume, page) if journal else None
 
 
 def _valid(pattern: re.Pattern, value: str | None) -> str | None:

@@ -58,3 +58,11 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.reason}"
+
+
+def bibcode_parts(bibcode: str) -> tuple[str, str, str] | None:
+    """(journal, volume, page) of a journal bibcode such as 2024ApJ...968...38K; None for e-prints."""
+    if len(bibcode) != 19 or "arXiv" in bibcode:
+        return None
+    journal, volume, page = bibcode[4:9].strip("."), bibcode[9:13].strip("."), bibcode[14:18].strip(".")
+    return (journal, volume, page) if journal else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..bibtex import bibcode_parts
+from ..types import bibcode_parts
 from ..errors import ConfigError
 from ..settings import Settings
 from .types import Evidence, Filters, number_evidence

@@ -118,6 +118,12 @@ class Index:
             return True
         return False
 
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         self.ledger.close()
         # An HttpClient's connection pool is left open: chromadb shares it between every client of the same

@@ -11,22 +11,16 @@ def index_info(settings: Settings) -> dict[str, Any]:
     """The index's name, counts, embedding model and fingerprint (raises when there is no such index)."""
     from ..index.store import Index
 
-    index = Index.open(settings)
-    try:
+    with Index.open(settings) as index:
         return index.info()
-    finally:
-        index.close()
 
 
 def index_check(settings: Settings) -> list[str]:
     """The damage a full check finds (empty when the index is sound)."""
     from ..index.store import Index
 
-    index = Index.open(settings)
-    try:
+    with Index.open(settings) as index:
         return index.check(full=True)
-    finally:
-        index.close()
 
 
 def library_summary(settings: Settings) -> dict[str, Any] | None:
