@@ -115,6 +115,13 @@ def test_eval_retrieval_sed_and_cost_reports(small_settings, tmp_path):
     _run(["eval", "sed", "--n", "400", "--out", str(tmp_path / "sed")], small_settings, tmp_path)
     sed = json.loads((tmp_path / "sed" / "report.json").read_text())
     assert sed["real_lrd_flag_rate"] >= 0.9 and sed["synthetic_normal_flag_rate"] <= 0.05
+    # every population by redshift, unclassifiable sources counted in n
+    emitters = sed["populations"]["strong_line"]
+    assert emitters["n"] == 400 and sum(b["n"] for b in emitters["bins"].values()) == 400
+    assert emitters["bins"]["7-8"]["rate"] <= 0.02 and emitters["bins"]["8-9"]["rate"] <= 0.02
+    assert sed["populations"]["lrd_real"]["n"] == 60 and set(sed["populations"]) == {"lrd_real", "normal", "lrd",
+                                                                                     "strong_line"}
+    assert "7-8" in (tmp_path / "sed" / "report.md").read_text()
     assert all(v["top1"] >= 0.8 and v["top3"] >= 0.95 for v in sed["misspecification"].values())
 
     _run(["eval", "cost", "--backend", "extractive", "--questions", "3", "--out", str(tmp_path / "cost")],

@@ -311,3 +311,37 @@ def test_line_bands_against_their_neighbours_give_an_excess_or_a_deficit(offset,
     assert found == ({expected} if expected else set())
     if expected == "emission_line_deficit":
         assert "sfh-faded-burst" in [a.rule_id for a in rank_actions(RuleGraph.from_seeds(), names)]
+
+
+def test_strong_line_emitters_at_z_7_to_9_are_not_little_red_dots():
+    """Blue star-forming galaxies whose [OIII]+H-beta (EWs as published for z ~ 7 emitters) boosts F410M/F444W
+    look red in the broad bands; the line term keeps them out while the development LRDs stay in."""
+    emitters = analyse(syn.strong_line_emitters(1500, seed=5))
+    z, flag = emitters.phot.z, emitters.lrd_flag
+    for lo, hi in ((7.0, 8.0), (8.0, 9.0)):
+        rows = (z >= lo) & (z < hi)
+        assert rows.sum() > 500 and np.mean(flag[rows] == 1) <= 0.02, (lo, np.mean(flag[rows] == 1))
+    # what a reader sees: the bands that hold the lines, and the slope without them
+    d = emitters.diagnostics
+    i = int(np.flatnonzero((z > 8.2) & (z < 8.8))[0])
+    assert "f444w" in d.line_boosted_bands(i) and np.isfinite(d.excess_line_free_mag[i])  # F410M is line-free
+    assert 0 < d.line_ew_needed_aa[i] <= 6850
+    real = analyse(read_photometry(LRD_TABLE))
+    assert np.mean(real.lrd_flag == 1) >= 0.9
+    # a red continuum at the same redshifts is not explained away: the line-free bands rise too
+    lrd = analyse(syn.population("lrd", 1500, seed=6))
+    high = lrd.phot.z >= 7.0
+    assert np.mean(lrd.lrd_flag[high] == 1) >= 0.8
+
+
+def test_advise_catalog_reports_the_line_free_slope_and_the_line_bands(tmp_path):
+    out = tmp_path / "advice.csv"
+    run = _cli("advise-catalog", str(LRD_TABLE), "--out", str(out), "--quiet")
+    assert run.returncode == 0, run.stderr
+    import csv
+
+    with out.open() as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    assert {"optical_slope_line_free", "line_boosted_bands", "line_ew_needed_aa"} <= set(next(iter(rows.values())))
+    high = rows["40589"]  # z = 8.0: [OIII]+H-beta in F430M and F444W
+    assert high["line_boosted_bands"] == "f430m,f444w" and float(high["optical_slope_line_free"]) < 0.5

@@ -26,20 +26,27 @@ def run_sed_eval(settings: Settings, n_synthetic: int = 2000, seed: int = 0, lrd
     t0 = time.perf_counter()
     real = read_photometry(table)
     analysis = analyse(real)
-    criteria, flag = analysis.criteria, analysis.lrd_flag
-    evaluable = np.isfinite(flag)
-    hits = int(np.sum(flag[evaluable] == 1))
-    rows.append(["Kokorev+2024 LRDs flagged (real)", int(evaluable.sum()), hits / max(evaluable.sum(), 1),
-                 *wilson_interval(hits, int(evaluable.sum()))])
+    criteria = analysis.criteria
     for i in range(len(real)):
-        predictions.append({"suite": "lrd_real", "id": str(real.ids[i]), "is_lrd": analysis.is_lrd(i),
-                            "lrd_score": round(float(analysis.lrd_score[i]), 3), "lrd_votes": analysis.votes(i),
+        predictions.append({"suite": "lrd_real", "id": str(real.ids[i]), "z": float(real.z[i]),
+                            "is_lrd": analysis.is_lrd(i), "lrd_score": round(float(analysis.lrd_score[i]), 3),
+                            "lrd_votes": analysis.votes(i),
+                            "line_boosted_bands": analysis.diagnostics.line_boosted_bands(i),
                             **{c.name: None if np.isnan(c.passed[i]) else bool(c.passed[i]) for c in criteria}})
-    for kind, want in (("normal", 0), ("lrd", 1)):
-        phot = syn.population(kind, n_synthetic, seed=seed)
-        f = analyse(phot).lrd_flag
-        k = int(np.sum(f == 1))
-        rows.append([f"synthetic {kind} galaxies flagged", len(phot), k / len(phot), *wilson_interval(k, len(phot))])
+    populations = {"lrd_real": (f"{table.name} LRDs (real)", real, analysis.lrd_flag, 1)}
+    for kind, label, want, phot in (
+            ("normal", "synthetic normal galaxies", 0, syn.population("normal", n_synthetic, seed=seed)),
+            ("lrd", "synthetic LRDs", 1, syn.population("lrd", n_synthetic, seed=seed)),
+            ("strong_line", "synthetic strong-line emitters, z 7-9", 0,
+             syn.strong_line_emitters(n_synthetic, seed=seed))):
+        populations[kind] = (label, phot, analyse(phot).lrd_flag, want)
+    by_population = {}
+    for key, (label, phot, flag, want) in populations.items():
+        stats = flag_rates(flag, phot.z)
+        stats["want"] = "flagged" if want else "not flagged"
+        by_population[key] = stats
+        rows.append([f"{label} flagged", stats["n"], stats["rate"], *stats["ci95"]])
+    real_stats = by_population["lrd_real"]
     misspec = {}
     for kind in syn.MISSPECIFICATIONS:
         phot = syn.misspecified(kind, max(n_synthetic // 4, 50), seed=seed + 1)
@@ -72,12 +79,54 @@ def run_sed_eval(settings: Settings, n_synthetic: int = 2000, seed: int = 0, lrd
     fig.tight_layout()
     fig.savefig(directory / "sed_suites.png", dpi=110)
     plt.close(fig)
-    report = {"kind": "sed", "lrd_table": str(table), "real_lrd_flag_rate": rows[0][2],
-              "synthetic_normal_flag_rate": rows[1][2], "synthetic_lrd_flag_rate": rows[2][2],
+    report = {"kind": "sed", "lrd_table": str(table), "real_lrd_flag_rate": real_stats["rate"],
+              "synthetic_normal_flag_rate": by_population["normal"]["rate"],
+              "synthetic_lrd_flag_rate": by_population["lrd"]["rate"],
+              "strong_line_flag_rate": by_population["strong_line"]["rate"],
+              "populations": by_population, "redshift_bins": [list(b) for b in Z_BINS],
               "misspecification": misspec, "seed": seed, "seconds": seconds, "plots": ["sed_suites.png"],
               "settings_fingerprint": settings.fingerprint()}
     headers = ["suite", "n", "rate", "ci95 low", "ci95 high"]
+    bin_headers = ["population", *[_bin_name(b) for b in Z_BINS]]
+    bin_rows = [[populations[key][0] + f" ({stats['want']})",
+                 *[_cell(stats["bins"][_bin_name(b)]) for b in Z_BINS]] for key, stats in by_population.items()]
     md = ["# SED advisor evaluation", "", f"LRD table {table.name}; {n_synthetic} synthetic galaxies per population "
-          f"(seed {seed}); the synthetic generators are described in astrorag/sed/synthetic.py.", "",
-          markdown_table(headers, rows), "", "![sed_suites.png](sed_suites.png)"]
-    return finish_report(directory, report, md, [(headers, rows)], log)
+          f"(seed {seed}); the synthetic generators are described in astrorag/sed/synthetic.py. Rates count every "
+          f"source in n: one the criteria cannot classify is not flagged, and is counted as unclassifiable.", "",
+          markdown_table(headers, rows), "", "Flagged share by redshift (flagged / n, unclassifiable in brackets):", "",
+          markdown_table(bin_headers, bin_rows), "", "![sed_suites.png](sed_suites.png)"]
+    return finish_report(directory, report, md, [(headers, rows), (bin_headers, bin_rows)], log)
+
+
+#: Redshift bins of the flag's rates: the false positives of strong-line emitters sit at z 7-9, where
+#: [OIII]+H-beta falls in F410M/F444W.
+Z_BINS = ((0.0, 6.0), (6.0, 7.0), (7.0, 8.0), (8.0, 9.0), (9.0, 99.0))
+
+
+def _bin_name(b: tuple[float, float]) -> str:
+    return f"z < {b[1]:g}" if b[0] == 0 else f"z > {b[0]:g}" if b[1] >= 99 else f"{b[0]:g}-{b[1]:g}"
+
+
+def _cell(stats: dict) -> str:
+    if not stats["n"]:
+        return "-"
+    return f"{stats['flagged']}/{stats['n']} = {stats['rate']:.3f} [{stats['unclassifiable']}]"
+
+
+def flag_rates(flag: np.ndarray, z: np.ndarray) -> dict:
+    """The flagged share over every source (unclassifiable ones count in n), overall and per redshift bin.
+
+    >>> r = flag_rates(np.array([1.0, 0.0, np.nan, 1.0]), np.array([5.0, 5.5, 7.5, 8.2]))
+    >>> r["n"], r["flagged"], r["unclassifiable"], r["bins"]["7-8"]
+    (4, 2, 1, {'n': 1, 'flagged': 0, 'unclassifiable': 1, 'rate': 0.0, 'ci95': [0.0, 0.7935]})
+    """
+    def one(mask: np.ndarray) -> dict:
+        n, k = int(mask.sum()), int(np.sum(flag[mask] == 1))
+        low, high = wilson_interval(k, n) if n else (0.0, 0.0)
+        return {"n": n, "flagged": k, "unclassifiable": int(np.isnan(flag[mask]).sum()),
+                "rate": k / n if n else 0.0, "ci95": [round(low, 4), round(high, 4)]}
+
+    z = np.asarray(z, dtype=float)
+    out = one(np.ones(len(flag), dtype=bool))
+    out["bins"] = {_bin_name(b): one((z >= b[0]) & (z < b[1])) for b in Z_BINS}
+    return out

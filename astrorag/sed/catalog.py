@@ -28,7 +28,7 @@ from .analysis import analyse
 from .photometry import ID_COLUMNS, Z_COLUMNS, build, detect_columns, read_csv_block
 
 OUTPUT_DIAGNOSTICS = ("beta_uv", "beta_opt", "turnover_um", "balmer_break_mag", "red_excess_mag", "mir_slope",
-                      "chi2_red")
+                      "chi2_red", "optical_slope_line_free", "excess_line_free_mag", "line_ew_needed_aa")
 
 
 @dataclass
@@ -151,6 +151,7 @@ def process_block(path: str, kind: str, start: int, end: int, first_line: int, h
     columns = analysis.diagnostics.columns()
     for key in OUTPUT_DIAGNOSTICS:
         out[key] = columns[key]
+    out["line_boosted_bands"] = _boosted_strings(analysis.diagnostics)
     for c in analysis.criteria:
         out[f"crit_{c.name}"] = c.passed
     out["symptom_mask"] = symp.bitmask(analysis.symptoms)
@@ -167,6 +168,15 @@ def _vote_strings(analysis) -> np.ndarray:
     names = tuple(c.name for c in analysis.criteria)
     masks, inverse = np.unique(analysis.lrd_votes, return_inverse=True)
     return np.array([",".join(unpack_votes(int(m), names)) for m in masks], dtype=object)[inverse.ravel()]
+
+
+def _boosted_strings(diag) -> np.ndarray:
+    """Comma-joined names of the bands holding [OIII]+H-beta, built once per distinct pattern."""
+    if diag.oiii_bands is None or not len(diag.oiii_bands):
+        return np.full(len(diag.beta_uv), "", dtype=object)
+    patterns, inverse = np.unique(diag.oiii_bands, axis=0, return_inverse=True)
+    names = [",".join(n for n, hit in zip(diag.band_names, p) if hit) for p in patterns]
+    return np.array(names, dtype=object)[inverse.ravel()]
 
 
 def _peak_rss_mb() -> float:
@@ -340,7 +350,7 @@ class _Writer:
         for k, v in result.items():
             if k == "is_lrd" or k.startswith("crit_"):
                 arrays[k] = pa.array(np.where(np.isnan(v), None, v == 1).tolist(), type=pa.bool_())
-            elif k in ("id", "symptoms", "top_rule", "top_action", "lrd_votes"):
+            elif k in ("id", "symptoms", "top_rule", "top_action", "lrd_votes", "line_boosted_bands"):
                 arrays[k] = pa.array(np.asarray(v).astype(str))
             else:
                 arrays[k] = pa.array(v)

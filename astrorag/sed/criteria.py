@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from .diagnostics import Diagnostics, fit_lines
+from .diagnostics import EW_MAX_OIII_HB_AA, STRONG_BREAK_MAG, Diagnostics, fit_lines
 from .magnitudes import Magnitudes
 from .photometry import Photometry
 
@@ -187,11 +187,35 @@ KOCEVSKI_BANDS = [
 ]
 
 
+def line_explained(diag: Diagnostics) -> np.ndarray:
+    """1 where the red rest-optical side can be [OIII]+H-beta on a blue continuum, 0 where it cannot, NaN
+    where no rest-optical band without those lines is there to tell (z ~ 6.8-7.2 in the broad bands, where
+    F356W, F410M and F444W all hold them).
+
+    Star-forming extreme emitters at z ~ 7 have blue continua and rest EW([OIII]+H-beta) of 420-6850 A
+    (Daikuhara et al. 2025, arXiv:2507.13456); bluer continua go with stronger lines (Withers et al. 2026,
+    arXiv:2606.06585), and such emitters pass for LRD candidates in broad bands (Zhang et al. 2025,
+    arXiv:2506.04350). So the red side is "line-explained" when the bands holding [OIII]+H-beta rise above the
+    UV power law by no more than an EW of 6850 A could make, and the rest-optical bands without those lines
+    (where there are any) rise above it by less than a strong Balmer break
+    (:data:`~astrorag.sed.diagnostics.STRONG_BREAK_MAG`, 0.5 mag): these emitters are young (< 5-10 Myr, Boyett
+    et al. 2024, arXiv:2401.16934), so they have no break, and their continuum follows the UV power law where
+    no strong line falls, while an LRD's rises from the Balmer limit on. H-alpha is not among these lines:
+    broad H-alpha is part of what an LRD is.
+    """
+    ew, free = diag.line_ew_needed_aa, diag.excess_line_free_mag
+    if ew is None:
+        return np.zeros(len(diag.beta_uv))
+    within = np.isfinite(ew) & (ew > 0) & (ew <= EW_MAX_OIII_HB_AA)
+    return np.where(within, np.where(np.isfinite(free), (free <= STRONG_BREAK_MAG).astype(float), np.nan), 0.0)
+
+
 def _kocevski(phot: Photometry, col: Colours, diag: Diagnostics) -> Criterion:
     mags = col.mags
     n = len(phot)
     beta_uv, beta_opt = np.full(n, np.nan), np.full(n, np.nan)
     logw = np.log10(phot.pivots)[None, :].repeat(n, 0)
+    oiii = diag.oiii_bands if diag.oiii_bands is not None else np.zeros_like(mags.detected)
     for lo, hi, blue, red in KOCEVSKI_BANDS:
         rows = (phot.z >= lo) & (phot.z < hi)
         if not rows.any():
@@ -202,14 +226,27 @@ def _kocevski(phot: Photometry, col: Colours, diag: Diagnostics) -> Criterion:
             use[:, idx] = mags.detected[:, idx]
             use &= rows[:, None]
             fit = fit_lines(logw, mags.mag, mags.err, use)
-            target[rows] = fit.beta[rows]
+            if target is beta_opt:
+                # The optical slope from the bands without [OIII]+H-beta, where two of them remain: the slope
+                # is to measure the continuum, and those lines can fake a red one on their own.
+                free = fit_lines(logw, mags.mag, mags.err, use & ~oiii)
+                fit_beta = np.where(np.isfinite(free.beta), free.beta, fit.beta)
+                target[rows] = fit_beta[rows]
+            else:
+                target[rows] = fit.beta[rows]
     sn444 = col.sn("f444w")
+    # Undecided (no line-free optical band) leaves Kocevski's slope, which rests on the line bands, unknown.
+    lines = line_explained(diag)
     # Outside the redshifts the band sets were designed for (z < 2, or no redshift) the slopes are unknown.
     passed = all_of(_cmp(sn444, lambda v: v > 12), _cmp(beta_opt, lambda v: v > 0),
-                    _cmp(beta_uv, lambda v: (v > -2.8) & (v < -0.37)))
+                    _cmp(beta_uv, lambda v: (v > -2.8) & (v < -0.37)), 1.0 - lines)
     return Criterion("kocevski2024", "2404.03576", passed, {
-        "S/N(F444W)": (sn444, "> 12"), "beta_opt": (beta_opt, "> 0"), "beta_UV": (beta_uv, "between -2.8 and -0.37")},
-        "slopes from the redshift-dependent band sets (z >= 2); r_h < 1.5 r_h(stars) needs images and is not applied")
+        "S/N(F444W)": (sn444, "> 12"), "beta_opt": (beta_opt, "> 0, without [OIII]+H-beta bands where two remain"),
+        "beta_UV": (beta_uv, "between -2.8 and -0.37"),
+        "EW([OIII]+H-beta) needed": (diag.line_ew_needed_aa, f"> {EW_MAX_OIII_HB_AA:g} A, or the line-free optical "
+                                                              f"bands red")},
+        "slopes from the redshift-dependent band sets (z >= 2); a red side that [OIII]+H-beta can make on a blue "
+        "continuum does not count; r_h < 1.5 r_h(stars) needs images and is not applied")
 
 
 #: Without sizes, how far (mag) the rest-optical must rise above the UV power law (see :func:`lrd_flag`).
@@ -217,12 +254,19 @@ RED_EXCESS_MIN = 0.75
 
 
 def v_shape_criterion(diag: Diagnostics) -> Criterion:
-    """astrorag's photometric stand-in for compactness: a V shape or strong break over a blue-enough UV."""
+    """astrorag's photometric stand-in for compactness: a V shape or strong break over a blue-enough UV, that
+    [OIII]+H-beta on a blue continuum cannot make (:func:`line_explained`)."""
     excess = diag.red_excess_mag
-    return Criterion("v_shape_excess", "astrorag", _cmp(excess, lambda v: v > RED_EXCESS_MIN),
-                     {"red_excess_mag": (excess, f"> {RED_EXCESS_MIN}")},
-                     "rest-optical band brightest above the extrapolated UV power law; used with the colour "
-                     "cuts when no compactness is available (see the README's LRD section)", published=False)
+    # Only a decided explanation removes the stand-in's vote: where no line-free band can tell, the published
+    # colour cuts (which must select too) decide.
+    lines = np.nan_to_num(line_explained(diag), nan=0.0)
+    passed = all_of(_cmp(excess, lambda v: v > RED_EXCESS_MIN), 1.0 - lines)
+    return Criterion("v_shape_excess", "astrorag", passed,
+                     {"red_excess_mag": (excess, f"> {RED_EXCESS_MIN}"),
+                      "EW([OIII]+H-beta) needed": (diag.line_ew_needed_aa, f"> {EW_MAX_OIII_HB_AA:g} A, or the "
+                                                                            f"line-free optical bands red")},
+                     "rest-optical band brightest above the extrapolated UV power law, not by [OIII]+H-beta alone; "
+                     "used with the colour cuts when no compactness is available", published=False)
 
 
 #: Published selections whose cuts ask for both a blue rest-UV and a red rest-optical side: any one of them

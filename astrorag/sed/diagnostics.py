@@ -19,6 +19,8 @@ from .regions import REGIONS
 BALMER_LIMIT_UM = 0.3645
 UV_WINDOW = (0.125, BALMER_LIMIT_UM)       # redward of Ly-alpha, blueward of the Balmer limit
 OPT_WINDOW = (0.38, 1.0)                   # redward of the Balmer break
+#: A Balmer-break colour above this is a strong break (the symptom strong_balmer_break)
+STRONG_BREAK_MAG = 0.5
 MIR_WINDOW = (1.0, 5.0)                    # rest near/mid-IR where hot dust rises
 MAG_ERR_FLOOR = 0.05                       # systematic floor so one tiny error cannot dominate a fit
 RESIDUAL_THRESHOLD = 2.0                   # mean (obs - model)/err of a region that counts as a misfit
@@ -64,15 +66,28 @@ class Diagnostics:
     n_resid: dict[str, np.ndarray] = field(default_factory=dict)  # region -> bands used
     chi2_red: np.ndarray | None = None
     line_resid: np.ndarray | None = None  # line bands' mean (obs - model)/err above their line-free neighbours
+    #: what [OIII]+H-beta could do to the rest optical (see :func:`line_measures`)
+    optical_slope_line_free: np.ndarray | None = None
+    excess_line_free_mag: np.ndarray | None = None
+    line_ew_needed_aa: np.ndarray | None = None
+    oiii_bands: np.ndarray | None = None  # (N, B)
+    band_names: tuple[str, ...] = ()
+
+    def line_boosted_bands(self, i: int) -> list[str]:
+        """The bands of source ``i`` that hold [OIII]+H-beta at its redshift."""
+        if self.oiii_bands is None:
+            return []
+        return [name for name, hit in zip(self.band_names, self.oiii_bands[i]) if hit]
 
     #: the scalar diagnostics, in display order (catalog columns and the advice's ``diagnostics``)
     SCALARS = ("beta_uv", "n_uv", "beta_opt", "n_opt", "turnover_um", "balmer_break_mag", "red_excess_mag",
-               "mir_slope", "n_mir")
+               "mir_slope", "n_mir", "optical_slope_line_free", "excess_line_free_mag", "line_ew_needed_aa")
 
     def columns(self) -> dict[str, np.ndarray]:
         """Flat name -> array view, with residuals as ``resid_<region>`` and ``n_<region>``."""
         n = len(self.beta_uv)
-        out = {name: getattr(self, name) for name in self.SCALARS}
+        out = {name: getattr(self, name) if getattr(self, name) is not None else np.full(n, np.nan)
+               for name in self.SCALARS}
         for region, values in self.resid.items():
             out[f"resid_{region}"] = values
             out[f"n_{region}"] = self.n_resid[region]
@@ -89,6 +104,7 @@ class Diagnostics:
                 continue
             v = values[i]
             out[name] = None if not np.isfinite(v) else (int(v) if name.startswith("n_") else round(float(v), 4))
+        out["line_boosted_bands"] = self.line_boosted_bands(i)
         return out
 
 
@@ -150,7 +166,9 @@ def compute(phot: Photometry, mags: Magnitudes | None = None) -> Diagnostics:
     break_colour = np.where((blue >= 0) & (red >= 0), mag[rows, blue] - mag[rows, red], np.nan)
     resid, n_resid, chi2_red = residuals(phot, rest)
     line_resid = line_residuals(phot, rest) if phot.model is not None else None
+    lines = line_measures(phot, mags, rest, logw, uv)
     return Diagnostics(
+        **lines, band_names=tuple(b.short for b in phot.bands),
         beta_uv=uv.beta, n_uv=uv.n, beta_opt=opt.beta, n_opt=opt.n,
         turnover_um=np.where(np.isfinite(turnover) & (turnover > 0.1) & (turnover < 2.0), turnover, np.nan),
         balmer_break_mag=break_colour, red_excess_mag=red_excess,
@@ -162,24 +180,68 @@ def compute(phot: Photometry, mags: Magnitudes | None = None) -> Diagnostics:
 STRONG_LINES_UM = (0.6563, 0.5007, 0.4959, 0.4861)
 
 
-def holds_strong_line(filter_name: str, z) -> np.ndarray:
-    """Does the filter's half-maximum passband hold a strong optical line at redshift(s) ``z``? (False for a
-    band known only by its pivot.)"""
+#: [OIII] 4959, 5007 and H-beta (rest micron): the lines of star-forming extreme emitters. At z ~ 7-9 they
+#: fall in F410M/F444W, where H-alpha has left the bands, and alone can make a blue galaxy's F444W look like
+#: a red continuum.
+OIII_HB_UM = (0.4861, 0.4959, 0.5007)
+#: The largest rest-frame EW([OIII]+H-beta) among the 119 F410M-excess emitters at z ~ 7 of Daikuhara et al.
+#: 2025 (arXiv:2507.13456; 420-6850 A, median about 1700 A): a boost that needs more is not these lines.
+EW_MAX_OIII_HB_AA = 6850.0
+
+
+def holds_strong_line(filter_name: str, z, lines: tuple[float, ...] = STRONG_LINES_UM) -> np.ndarray:
+    """Does the filter's half-maximum passband hold one of ``lines`` (rest micron) at redshift(s) ``z``?
+    (False for a band known only by its pivot.)"""
     from .filters import passband_um
 
     band = passband_um(filter_name)
-    observed = np.outer(1 + np.atleast_1d(np.asarray(z, dtype=float)), STRONG_LINES_UM)  # (N, lines), micron
+    observed = np.outer(1 + np.atleast_1d(np.asarray(z, dtype=float)), lines)  # (N, lines), micron
     if band is None:
         return np.zeros(len(observed), dtype=bool)
     return ((observed >= band[0]) & (observed <= band[1])).any(1)
 
 
-def line_bands(phot: Photometry) -> np.ndarray:
-    """(N, B) mask: the band's half-maximum passband holds a strong optical line at the source's redshift."""
+def line_bands(phot: Photometry, lines: tuple[float, ...] = STRONG_LINES_UM) -> np.ndarray:
+    """(N, B) mask: the band's half-maximum passband holds one of ``lines`` at the source's redshift."""
     mask = np.zeros((len(phot), len(phot.bands)), dtype=bool)
     for j, b in enumerate(phot.bands):
-        mask[:, j] = holds_strong_line(b.name, phot.z)
+        mask[:, j] = holds_strong_line(b.name, phot.z, lines)
     return mask
+
+
+def _rest_widths_aa(phot: Photometry) -> np.ndarray:
+    """(N, B) half-maximum widths of the bands in the rest frame, Angstrom (NaN for pivot-only bands)."""
+    from .filters import passband_um
+
+    widths = np.array([(lambda pb: (pb[1] - pb[0]) * 1e4 if pb else np.nan)(passband_um(b.name))
+                       for b in phot.bands])
+    return widths[None, :] / (1 + phot.z[:, None])
+
+
+def line_measures(phot: Photometry, mags: Magnitudes, rest: np.ndarray, logw: np.ndarray,
+                  uv: LineFit) -> dict[str, np.ndarray]:
+    """What [OIII]+H-beta could do to a source's rest-optical photometry, measured against its UV power law.
+
+    - ``oiii_bands`` (N, B): bands holding [OIII]+H-beta;
+    - ``excess_line_free_mag``: the largest rise above the UV power law among the detected rest-optical
+      bands that hold no [OIII]+H-beta (NaN when there is none);
+    - ``line_ew_needed_aa``: the rest EW([OIII]+H-beta) that would make the [OIII]+H-beta bands' rise alone,
+      on a continuum that follows the UV power law (the largest over those bands; NaN when none is detected);
+    - ``optical_slope_line_free``: beta of the rest optical (0.38-1 micron) from the bands without
+      [OIII]+H-beta (NaN with fewer than two).
+    """
+    oiii = line_bands(phot, OIII_HB_UM)
+    det, has_z = mags.detected, np.isfinite(phot.z)[:, None]
+    in_opt = det & has_z & (rest >= OPT_WINDOW[0]) & (rest <= OPT_WINDOW[1])
+    with np.errstate(invalid="ignore", over="ignore"):
+        predicted = uv.slope[:, None] * logw + uv.intercept[:, None]
+        rise = np.where(np.isfinite(predicted), predicted - mags.mag, np.nan)
+        free = np.where(in_opt & ~oiii & np.isfinite(rise), rise, -np.inf).max(1)
+        boosted = in_opt & oiii & np.isfinite(rise)
+        ew = np.where(boosted, (10 ** (0.4 * np.clip(rise, 0, None)) - 1) * _rest_widths_aa(phot), -np.inf).max(1)
+    slope_free = fit_lines(logw, mags.mag, mags.err, in_opt & ~oiii)
+    return {"oiii_bands": oiii, "excess_line_free_mag": np.where(np.isfinite(free), free, np.nan),
+            "line_ew_needed_aa": np.where(np.isfinite(ew), ew, np.nan), "optical_slope_line_free": slope_free.beta}
 
 
 def _fitted(phot: Photometry) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .criteria import Colours
-from .diagnostics import RESIDUAL_THRESHOLD, Diagnostics
+from .diagnostics import RESIDUAL_THRESHOLD, STRONG_BREAK_MAG, Diagnostics
 from .regions import REGIONS
 
 #: Thresholds, each a published or conventional boundary (see the docstring of :func:`derive`).
@@ -13,7 +13,6 @@ V_SHAPE_BETA_UV_MAX = -0.37       # Kocevski et al. 2024
 V_SHAPE_BETA_OPT_MIN = 0.0        # Kocevski et al. 2024
 BLUE_UV = -2.0
 RED_UV = -1.0
-STRONG_BREAK_MAG = 0.5
 FLAT_MIR_ALPHA = 0.5              # f_nu ~ lambda^alpha; hot dust rises with alpha >~ 1
 HIGH_CHI2 = 5.0
 

@@ -86,6 +86,51 @@ def population(kind: str, n: int, seed: int = 0, bands=HIGHZ_BANDS) -> Photometr
     return _phot([f"{kind}-{i}" for i in range(n)], z, filt, flux, err)
 
 
+#: Rest-frame [OIII]+H-beta equivalent widths of star-forming emitters at z ~ 7 (Daikuhara et al. 2025,
+#: arXiv:2507.13456: 119 F410M-excess emitters, 420-6850 A, median about 1700 A, 19 of 119 above 3000 A):
+#: log-normal with that median and 16 % above 3000 A, cut to the observed range.
+EW_OIII_HB_MEDIAN_AA, EW_OIII_HB_SIGMA_LN, EW_OIII_HB_RANGE_AA = 1700.0, 0.57, (420.0, 6850.0)
+#: Shares of the [OIII]+H-beta flux: H-beta : [OIII]4959 : [OIII]5007 = 1 : 2 : 6 ([OIII]5007/4959 = 2.98 by
+#: atomic physics; [OIII]5007/H-beta ~ 6 in z > 6 star-forming galaxies); H-alpha = 2.86 H-beta (case B).
+LINES_UM = {0.4861: 1 / 9, 0.4959: 2 / 9, 0.5007: 6 / 9}
+HALPHA_UM, HALPHA_OVER_HBETA = 0.6563, 2.86
+
+
+def strong_line_emitters(n: int, seed: int = 0, z_range: tuple[float, float] = (7.0, 9.0),
+                         bands=HIGHZ_BANDS) -> Photometry:
+    """Blue star-forming galaxies with strong [OIII]+H-beta (and H-alpha), the population that fakes a red
+    F444W at z ~ 7-9: a power-law continuum with beta ~ U(-2.7, -1.5) (blue, as these emitters are), lines of
+    the published EW distribution added in every band whose half-maximum passband holds them."""
+    from .filters import passband_um
+
+    rng = np.random.default_rng(seed)
+    filt = [get_filter(b) for b in bands]
+    z = rng.uniform(*z_range, n)
+    beta = rng.uniform(-2.7, -1.5, n)
+    lam = np.array([f.pivot_um for f in filt])[None, :] / (1 + z[:, None])
+    fnu = np.where(lam < 0.1216, 0.0, (lam / BALMER) ** (beta + 2)[:, None])  # f_lambda ~ lambda^beta
+    ew = np.clip(EW_OIII_HB_MEDIAN_AA * np.exp(EW_OIII_HB_SIGMA_LN * rng.normal(size=n)), *EW_OIII_HB_RANGE_AA)
+    # (rest micron, rest EW) of each line; H-alpha's EW is its flux (2.86 H-beta) over the continuum at 6563 A.
+    lines = [(line, share * ew) for line, share in LINES_UM.items()]
+    lines.append((HALPHA_UM, HALPHA_OVER_HBETA * LINES_UM[0.4861] * ew * (HALPHA_UM / 0.4861) ** -beta))
+    pivot = np.array([f.pivot_um for f in filt])
+    boost = np.ones_like(fnu)
+    for line, ew_line in lines:
+        observed = line * (1 + z)
+        for j, band in enumerate(passband_um(f.name) for f in filt):
+            if band is None:
+                continue
+            inside = (observed >= band[0]) & (observed <= band[1])
+            # the line's flux over the band's width, against the continuum's f_lambda at the band's pivot
+            frac = ew_line * (1 + z) * (observed / pivot[j]) ** beta / ((band[1] - band[0]) * 1e4)
+            boost[:, j] += np.where(inside, frac, 0.0)
+    shape = fnu * boost
+    j444 = [f.short for f in filt].index("f444w")
+    target = ab_to_ujy(rng.uniform(25.0, 27.5, n))
+    flux, err = _observe(rng, shape * (target / shape[:, j444])[:, None], filt, depth_mag=29.0, frac_err=0.03)
+    return _phot([f"emitter-{i}" for i in range(n)], z, filt, flux, err)
+
+
 MISSPECIFICATIONS = ("too_little_attenuation", "missing_agn", "wrong_sfh")
 
 
