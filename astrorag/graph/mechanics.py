@@ -74,7 +74,7 @@ def check_rule(rule: Rule) -> list[str]:
 
     Examples
     --------
-    >>> from astrorag.types import Action
+    >>> from astrorag.graph.types import Action
     >>> bad = Rule("x", ("emission_line_excess", "optical_underestimated"),
     ...            Action("increase", "E_BV_factor", "dustatt_modified_starburst"), "why", 0.5, ("1811.03094",), "seed")
     >>> check_rule(bad)[0].startswith("raising E_BV_factor dims the stellar continuum")

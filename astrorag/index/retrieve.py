@@ -32,7 +32,7 @@ def reciprocal_rank_fusion(rankings: dict[str, list[Hit]], k: int = 60) -> list[
 def venue_of(doc) -> str | None:
     """Where a paper appeared: the journal of its bibcode, else its arXiv category.
 
-    >>> from astrorag.types import Document
+    >>> from astrorag.index.types import Document
     >>> venue_of(Document.create(title="t", bibcode="2024ApJ...968...38K"))
     'ApJ'
     >>> venue_of(Document.create(title="t", arxiv_id="2501.00001", categories=("astro-ph.GA",)))
