@@ -104,16 +104,40 @@ def get_backend(settings: Settings, purpose: str = "ask", name: str | None = Non
     return Selected(BACKENDS[name](settings))
 
 
+def _listening(url: str, timeout: float = 0.5) -> bool:
+    """Whether anything accepts a TCP connection at the URL's host and port (a quick first probe).
+
+    >>> _listening("http://127.0.0.1:9")
+    False
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _auto(settings: Settings, purpose: str, needs_model: bool) -> Selected:
     """Ollama when it answers with the model, then an OpenAI-compatible server, then an in-process GGUF
     when one is configured; else no model (or an error for purposes that need one). Says what it chose."""
-    probe = settings.replace(llm_timeout_s=min(settings.llm_timeout_s, 300.0))
-    ollama = _ollama(probe)
-    ok, why_ollama = ollama.available()
-    if ok:
-        return Selected(_ollama(settings), f"notice: using Ollama at {settings.ollama_host} ({settings.ollama_model})")
-    openai = _openai(settings)
-    ok, why_openai = openai.available()
+    # A closed port answers a TCP connect at once: no client library is imported (about a second) for a
+    # server that is not there.
+    if _listening(settings.ollama_host):
+        ollama = _ollama(settings.replace(llm_timeout_s=min(settings.llm_timeout_s, 300.0)))
+        ok, why_ollama = ollama.available()
+        if ok:
+            return Selected(_ollama(settings),
+                            f"notice: using Ollama at {settings.ollama_host} ({settings.ollama_model})")
+    else:
+        why_ollama = f"Ollama is not answering at {settings.ollama_host} (start it with `ollama serve`)"
+    openai = _openai(settings) if _listening(settings.openai_url) else None
+    ok, why_openai = openai.available() if openai is not None else \
+        (False, f"no OpenAI-compatible server answers at {settings.openai_url}")
     if ok:
         return Selected(openai, f"notice: {why_ollama}; using the OpenAI-compatible server at {settings.openai_url} "
                                 f"({openai.model})")
