@@ -265,3 +265,32 @@ def test_a_hot_journal_left_by_a_killed_writer_is_not_damage(tmp_path):
     ledger = Ledger(path)
     assert ledger.get_meta("5") is None and ledger.integrity() == "ok"
     ledger.close()
+
+
+def test_overlapping_ingests_count_each_paper_once_between_them(settings, embedder):
+    """Three ingests of the same papers at once: the counts come from the ledger's write transaction, so
+    between them each paper is added once, however the runs interleave."""
+    import threading
+
+    docs = read_files([DATA / "abstracts_small.jsonl"]).documents[:24]
+    Index.open(settings, create=True).close()
+    reports, barrier = [], threading.Barrier(3)
+
+    def run():
+        index = Index.open(settings)
+        # every run's first look predates the others' commits: the worst interleaving
+        index.ledger.content_hashes = lambda: {}
+        index.ledger.content_hashes_of = lambda ids: {}
+        barrier.wait()
+        reports.append(ingest_documents(index, docs, embedder, settings.replace(ingest_batch_size=4)))
+        index.close()
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.added for r in reports) == 24 and sum(r.updated for r in reports) == 0
+    assert sum(r.unchanged for r in reports) == 48
+    with Index.open(settings) as index:
+        assert index.count_documents() == 24 and not index.check(full=True)

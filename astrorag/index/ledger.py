@@ -187,13 +187,22 @@ class Ledger:
         return list(self.db.execute("SELECT MIN(year), MAX(year) FROM documents").fetchone())
 
     # ---- writing ----------------------------------------------------------------------------
-    def record_batch(self, docs: Sequence[Document], chunks: Sequence[Chunk], replaced: Sequence[str]) -> None:
-        """One transaction: the batch's documents and chunks (a replaced paper's old chunks go first)."""
+    def record_batch(self, docs: Sequence[Document], chunks: Sequence[Chunk],
+                     replaced: Sequence[str]) -> tuple[int, int, int]:
+        """One transaction: the batch's documents and chunks (a replaced paper's old chunks go first).
+
+        Returns (added, updated, unchanged) as the ledger stood inside the transaction, so concurrent
+        ingests of the same papers count each paper once between them.
+        """
         now = time.time()
         counts: dict[str, int] = {}
         for c in chunks:
             counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+        ids = [d.doc_id for d in docs]
         with self.db:
+            self.db.execute("BEGIN IMMEDIATE")  # the write lock first: what we read is what we replace
+            before = dict(self.db.execute(f"SELECT doc_id, content_hash FROM documents WHERE doc_id IN "
+                                          f"({','.join('?' * len(ids))})", ids).fetchall()) if ids else {}
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('bm25_stale', '1')")
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('dense_stale', '1')")
             for doc_id in replaced:
@@ -205,6 +214,9 @@ class Ledger:
                 [(d.doc_id, d.content_hash, json.dumps(d.to_dict(), sort_keys=True), d.year,
                   ";".join(d.categories), counts.get(d.doc_id, 0), now, d.arxiv_id, d.bibcode,
                   d.doi.lower() if d.doi else None, d.citation_count) for d in docs])
+        added = sum(1 for d in docs if d.doc_id not in before)
+        updated = sum(1 for d in docs if d.doc_id in before and before[d.doc_id] != d.content_hash)
+        return added, updated, len(docs) - added - updated
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         with self.db:

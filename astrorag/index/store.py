@@ -135,15 +135,17 @@ class Index:
         return self.vectors.collection
 
     # ---- writing --------------------------------------------------------------------------
-    def write_batch(self, docs: Sequence[Document], chunks: Sequence[Chunk], embeddings: np.ndarray) -> None:
-        """Store a batch: vectors into Chroma first, then the ledger in one transaction."""
+    def write_batch(self, docs: Sequence[Document], chunks: Sequence[Chunk],
+                    embeddings: np.ndarray) -> tuple[int, int, int]:
+        """Store a batch: vectors into Chroma first, then the ledger in one transaction; returns the
+        ledger's (added, updated, unchanged) for it."""
         by_id = {d.doc_id: d for d in docs}
         replaced = [d for d in by_id if self.ledger.has_document(d)]
         for doc_id in replaced:  # a changed paper: its old chunks go before the new ones come
             self.vectors.delete_document(doc_id)
         if chunks:
             self.vectors.upsert(chunks, by_id, embeddings)
-        self.ledger.record_batch(list(by_id.values()), chunks, replaced)
+        return self.ledger.record_batch(list(by_id.values()), chunks, replaced)
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         """Remove papers (their vectors first, then the ledger), e.g. when two records merge into one."""

@@ -118,13 +118,19 @@ def ingest_documents(index: Index, documents: Sequence[Document], embedder: Embe
     size = settings.ingest_batch_size
 
     def still_needed(batch):
-        # Another process may have written some of these since we looked: count only what this run writes.
+        # Another process may have written some of these since we looked: skip them (no embedding spent).
         now = index.ledger.content_hashes_of([d.doc_id for d in batch])
         fresh = [d for d in batch if now.get(d.doc_id) != d.content_hash]
         report.unchanged += len(batch) - len(fresh)
-        report.updated += sum(1 for d in fresh if d.doc_id in now)
-        report.added += sum(1 for d in fresh if d.doc_id not in now)
         return fresh
+
+    def write(batch, chunks, vectors) -> None:
+        # Counted inside the ledger's write transaction: concurrent ingests count each paper once between them.
+        added, updated, unchanged = index.write_batch(batch, chunks, vectors)
+        report.added += added
+        report.updated += updated
+        report.unchanged += unchanged
+        report.chunks_written += len(chunks)
 
     def prepare(batch):
         chunks, texts = [], []
@@ -145,8 +151,7 @@ def ingest_documents(index: Index, documents: Sequence[Document], embedder: Embe
             t0 = time.perf_counter()
             vectors = embedder.encode(texts)
             report.embed_seconds += time.perf_counter() - t0
-            index.write_batch(batch, chunks, vectors)
-            report.chunks_written += len(chunks)
+            write(batch, chunks, vectors)
     else:
         window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
         pending: list = []
@@ -161,8 +166,7 @@ def ingest_documents(index: Index, documents: Sequence[Document], embedder: Embe
                 t0 = time.perf_counter()
                 vectors = future.result()
                 report.embed_seconds += time.perf_counter() - t0
-                index.write_batch(done_batch, chunks, vectors)
-                report.chunks_written += len(chunks)
+                write(done_batch, chunks, vectors)
                 bar.update(len(done_batch))
     bar.close()
     if todo or index.bm25_is_stale():
