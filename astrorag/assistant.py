@@ -15,7 +15,7 @@ from .index.embed import Embedder
 from .index.embedders import get_query_embedder
 from .index.retrieve import Retriever
 from .index.store import Index
-from .ingest.sample import build_sample_index
+from .ingest.sample import ensure_sample_index
 from .errors import ContextOverflowError, InputError
 from .llm import LLMBackend, get_backend
 from .llm.degenerate import ReplyGuard
@@ -73,14 +73,13 @@ class Assistant:
     def __init__(self, settings: Settings, backend: str | None = None, embedder: Embedder | None = None,
                  llm: LLMBackend | None = None, purpose: str = "ask"):
         self.settings = settings
-        if not Index.exists(settings) and settings.index_name == "default":
-            build_sample_index(settings, embedder)
+        waited = ensure_sample_index(settings, embedder) if settings.index_name == "default" else ""
         # Questions are embedded without torch when the index's model has a cached fp32 export.
         self.embedder = embedder or get_query_embedder(settings)
         self.index = Index.open(settings)
         self.retriever = Retriever(self.index, self.embedder, settings)
         self.graph: RuleBook = RuleBook.load(settings.index_path)  # the rules only: no networkx on the ask path
-        self.notices: list[str] = []
+        self.notices: list[str] = [waited] if waited else []
         self.last_prepared: Prepared | None = None
         # e.g. a deleted chroma/ folder: say so instead of answering from keywords alone
         if notice := self.index.missing_vectors_notice():

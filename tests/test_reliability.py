@@ -294,3 +294,23 @@ def test_overlapping_ingests_count_each_paper_once_between_them(settings, embedd
     assert sum(r.unchanged for r in reports) == 48
     with Index.open(settings) as index:
         assert index.count_documents() == 24 and not index.check(full=True)
+
+
+def test_an_ask_while_the_sample_index_is_first_built_waits_for_it(tmp_path):
+    """Two first questions at once on a fresh machine: the second waits for the first's build instead of
+    answering from a half-built index ("nothing relevant was retrieved")."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(tmp_path / "indexes"), ASTRORAG_EMBEDDING_BACKEND="auto")
+    command = [sys.executable, "-m", "astrorag", "ask", "What powers little red dots?", "--backend", "extractive",
+               "--json"]
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    answers = [json.loads(out) for out, _ in outputs]
+    assert all(a["evidence"] and not a["no_evidence"] for a in answers)
+    assert sum("Building index" in err for _, err in outputs) == 1  # one built it, the other waited

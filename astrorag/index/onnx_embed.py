@@ -125,7 +125,13 @@ def ensure_export(model: str, index_dir: Path, quant: str) -> Path:
     """
     folder = cache_dir(index_dir, resolve_model_path(model)[1], quant)
     if not (folder / "meta.json").is_file():
-        export(model, folder, quant)
+        from ..locks import locked
+
+        # Two processes exporting at once would share the .tmp folder: one builds, the other waits and uses it.
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with locked(folder.parent / f"{folder.name}.lock"):
+            if not (folder / "meta.json").is_file():
+                export(model, folder, quant)
     return folder
 
 

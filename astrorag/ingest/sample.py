@@ -97,6 +97,23 @@ def _uses_shipped_vectors(settings: Settings) -> bool:
             and resolve_model_path(settings.embedding_model)[1] == PACKAGED_MODEL_IDENTITY)
 
 
+def ensure_sample_index(settings: Settings, embedder: Embedder | None = None) -> str:
+    """Build the index from the sample corpus unless it is there. Processes asking at the same time take
+    turns on a file lock, so none answers from a half-built index; returns a notice when one waited."""
+    import time
+
+    from ..locks import locked
+
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with locked(settings.index_dir / f".{settings.index_name}.build.lock"):
+        waited = time.perf_counter() - start
+        if not Index.exists(settings):
+            build_sample_index(settings, embedder)
+    return (f"notice: waited {waited:.0f} s for another process to finish building the sample index"
+            if waited >= 1 else "")
+
+
 def build_sample_index(settings: Settings, embedder: Embedder | None = None, quiet: bool = False) -> IngestReport:
     """Ingest the sample corpus into the index named in ``settings`` (idempotent).
 
