@@ -404,6 +404,7 @@ def cmd_index_drop(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    from .render import plain_tex
     from .types import normalize_arxiv_id
     from .workflows import AskOutputs, AskSession, query_params
 
@@ -426,29 +427,34 @@ def cmd_ask(args: argparse.Namespace) -> int:
         streamed: list[str] = []
         for piece in session.stream():
             streamed.append(piece)
-            print(piece, end="", flush=True)
+            print(plain_tex(piece), end="", flush=True)  # a terminal shows no TeX; --json keeps it
         print()
         answer = session.answer
         assert answer is not None
         for notice in answer.notices[shown:]:
             print(notice, file=sys.stderr)
         if answer.degenerate:
-            print(f"\n(the model's reply was set aside: {answer.degenerate_reason})\n\n{answer.text}")
+            print(f"\n(the model's reply was set aside: {answer.degenerate_reason})\n\n{plain_tex(answer.text)}")
         elif answer.text.strip() != "".join(streamed).strip():
             # The checked answer (citations of unretrieved sources removed) is the one that counts.
-            print(f"\nChecked answer (citations verified against the retrieved evidence):\n{answer.text}")
+            print(f"\nChecked answer (citations verified against the retrieved evidence):\n{plain_tex(answer.text)}")
         for line in session.write(outputs):
             print(line, file=sys.stderr)
         if answer.citations:
             print("\nSources:")
+            papers_cited: dict[str, list] = {}
+            for ev in answer.citations:  # one line per paper, with all its passages' keys
+                if ev.kind != "rule":
+                    papers_cited.setdefault(ev.doc_id or ev.key, []).append(ev)
             for ev in answer.citations:
                 if ev.kind == "rule":
                     papers = ", ".join(f"arXiv:{p}" if normalize_arxiv_id(p) else p for p in ev.papers)
-                    print(f"  [{ev.key}] rule {ev.rule_id}: {ev.title}\n       papers: {papers}")
+                    print(f"  [{ev.key}] rule {ev.rule_id}: {plain_tex(ev.title)}\n       papers: {papers}")
                     if ev.papers_against:
-                        print(f"       CONTESTED by {', '.join(ev.papers_against)}: {ev.dissent}")
-                else:
-                    print(f"  [{ev.key}] {ev.label} {ev.title}\n       {ev.url or ''}")
+                        print(f"       CONTESTED by {', '.join(ev.papers_against)}: {plain_tex(ev.dissent)}")
+                elif papers_cited.get(ev.doc_id or ev.key, [None])[0] is ev:
+                    keys = ", ".join(e.key for e in papers_cited[ev.doc_id or ev.key])
+                    print(f"  [{keys}] {ev.label} {plain_tex(ev.title)}\n       {ev.url or ''}")
         return 0
     finally:
         session.close()

@@ -428,3 +428,17 @@ def test_a_context_learned_from_the_servers_refusal_refits_the_prompt(small_sett
     assert answer.tokens["passages_left_out"] > 0 and any("context of 600" in n for n in answer.notices)
     streamed = [r.get("stream", False) for r in server.requests]
     assert streamed[:2] == [True, False] and streamed[-1] is True  # broken stream, refusal, refitted stream
+
+
+def test_the_extractive_answer_gives_each_paper_its_share_and_the_terminal_no_tex():
+    from astrorag.render import plain_tex
+
+    one_paper = [Evidence(key=str(k), kind="chunk", doc_id="2510.06408", arxiv_id="2510.06408",
+                          text=f"Little red dots are compact red sources number {k}. They host broad lines {k}.")
+                 for k in (1, 2, 3)]
+    other = Evidence(key="4", kind="chunk", doc_id="2505.06965", text="Dense gas envelopes make the Balmer break.")
+    text = "".join(ExtractiveAnswerer(max_sentences=4, per_source=2).answer("What are little red dots?",
+                                                                            [*one_paper, other]))
+    cited = [line.rsplit("[", 1)[1].rstrip("]") for line in text.splitlines() if line.startswith("- ")]
+    assert sum(k in ("1", "2", "3") for k in cited) == 2 and "4" in cited  # two per paper, not per passage
+    assert plain_tex("compact ($z\\sim 4\\text{--}7$) with broad H$\\alpha$") == "compact (z~4–7) with broad Hα"

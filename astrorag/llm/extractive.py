@@ -61,9 +61,10 @@ class ExtractiveAnswerer:
         per: dict[str, int] = {}
         for i in order:
             ev, sentence = candidates[i]
-            if per.get(ev.key, 0) >= self.per_source:
+            paper = ev.doc_id or ev.key  # two passages of one paper share its allowance
+            if per.get(paper, 0) >= self.per_source:
                 continue
-            per[ev.key] = per.get(ev.key, 0) + 1
+            per[paper] = per.get(paper, 0) + 1
             picked.append((ev, sentence))
             if len(picked) == self.max_sentences:
                 break
