@@ -265,13 +265,16 @@ def build_app(settings: Settings | None = None):
                                    allow_custom_value=False)
             with gr.Row():
                 k = gr.Slider(1, 20, value=base.k, step=1, label="passages (k)")
-                ymin = gr.Number(value=base.year_min, label="from year", precision=0)
-                ymax = gr.Number(value=base.year_max, label="to year", precision=0)
+                # text fields: an empty one means "no limit" (a number field would show 0)
+                ymin = gr.Textbox(value=str(base.year_min or ""), label="from year", placeholder="any")
+                ymax = gr.Textbox(value=str(base.year_max or ""), label="to year", placeholder="any")
         with gr.Tabs():
             with gr.Tab("Ask", id="ask"):
                 with gr.Row():
                     with gr.Column(scale=3):
-                        chat = gr.Chatbot(label="astrorag", height=480, elem_id="chat", latex_delimiters=LATEX)
+                        # no autoscroll: a long answer would scroll its own question out of view
+                        chat = gr.Chatbot(label="astrorag", height=480, elem_id="chat", latex_delimiters=LATEX,
+                                          autoscroll=False)
                         question = gr.Textbox(placeholder="Ask about astrophysics, e.g. What powers little red dots?",
                                               label="question", elem_id="question")
                         with gr.Row():
@@ -367,6 +370,16 @@ def diagnostics_markdown(advice) -> str:
             f"**Symptoms:** {', '.join(advice.symptoms) or 'none'}")
 
 
+#: Long report lines wrap instead of running off the box; table headers wrap between words, not inside one.
+CSS = """
+#narrative pre, #narrative code { white-space: pre-wrap; overflow-wrap: anywhere; }
+#narrative { overflow-x: auto; }
+#diagnostics th, #actions th, #fit-path th { word-break: normal; overflow-wrap: normal; hyphens: none; }
+#diagnostics table, #actions table, #fit-path table { table-layout: auto; }
+#diagnostics td:first-child { white-space: nowrap; }
+"""
+
+
 def fit_markdown(path) -> str:
     """The fit path as a table: each attempted change, its chi-square, evidence gain and whether it was kept."""
     head = (f"**{path.source_id}**: a change is kept when its {path.criterion} gain passes the step's threshold "
@@ -428,5 +441,5 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
         except ImportError as exc:
             raise AstroRagError('serve --mcp needs the mcp package: pip install -e ".[app]"') from exc
         print(f"MCP server: http://{host}:{port}/gradio_api/mcp/ (streamable HTTP; SSE at /gradio_api/mcp/sse)")
-    demo.queue(default_concurrency_limit=2).launch(server_name=host, server_port=port, auth=credentials,
+    demo.queue(default_concurrency_limit=2).launch(server_name=host, server_port=port, auth=credentials, css=CSS,
                                                     show_error=False, share=False, mcp_server=mcp)

@@ -39,6 +39,14 @@ def plot_path(path: FitPath, source: SourcePhotometry, out: str | Path) -> Path:
     if positive.size:
         top.set_yscale("log")
         top.set_ylim(positive.min() / 3, positive.max() * 3)
+    # plain numbers on the log axes ("0.2", not "2x10^-1"): the wavelength range is a decade or two
+    from matplotlib.ticker import FormatStrFormatter
+
+    for axis in (top.xaxis, bottom.xaxis):
+        axis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.set_minor_formatter(FormatStrFormatter("%g"))
+    top.tick_params(axis="x", which="minor", labelsize=7)
+    bottom.tick_params(axis="x", which="minor", labelsize=7)
     top.set_ylabel("flux density (uJy)")
     top.set_title(f"{path.source_id} at z = {z:g}: {path.fitter} fits, kept by {path.criterion}")
     top.legend(fontsize=8, loc="upper left")

@@ -111,9 +111,11 @@ def structured_report(advice: Advice) -> str:
                  f"({d.get('n_opt')} bands), turnover = {d.get('turnover_um')} micron, "
                  f"Balmer-break colour = {d.get('balmer_break_mag')} mag, mid-IR slope = {d.get('mir_slope')}")
     if d.get("line_boosted_bands"):
-        lines.append(f"  [OIII]+H-beta in {', '.join(d['line_boosted_bands'])}: optical slope without them = "
-                     f"{d.get('optical_slope_line_free')}, EW([OIII]+H-beta) their rise would need = "
-                     f"{d.get('line_ew_needed_aa')} A (star-forming emitters reach 6850 A)")
+        slope = d.get("optical_slope_line_free")
+        lines.append(f"  [OIII]+H-beta in {', '.join(d['line_boosted_bands'])}"
+                     + (f": optical slope without them = {slope}" if slope is not None else "")
+                     + (f"; EW([OIII]+H-beta) their rise would need = {d['line_ew_needed_aa']} A (star-forming "
+                        f"emitters reach 6850 A)" if d.get("line_ew_needed_aa") is not None else ""))
     if d.get("chi2_red") is not None:
         regions = ", ".join(f"{r} {d.get(f'resid_{r}')}" for r in ("uv", "optical", "nir", "mir", "fir")
                             if d.get(f"resid_{r}") is not None)

@@ -241,8 +241,10 @@ def _kocevski(phot: Photometry, col: Colours, diag: Diagnostics) -> Criterion:
     passed = all_of(_cmp(sn444, lambda v: v > 12), _cmp(beta_opt, lambda v: v > 0),
                     _cmp(beta_uv, lambda v: (v > -2.8) & (v < -0.37)), 1.0 - lines)
     return Criterion("kocevski2024", "2404.03576", passed, {
-        "S/N(F444W)": (sn444, "> 12"), "beta_opt": (beta_opt, "> 0, without [OIII]+H-beta bands where two remain"),
-        "beta_UV": (beta_uv, "between -2.8 and -0.37"),
+        # Kocevski's slopes come from their own band sets, so they differ from the diagnostics' beta_UV/beta_opt
+        "beta_opt (Kocevski's bands)": (beta_opt, "> 0, without [OIII]+H-beta bands where two remain"),
+        "beta_UV (Kocevski's bands)": (beta_uv, "between -2.8 and -0.37"),
+        "S/N(F444W)": (sn444, "> 12"),
         "EW([OIII]+H-beta) needed": (diag.line_ew_needed_aa, f"> {EW_MAX_OIII_HB_AA:g} A, or the line-free optical "
                                                               f"bands red")},
         "slopes from the redshift-dependent band sets (z >= 2); a red side that [OIII]+H-beta can make on a blue "

@@ -228,7 +228,7 @@ def line_measures(phot: Photometry, mags: Magnitudes, rest: np.ndarray, logw: np
     - ``line_ew_needed_aa``: the rest EW([OIII]+H-beta) that would make the [OIII]+H-beta bands' rise alone,
       on a continuum that follows the UV power law (the largest over those bands; NaN when none is detected);
     - ``optical_slope_line_free``: beta of the rest optical (0.38-1 micron) from the bands without
-      [OIII]+H-beta (NaN with fewer than two).
+      [OIII]+H-beta (NaN unless they span 0.1 dex in wavelength).
     """
     oiii = line_bands(phot, OIII_HB_UM)
     det, has_z = mags.detected, np.isfinite(phot.z)[:, None]
@@ -239,9 +239,15 @@ def line_measures(phot: Photometry, mags: Magnitudes, rest: np.ndarray, logw: np
         free = np.where(in_opt & ~oiii & np.isfinite(rise), rise, -np.inf).max(1)
         boosted = in_opt & oiii & np.isfinite(rise)
         ew = np.where(boosted, (10 ** (0.4 * np.clip(rise, 0, None)) - 1) * _rest_widths_aa(phot), -np.inf).max(1)
-    slope_free = fit_lines(logw, mags.mag, mags.err, in_opt & ~oiii)
+    # Without [OIII]+H-beta, over at least 0.1 dex of wavelength (a shorter lever arm turns 0.1 mag of noise
+    # or of a line into a slope of +-2).
+    clean = in_opt & ~oiii
+    slope_free = fit_lines(logw, mags.mag, mags.err, clean)
+    with np.errstate(invalid="ignore"):
+        span = np.where(clean, logw, -np.inf).max(1) - np.where(clean, logw, np.inf).min(1)
+    slope = np.where(span >= 0.1, slope_free.beta, np.nan)
     return {"oiii_bands": oiii, "excess_line_free_mag": np.where(np.isfinite(free), free, np.nan),
-            "line_ew_needed_aa": np.where(np.isfinite(ew), ew, np.nan), "optical_slope_line_free": slope_free.beta}
+            "line_ew_needed_aa": np.where(np.isfinite(ew), ew, np.nan), "optical_slope_line_free": slope}
 
 
 def _fitted(phot: Photometry) -> np.ndarray:

@@ -36,7 +36,16 @@ def query_params(k: int | None = None, mode: str | None = None, year_min: int | 
     >>> query_params(year_min=0, year_max=0).filters is None
     True
     """
-    year_min, year_max = int(year_min) if year_min else None, int(year_max) if year_max else None
+    def year(value, name: str) -> int | None:
+        text = str(value).strip() if value is not None else ""
+        if not text or text == "0":
+            return None
+        try:
+            return int(float(text))
+        except ValueError:
+            raise InputError(f"{name} {value!r} is not a year; give one like 2024, or leave it empty") from None
+
+    year_min, year_max = year(year_min, "from year"), year(year_max, "to year")
     filters = Filters(year_min, year_max, category or None) if (year_min or year_max or category) else None
     return QueryParams(k=int(k) if k else None, mode=mode or None, filters=filters, rewrite=rewrite or None,
                        rescore=bool(rescore))
