@@ -623,3 +623,109 @@ def test_a_killed_fit_leaves_no_process_or_folder_and_the_same_command_resumes(t
     _, err = third.communicate(timeout=60)
     assert third.returncode == 143 and "interrupted: the fits that finished are kept" in err
     assert not any(_alive(p) for p in workers) and not list(scratch.glob("astrorag-bagpipes-*"))
+
+
+def test_the_translation_table_is_what_to_bagpipes_does():
+    """Each row of TRANSLATION (the table the guide prints) is checked against to_bagpipes: a row added to the
+    table without a check here fails, and so does code that drifts from its row."""
+    from astrorag.fit.bagpipes_fitter import TRANSLATION, to_bagpipes
+
+    base = baseline(5.0)
+
+    def run(spec):
+        return to_bagpipes(spec)
+
+    def sfh_times():
+        out, _ = run(base.with_value("sfhdelayed", "age_main", 500.0).with_value("sfhdelayed", "tau_main", 200.0))
+        assert out["delayed"]["age"] == pytest.approx(0.5) and out["delayed"]["tau"] == pytest.approx(0.2)
+
+    def burst():
+        out, lost = run(base.with_value("sfhdelayed", "f_burst", 0.1).with_value("sfhdelayed", "age_burst", 20.0))
+        assert out["burst"]["massformed"] == (4.0, 13.0) and out["burst"]["age"] == pytest.approx(0.02)
+        assert any("f_burst" in x for x in lost)
+
+    def mass():
+        assert run(base)[0]["delayed"]["massformed"] == (4.0, 13.0)
+
+    def metallicity():
+        assert run(base.with_value("bc03", "metallicity", 0.004))[0]["delayed"]["metallicity"] == pytest.approx(0.2)
+
+    def imf():
+        assert any("Kroupa" in x for x in run(base.with_value("bc03", "imf", "chabrier"))[1])
+
+    def other_sfh():
+        spec = base.without("sfhdelayed").with_module("sfh2exp", {"tau_main": 100.0})
+        with pytest.raises(Exception, match="sfhdelayed"):
+            run(spec)
+
+    def logu():
+        assert run(base.with_value("nebular", "logU", -3.0))[0]["nebular"]["logU"] == -3.0
+
+    def zgas():
+        assert run(base.with_value("nebular", "zgas", 0.004))[0]["nebular"]["metallicity"] == pytest.approx(0.2)
+
+    def nebular_lost():
+        assert any("f_esc" in x for x in run(base.with_value("nebular", "f_esc", 0.1))[1])
+
+    def calzetti():
+        spec = base.with_value("dustatt_modified_starburst", "E_BV_lines", 0.3)
+        dust = run(spec.with_value("dustatt_modified_starburst", "E_BV_factor", 0.5))[0]["dust"]
+        assert dust["Av"] == pytest.approx(4.05 * 0.5 * 0.3) and dust["eta"] == pytest.approx(2.0)
+
+    def salim():
+        dust = run(base.with_value("dustatt_modified_starburst", "powerlaw_slope", -0.3))[0]["dust"]
+        assert dust["type"] == "Salim" and dust["delta"] == -0.3
+
+    def cf00():
+        spec = base.without("dustatt_modified_starburst").with_module(
+            "dustatt_modified_CF00", {"Av_ISM": 1.0, "mu": 0.5, "slope_ISM": -0.7, "slope_BC": -1.3})
+        dust = run(spec)[0]["dust"]
+        assert dust["type"] == "CF00" and dust["eta"] == pytest.approx(2.0) and dust["n"] == pytest.approx(0.7)
+
+    def dl2014():
+        dust = run(base.with_module("dl2014", {"qpah": 2.5, "umin": 1.0, "gamma": 0.1}))[0]["dust"]
+        assert (dust["qpah"], dust["umin"], dust["gamma"]) == (2.5, 1.0, 0.1)
+
+    agn = base.with_module("skirtor2016", {"fracAGN": (0.3, 0.9)})
+
+    def frac_agn():
+        out, _ = run(agn)
+        assert out["agn"]["f5100A"] == (0.3, 0.9) and out["agn"]["f5100A_prior"] == "log_10"
+        assert out["agn"]["alphalam"] == out["agn"]["betalam"] == -1.56 and out["agn"]["hanorm"] == 0.0
+
+    def broad_lines():
+        out = run(agn.with_value("skirtor2016", "broad_lines", "free"))[0]["agn"]
+        assert out["hanorm"] == (10.0, 3000.0) and out["sigma"] == 2000.0
+
+    def polar_dust():
+        out = run(agn.with_value("skirtor2016", "EBV", 0.2))[0]
+        assert out["agn_dust"]["type"] == "SMC" and out["agn_dust"]["Av"] == pytest.approx(2.74 * 0.2)
+
+    def torus():
+        assert any("torus" in x for x in run(agn)[1])
+
+    def xray_radio():
+        assert any("xray" in x for x in run(base.with_module("xray", {}))[1])
+
+    def redshift():
+        assert run(base)[0]["redshift"] == 5.0
+
+    checks = {"sfhdelayed.age_main": sfh_times, "sfhdelayed.tau_main": sfh_times, "sfhdelayed.f_burst": burst,
+              "(stellar mass)": mass, "bc03.metallicity": metallicity, "bc03.imf": imf, "sfh2exp": other_sfh,
+              "nebular.logU": logu, "nebular.zgas": zgas, "nebular.f_esc": nebular_lost,
+              "dustatt_modified_starburst.E_BV_lines": calzetti,
+              "dustatt_modified_starburst.powerlaw_slope": salim, "dustatt_modified_CF00": cf00,
+              "dl2014": dl2014, "skirtor2016 / fritz2006 fracAGN": frac_agn,
+              "skirtor2016 / fritz2006 broad_lines": broad_lines, "skirtor2016 / fritz2006 EBV": polar_dust,
+              "skirtor2016 / fritz2006 torus": torus, "xray, radio": xray_radio, "redshifting.redshift": redshift}
+    for cigale, _, _ in TRANSLATION:
+        check = next((fn for key, fn in checks.items() if cigale.startswith(key)), None)
+        assert check is not None, f"TRANSLATION row {cigale!r} has no check of what to_bagpipes does"
+        check()
+
+
+def test_the_guide_prints_the_translation_table_the_code_uses():
+    from astrorag.fit.bagpipes_fitter import translation_markdown
+
+    guide = (Path(__file__).parent.parent / "docs" / "GUIDE.md").read_text()
+    assert translation_markdown() in guide

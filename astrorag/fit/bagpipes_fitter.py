@@ -63,6 +63,17 @@ TRANSLATION: tuple[tuple[str, str, str], ...] = (
     ("redshifting.redshift", "redshift", "fixed at the catalog's value"),
 )
 
+def translation_markdown() -> str:
+    """:data:`TRANSLATION` as the markdown table docs/GUIDE.md prints (a test keeps the two equal).
+
+    >>> translation_markdown().splitlines()[0]
+    '| CIGALE (the rules) | bagpipes | note |'
+    """
+    rows = ["| CIGALE (the rules) | bagpipes | note |", "| --- | --- | --- |"]
+    rows += [f"| {cigale} | {pipes} | {note} |" for cigale, pipes, note in TRANSLATION]
+    return "\n".join(rows)
+
+
 #: Times whose prior edges are judged in log: a 50 Myr starburst is not "at the floor" of a 10 Myr-1 Gyr prior.
 _LOG_EDGES = {"delayed:age", "delayed:tau", "burst:age"}
 _SUPPORTED = {"sfhdelayed", "bc03", "nebular", "dustatt_modified_starburst", "dustatt_modified_CF00", "dl2014",
