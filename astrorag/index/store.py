@@ -18,7 +18,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -65,9 +65,40 @@ class Index:
         self.keyword = KeywordIndex(path, self.ledger)
         # A shared Chroma server is the only copy; an embedded store gets a fast exact cache for queries.
         self.dense = DenseCache(path, self.ledger) if not chroma_url else None
-        for name in ("content_hashes", "count_documents", "count_chunks", "get_meta", "set_meta", "documents",
-                     "chunks", "related", "doc_weights", "first_chunks", "chunk_ids"):
-            setattr(self, name, getattr(self.ledger, name))
+
+    # ---- reading: the ledger's records ------------------------------------------------------------
+    def content_hashes(self) -> dict[str, str]:
+        return self.ledger.content_hashes()
+
+    def count_documents(self) -> int:
+        return self.ledger.count_documents()
+
+    def count_chunks(self) -> int:
+        return self.ledger.count_chunks()
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        return self.ledger.get_meta(key, default)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.ledger.set_meta(key, value)
+
+    def documents(self, doc_ids: Iterable[str] | None = None) -> dict[str, Document]:
+        return self.ledger.documents(doc_ids)
+
+    def chunks(self, chunk_ids: Sequence[str]) -> dict[str, Chunk]:
+        return self.ledger.chunks(chunk_ids)
+
+    def related(self, doc: Document) -> list[Document]:
+        return self.ledger.related(doc)
+
+    def doc_weights(self) -> dict[str, tuple[int | None, int | None]]:
+        return self.ledger.doc_weights()
+
+    def first_chunks(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        return self.ledger.first_chunks(doc_ids)
+
+    def chunk_ids(self) -> list[str]:
+        return self.ledger.chunk_ids()
 
     # ---- opening ---------------------------------------------------------------------------
     @classmethod
