@@ -781,7 +781,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    from .fit.scratch import terminate_on_sigterm
+    from .signals import Interrupted, terminate_on_sigterm
 
     terminate_on_sigterm()  # a batch system's SIGTERM runs the same clean-up as Ctrl-C
     try:
@@ -805,6 +805,6 @@ def main(argv: list[str] | None = None) -> int:
             "finished batches are kept; run the same command again to resume" if args.func.__name__.startswith(
                 "cmd_ingest") else "stopped before it finished")
         print(f"interrupted: {note}", file=sys.stderr)
-        return 143 if exc.__class__.__name__ == "Interrupted" else 130
+        return 143 if isinstance(exc, Interrupted) else 130
     except BrokenPipeError:
         return 0

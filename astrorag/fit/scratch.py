@@ -103,16 +103,3 @@ def init_worker() -> None:
                 _leave(signal.SIGTERM, None)
 
     threading.Thread(target=watch, daemon=True, name="astrorag-parent-watch").start()
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM in the main process, raised where Ctrl-C would be, so the same clean-up runs."""
-
-
-def terminate_on_sigterm() -> None:
-    """Make SIGTERM in the main process raise :class:`Interrupted` (finally blocks run, folders go)."""
-    def handler(signum, _frame):
-        raise Interrupted(f"signal {signum}")
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
