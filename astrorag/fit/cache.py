@@ -12,11 +12,11 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..bundle import write_atomically
 from .base import FitResult, SourcePhotometry
 from .spec import ModelSpec
 
@@ -71,7 +71,4 @@ class FitCache:
         data["model_ujy"] = [float(v) for v in data["model_ujy"]]
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, default=float)
-        os.replace(tmp, target)
+        write_atomically(target, json.dumps(data, default=float))
