@@ -101,15 +101,20 @@ class OpenAIBackend(LLMBackend):
     def _root(self) -> str:
         return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
 
-    def _http(self, method: str, path: str, **kwargs) -> Any:
+    def _request(self, method: str, path: str, timeout: float = 3.0, **kwargs):
+        """A plain HTTP request to the server (its own endpoints: /props, /tokenize...), or None if it fails."""
         import httpx
 
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         try:
-            response = httpx.request(method, f"{self._root}{path}", headers=headers, timeout=3.0, **kwargs)
+            return httpx.request(method, f"{self._root}{path}", headers=headers, timeout=timeout, **kwargs)
         except httpx.HTTPError:
             return None
-        if response.status_code != 200:
+
+    def _http(self, method: str, path: str, **kwargs) -> Any:
+        """The JSON of a successful request, or None."""
+        response = self._request(method, path, **kwargs)
+        if response is None or response.status_code != 200:
             return None
         try:
             return response.json()
@@ -144,15 +149,10 @@ class OpenAIBackend(LLMBackend):
         """llama-cpp-python's server states its context only when refusing a prompt beyond it: send one
         (PROBE_TOKENS of one repeated word, tokenized and refused by the server, never evaluated) and read
         the size from the refusal."""
-        reply = None
-        import httpx
-
-        try:
-            reply = httpx.post(f"{self._root}/v1/chat/completions", timeout=10.0,
-                               headers={"Authorization": f"Bearer {self._api_key}"} if self._api_key else {},
-                               json={"model": self.model, "max_tokens": 1,
-                                     "messages": [{"role": "user", "content": "a " * PROBE_TOKENS}]})
-        except httpx.HTTPError:
+        reply = self._request("POST", "/v1/chat/completions", timeout=10.0,
+                              json={"model": self.model, "max_tokens": 1,
+                                    "messages": [{"role": "user", "content": "a " * PROBE_TOKENS}]})
+        if reply is None:
             return None
         match = _CONTEXT_IN_ERROR.search(reply.text) if reply.status_code == 400 else None
         return int(match.group(1)) if match else None
