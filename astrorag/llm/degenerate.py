@@ -50,7 +50,7 @@ class ReplyGuard:
     True
     >>> guard.feed("You are astrorag, a careful research assistant.\\n")
     "it repeats the prompt ('You are astrorag, a careful research assistant.')"
-    >>> ReplyGuard([]).finish("", "stop")
+    >>> ReplyGuard([]).finish("stop")
     'the model returned no text'
     """
 
@@ -84,11 +84,8 @@ class ReplyGuard:
         self.reason = self._loop(self._text)
         return self.reason
 
-    def finish(self, text: str | None = None, finish_reason: str | None = None) -> str | None:
-        """The verdict on the whole reply: ``None`` for an answer that can be shown, else why not."""
-        if text is not None and text != self._text:
-            self._text, self._checked_upto, self.reason = "", 0, None
-            self.feed(text)
+    def finish(self, finish_reason: str | None = None) -> str | None:
+        """The verdict on the whole reply fed so far: ``None`` for an answer that can be shown, else why not."""
         if not self.reason:
             self.feed("\n")  # the last line has no newline of its own
             self._text = self._text[:-1]
