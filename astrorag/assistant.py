@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Generator, Iterator, Protocol
 
 import numpy as np
 
@@ -56,6 +56,38 @@ class Prepared:
     fit: dict = field(default_factory=dict)
 
 
+class AnswerStream:
+    """One answer being written: iterating yields the checked text; then :attr:`answer` holds the Answer.
+
+    :attr:`prepared` is the prompt the writer read, set before the first piece.
+
+    Examples
+    --------
+    >>> response = Assistant(Settings(), backend="extractive").stream("What powers little red dots?")  # doctest: +SKIP
+    >>> text = "".join(response)  # doctest: +SKIP
+    >>> response.answer.text == text  # doctest: +SKIP
+    True
+    """
+
+    def __init__(self) -> None:
+        self.answer: Answer | None = None
+        self.prepared: Prepared | None = None
+        self._pieces: Generator[str, None, Answer] | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        if self._pieces is None:
+            return
+        pieces, self._pieces = self._pieces, None  # one pass: the model is asked once
+        self.answer = yield from pieces
+
+    def finish(self) -> Answer:
+        """Read what is left of the text and return the :class:`Answer`."""
+        for _ in self:
+            pass
+        assert self.answer is not None, "the stream was closed before the answer was finished"
+        return self.answer
+
+
 class Assistant:
     """The question-answering entry point used by the CLI, the app and the evaluation harness.
 
@@ -80,7 +112,6 @@ class Assistant:
         self.retriever = Retriever(self.index, self.embedder, settings)
         self.graph: RuleBook = RuleBook.load(settings.index_path)  # the rules only: no networkx on the ask path
         self.notices: list[str] = [waited] if waited else []
-        self.last_prepared: Prepared | None = None
         # e.g. a deleted chroma/ folder: say so instead of answering from keywords alone
         if notice := self.index.missing_vectors_notice():
             self.notices.append(f"notice: {notice}")
@@ -266,22 +297,29 @@ class Assistant:
         return hits[0].scores.get("dense") if hits else None
 
     def stream(self, question: str, params: QueryParams | None = None,
-               history: list[dict] | None = None) -> Iterator[str | Answer]:
-        """Yield the answer text as it is written, then the checked :class:`Answer` as the last item."""
-        prepared = self.prepare(question, params, history)
-        self.last_prepared = prepared  # what a reproducibility bundle records
+               history: list[dict] | None = None) -> "AnswerStream":
+        """The answer as it is written: iterate for the checked text, then read ``.answer``.
+
+        The stream also holds ``.prepared``, the prompt the writer read (what a reproducibility bundle
+        records).
+        """
+        response = AnswerStream()
+        response._pieces = self._stream(question, params, history, response)
+        return response
+
+    def _stream(self, question: str, params: QueryParams | None, history: list[dict] | None,
+                response: "AnswerStream") -> Generator[str, None, Answer]:
+        prepared = response.prepared = self.prepare(question, params, history)
         if prepared.no_evidence:
             text = no_evidence_text(question, prepared.closest, self.settings.no_evidence_min_cosine)
             yield text
-            yield Answer(question=question, text=text, evidence=[], citations=[], backend=self.writer.name,
-                         model=self.writer.model, settings_fingerprint=self.settings.fingerprint(),
-                         notices=list(self.notices), no_evidence=True)
-            return
+            return Answer(question=question, text=text, evidence=[], citations=[], backend=self.writer.name,
+                          model=self.writer.model, settings_fingerprint=self.settings.fingerprint(),
+                          notices=list(self.notices), no_evidence=True)
         if self.llm is None:
             pieces = list(self.writer.answer(question, prepared.evidence, history))
             yield from pieces
-            yield self._finish(prepared, "".join(pieces))
-            return
+            return self._finish(prepared, "".join(pieces))
         try:
             reply, reason = yield from self._write(prepared, history)
         except ContextOverflowError as exc:
@@ -289,10 +327,9 @@ class Assistant:
                 raise
             # The server said its real context only now (llama-cpp-python's reports it on overflow): fit the
             # prompt to it and ask once more.
-            prepared = self.prepare(question, params, history)
-            self.last_prepared = prepared
+            prepared = response.prepared = self.prepare(question, params, history)
             reply, reason = yield from self._write(prepared, history)
-        yield self._finish(prepared, reply, reason)
+        return self._finish(prepared, reply, reason)
 
     def _write(self, prepared: Prepared, history: list[dict] | None):
         """Stream the model's reply a checked line at a time; stop it as soon as it turns degenerate.
@@ -325,9 +362,8 @@ class Assistant:
         return "".join(reply), reason
 
     def ask(self, question: str, params: QueryParams | None = None, history: list[dict] | None = None) -> Answer:
-        *_, answer = self.stream(question, params, history)
-        assert isinstance(answer, Answer)
-        return answer
+        """The checked :class:`Answer`, without streaming."""
+        return self.stream(question, params, history).finish()
 
     def _finish(self, prepared: Prepared, text: str, degenerate: str | None = None) -> Answer:
         notices = [*self.notices, *prepared.notices]
@@ -369,6 +405,12 @@ class Assistant:
         self.index.close()
         if self.llm is not None and self._owns_llm:
             self.llm.close()
+
+    def __enter__(self) -> "Assistant":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def no_evidence_text(question: str, closest: float | None, threshold: float) -> str:

@@ -49,9 +49,9 @@ def model_identity(assistant) -> dict[str, Any]:
     return identity
 
 
-def make_bundle(assistant, answer, params=None) -> dict[str, Any]:
-    """The bundle of one answered question (see the module docstring)."""
-    prepared = assistant.last_prepared
+def make_bundle(assistant, answer, params=None, prepared=None) -> dict[str, Any]:
+    """The bundle of one answered question (see the module docstring); ``prepared`` is the prompt the
+    writer read (:attr:`~astrorag.assistant.AnswerStream.prepared`)."""
     settings = assistant.settings
     index = assistant.index
     evidence = [e.to_dict() for e in answer.evidence]
@@ -242,8 +242,8 @@ def replay(settings: Settings, directory: str | Path, backend: str | None = None
         writer = settings.backend
     assistant = Assistant(run_settings, backend=writer)
     try:
-        answer = assistant.ask(bundle["question"], params)
-        again = make_bundle(assistant, answer, params)
+        response = assistant.stream(bundle["question"], params)
+        again = make_bundle(assistant, response.finish(), params, response.prepared)
     finally:
         assistant.close()
     diff = "\n".join(difflib.unified_diff(bundle["answer"].splitlines(), again["answer"].splitlines(),

@@ -93,8 +93,8 @@ def _saved_bundle(settings, folder):
     assistant = Assistant(settings, backend="extractive")
     try:
         params = QueryParams(k=4)
-        answer = assistant.ask(QUESTION, params)
-        save_bundle(folder, make_bundle(assistant, answer, params))
+        response = assistant.stream(QUESTION, params)
+        save_bundle(folder, make_bundle(assistant, response.finish(), params, response.prepared))
     finally:
         assistant.close()
     return json.loads((folder / "bundle.json").read_text())

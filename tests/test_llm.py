@@ -129,6 +129,20 @@ def test_assistant_with_ollama_keeps_only_retrieved_citations(small_settings):
     assert answer.evidence[0].text in user_prompt
 
 
+def test_a_streamed_answer_yields_text_then_holds_the_answer_and_its_prompt(small_settings):
+    """One pass asks the model once; the stream keeps the checked answer and the prompt the model read."""
+    with FakeOllama(models=["astrosage"], reply=lambda body: "Envelopes [1].\nOr not [42].") as server:
+        s = small_settings.replace(ollama_host=server.url, ollama_model="astrosage", k=4)
+        with Assistant(s, backend="ollama") as assistant:
+            response = assistant.stream("What powers little red dots?")
+            assert response.answer is None
+            pieces = list(response)
+            assert list(response) == [] and len(server.chats()) == 1  # not asked a second time
+    assert all(isinstance(p, str) for p in pieces) and "Envelopes" in "".join(pieces)
+    assert response.answer.dropped_citations == ["42"] and "[42]" not in response.answer.text
+    assert response.prepared.messages == server.chats()[0]["messages"]
+
+
 def test_cli_ask_json_extractive_cites_lrd_paper(small_settings):
     env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir))
     run = subprocess.run([sys.executable, "-m", "astrorag", "ask", "What powers little red dots?",
@@ -365,8 +379,10 @@ def test_an_echoing_model_is_set_aside_and_the_cli_shows_the_checked_answer(smal
     with FakeOllama(models=["astrosage"], reply=echo) as server:
         s = small_settings.replace(ollama_host=server.url, ollama_model="astrosage")
         assistant = Assistant(s, backend="ollama")
-        pieces = [p for p in assistant.stream("What powers little red dots?") if isinstance(p, str)]
-        answer = assistant.ask("What powers little red dots?")
+        response = assistant.stream("What powers little red dots?")
+        pieces = list(response)
+        answer = response.answer
+        assert all(isinstance(p, str) for p in pieces) and answer.text
         assistant.close()
         assert answer.degenerate and "repeats the prompt" in answer.degenerate_reason
         assert answer.text.startswith("Extractive answer") and "You are astrorag" in answer.rejected_reply

@@ -49,12 +49,9 @@ def _assert_honest(answer) -> None:
 def test_in_process_ask_catches_the_echo_and_cites_only_retrieved_keys(small_settings, local_llm):
     assistant = Assistant(small_settings, llm=local_llm)
     try:
-        pieces, answer = [], None
-        for piece in assistant.stream(QUESTION, QueryParams(k=4)):
-            if isinstance(piece, str):
-                pieces.append(piece)
-            else:
-                answer = piece
+        response = assistant.stream(QUESTION, QueryParams(k=4))
+        pieces = list(response)
+        answer = response.answer
         _assert_honest(answer)
         # The base model repeats the system prompt: it is caught on its first line, and what was streamed
         # to the user holds no line of the echo.
@@ -62,7 +59,7 @@ def test_in_process_ask_catches_the_echo_and_cites_only_retrieved_keys(small_set
         assert "You are astrorag" in answer.rejected_reply and "You are astrorag" not in "".join(pieces)
         # counted by the model's own tokenizer, with the context the model was loaded with
         assert answer.tokens["counted_by"] == "the model's tokenizer" and answer.tokens["n_ctx"] == 4096
-        assert answer.tokens["prompt_tokens"] == local_llm.count_tokens(assistant.last_prepared.messages).tokens
+        assert answer.tokens["prompt_tokens"] == local_llm.count_tokens(response.prepared.messages).tokens
     finally:
         assistant.close()
 

@@ -81,7 +81,7 @@ class AskSession:
                  history: list[dict] | None = None):
         self.assistant, self.question, self.history = assistant, question, history
         self.params = params or QueryParams()
-        self.answer: Answer | None = None
+        self.response = None  # the assistant's AnswerStream, once started
 
     @classmethod
     def start(cls, settings: Settings, question: str, params: QueryParams | None = None,
@@ -98,14 +98,18 @@ class AskSession:
         """What the assistant said before answering (the backend chosen and why, a missing vector store)."""
         return list(self.assistant.notices)
 
+    @property
+    def answer(self) -> Answer | None:
+        """The checked answer, once the text has been streamed."""
+        return None if self.response is None else self.response.answer
+
     def stream(self) -> Iterator[str]:
-        for piece in self.assistant.stream(self.question, self.params, self.history):
-            if isinstance(piece, Answer):
-                self.answer = piece
-            else:
-                yield piece
+        """The checked answer text, a line at a time as the writer produces it."""
+        self.response = self.assistant.stream(self.question, self.params, self.history)
+        yield from self.response
 
     def run(self) -> Answer:
+        """Stream to the end and return the :class:`Answer`."""
         for _ in self.stream():
             pass
         assert self.answer is not None
@@ -124,7 +128,8 @@ class AskSession:
             said.append(f"wrote {len(docs)} BibTeX entries to {outputs.bibtex}")
         if outputs.save:
             # checked before the work (AskOutputs.check); here only the two files are replaced
-            path = save_bundle(outputs.save, make_bundle(self.assistant, self.answer, self.params), force=True)
+            path = save_bundle(outputs.save, make_bundle(self.assistant, self.answer, self.params,
+                                                                  self.response.prepared), force=True)
             said.append(f"saved the reproducibility bundle in {path} (astrorag replay {path})")
         return said
 
