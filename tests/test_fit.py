@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from astrorag.errors import ConfigError
-from astrorag.fit import FitResult, Fitter, SamplerOptions, get_fitter, source_photometry
+from astrorag.fit import ERROR_FLOOR, FitResult, Fitter, SamplerOptions, get_fitter
 from astrorag.fit.base import chi2_of
 from astrorag.fit.bagpipes_fitter import to_bagpipes
 from astrorag.fit.loop import MIN_DELTA_BIC, run_loop
@@ -162,11 +162,11 @@ class TwoComponentFitter(Fitter):
         return ("stars", "agn") if spec.member("agn") else ("stars",)
 
     def fit(self, phot, spec, workdir=None, replicate=0):
-        lam = np.asarray(phot.pivots_um) / (1 + phot.redshift)
+        lam = phot.pivots / (1 + phot.redshift)
         shapes = [lam ** 0.0]  # f_nu flat: beta_UV = -2
         if spec.member("agn"):
             shapes.append(np.clip(lam / 0.5, 0, None) ** 3.0)  # red rest-optical continuum
-        f, e = np.asarray(phot.flux_ujy), np.asarray(phot.error_ujy)
+        f, e = phot.flux[0], phot.fit_err[0]
         use = np.isfinite(f) & np.isfinite(e) & (e > 0)
         design = np.stack([s[use] / e[use] for s in shapes], axis=1)
         coef, *_ = np.linalg.lstsq(design, f[use] / e[use], rcond=None)
@@ -176,10 +176,9 @@ class TwoComponentFitter(Fitter):
 
 
 def test_the_loop_keeps_a_change_only_when_bic_says_so_and_writes_learnable_records(tmp_path):
-    phot = syn.population("lrd", 1, seed=3)
-    source = source_photometry(phot, 0)
+    source = syn.population("lrd", 1, seed=3).source(0, error_floor=ERROR_FLOOR)
     graph = RuleGraph.from_seeds()
-    path = run_loop(phot, graph, TwoComponentFitter(), source, steps=3, width=2)
+    path = run_loop(source, graph, TwoComponentFitter(), steps=3, width=2)
     steps = path.to_dict()["steps"]
     assert steps[0]["change"] == "baseline" and steps[0]["action"] is None and path.criterion == "bic"
     kept = [s for s in steps[1:] if s["accepted"]]
@@ -216,12 +215,12 @@ bagpipes = pytest.importorskip("bagpipes", reason="the fit extra is not installe
 def test_bagpipes_fits_a_source_it_generated_and_the_cli_prints_the_path(tmp_path):
     from astrorag.evaluation.fit_truths import BANDS, draw_truth, synthesise
 
-    phot, source = synthesise(draw_truth("high_av", 0, np.random.default_rng(7)))
+    source = synthesise(draw_truth("high_av", 0, np.random.default_rng(7)))
     result = get_fitter("bagpipes", n_live=30, n_eff=0).fit(source, baseline(source.redshift))
     assert np.isfinite(result.log_evidence) and result.n_free == 5
     assert result.chi2 == pytest.approx(chi2_of(source, np.asarray(result.model_ujy))[0])
     assert "delayed:massformed" in result.posterior and 4 < result.posterior["delayed:massformed"]["p50"] < 13
-    bright = np.asarray(source.flux_ujy) > 10 * np.asarray(source.error_ujy)
+    bright = source.flux[0] > 10 * source.fit_err[0]
     assert np.all(np.asarray(result.model_ujy)[bright] > 0)
     # The CLI on a CSV of the same source: the baseline first, one refit, records that rules learn reads.
     table = tmp_path / "phot.csv"
@@ -229,7 +228,7 @@ def test_bagpipes_fits_a_source_it_generated_and_the_cli_prints_the_path(tmp_pat
         writer = csv.writer(fh)
         writer.writerow(["id", "z", *[c for b in BANDS for c in (f"{b}_flux", f"{b}_fluxerr")]])
         writer.writerow([source.source_id, source.redshift,
-                         *[v for f, e in zip(phot.flux[0], phot.err[0]) for v in (f, e)]])
+                         *[v for f, e in zip(source.flux[0], source.err[0]) for v in (f, e)]])
     records = tmp_path / "records.jsonl"
     run = subprocess.run([sys.executable, "-m", "astrorag", "fit", str(table), "--id", source.source_id, "--json",
                           "--steps", "1", "--width", "1", "--n-live", "30", "--n-eff", "0", "--records", str(records)],
@@ -249,8 +248,7 @@ def test_cigale_files_follow_cigales_format_and_say_why(tmp_path):
     from astrorag.fit.cigale import CigaleFitter, write_ini
     from astrorag.fit import FitError
 
-    phot = syn.population("lrd", 1, seed=5)
-    source = source_photometry(phot, 0)
+    source = syn.population("lrd", 1, seed=5).source(0, error_floor=ERROR_FLOOR)
     spec, _ = apply_action(baseline(source.redshift), Action("increase", "EBV", "skirtor2016", "0.1 - 0.5"))
     ini, data = write_ini(spec, source, tmp_path, {"skirtor2016": "rule lrd-agn-red-continuum (2306.07320)",
                                                    "skirtor2016.EBV": "polar dust on the disc light"})
@@ -271,8 +269,8 @@ def test_cigale_files_follow_cigales_format_and_say_why(tmp_path):
     header, row = data.read_text().splitlines()
     columns = header[2:].split()
     assert columns[:2] == ["id", "redshift"] and "jwst.nircam.F444W" in columns and "jwst.nircam.F444W_err" in columns
-    i = source.bands.index("f444w")
-    assert float(row.split()[columns.index("jwst.nircam.F444W")]) == pytest.approx(source.flux_ujy[i] / 1000, rel=1e-4)
+    i = source.band_index("f444w")
+    assert float(row.split()[columns.index("jwst.nircam.F444W")]) == pytest.approx(source.flux[0, i] / 1000, rel=1e-4)
     with pytest.raises(FitError, match="pcigale is not installed here: the files are in"):
         CigaleFitter().fit(source, spec, workdir=str(tmp_path / "run"))
     assert (tmp_path / "run" / "pcigale.ini").is_file() and (tmp_path / "run" / "pcigale.ini.spec").is_file()
@@ -282,7 +280,7 @@ def test_the_validator_refuses_what_cigale_refuses(tmp_path):
     """The validator is not a rubber stamp: each of CIGALE's rules, broken once, is caught."""
     from astrorag.fit.cigale import write_ini
 
-    source = source_photometry(syn.population("lrd", 1, seed=5), 0)
+    source = syn.population("lrd", 1, seed=5).source(0, error_floor=ERROR_FLOOR)
     write_ini(baseline(source.redshift), source, tmp_path)
     good = (tmp_path / "pcigale.ini").read_text()
     broken = {
@@ -307,7 +305,7 @@ def test_every_seed_rule_gives_a_pcigale_ini_cigale_accepts(tmp_path):
     CIGALE's order (an AGN after the attenuation), and what needed snapping is said in the file."""
     from astrorag.fit.cigale import write_ini
 
-    source = source_photometry(syn.population("lrd", 1, seed=5), 0)
+    source = syn.population("lrd", 1, seed=5).source(0, error_floor=ERROR_FLOOR)
     spec0 = baseline(source.redshift)
     written = 0
     for rule in RuleGraph.from_seeds().rules():
@@ -358,8 +356,8 @@ def test_fit_catalog_fits_the_flagged_sources_and_writes_paths_and_records(tmp_p
 def test_the_app_shows_the_fit_path_as_a_table():
     from astrorag.ui import fit_markdown
 
-    phot = syn.population("lrd", 1, seed=3)
-    path = run_loop(phot, RuleGraph.from_seeds(), TwoComponentFitter(), source_photometry(phot, 0), steps=2, width=2)
+    source = syn.population("lrd", 1, seed=3).source(0, error_floor=ERROR_FLOOR)
+    path = run_loop(source, RuleGraph.from_seeds(), TwoComponentFitter(), steps=2, width=2)
     text = fit_markdown(path)
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert len(rows) == len(path.steps) and rows[0].startswith("| 0 | baseline |")
@@ -459,12 +457,11 @@ class SeededEvidenceFitter(Fitter):
 
 
 def test_the_loop_checks_the_baseline_with_two_seeds_and_confirms_a_kept_change():
-    phot = syn.population("lrd", 1, seed=3)
-    source = source_photometry(phot, 0)
+    source = syn.population("lrd", 1, seed=3).source(0, error_floor=ERROR_FLOOR)
     graph = RuleGraph.from_seeds()
     # Replicates that agree; an AGN that gains 10 with both seeds: kept, after one confirming refit.
     fitter = SeededEvidenceFitter({(False, 0): 100.0, (False, 1): 100.4, (True, 0): 110.0, (True, 1): 109.5})
-    path = run_loop(phot, graph, fitter, source, steps=1, width=1)
+    path = run_loop(source, graph, fitter, steps=1, width=1)
     assert not path.multimodal and path.steps[0].replicates == [100.0, 100.4]
     assert path.baseline.log_evidence == 100.4          # the better of the two seeds
     kept = path.accepted
@@ -473,13 +470,13 @@ def test_the_loop_checks_the_baseline_with_two_seeds_and_confirms_a_kept_change(
     assert fitter.calls.count((True, 1)) == 1
     # A change that passes with one seed and not with the other is not kept.
     fitter = SeededEvidenceFitter({(False, 0): 100.0, (False, 1): 100.0, (True, 0): 104.0, (True, 1): 101.0})
-    path = run_loop(phot, graph, fitter, source, steps=1, width=1)
+    path = run_loop(source, graph, fitter, steps=1, width=1)
     assert not path.accepted and path.steps[1].delta == pytest.approx(1.0)
     # Baseline seeds 8 apart: another mode; a third seed runs, the best is used, and the spread they show
     # raises the bar (a gain of 9 no longer passes: 1.64 x sqrt(2) x sd of the three).
     fitter = SeededEvidenceFitter({(False, 0): 100.0, (False, 1): 92.0, (False, 2): 96.0, (True, 0): 109.0,
                                    (True, 1): 109.0})
-    path = run_loop(phot, graph, fitter, source, steps=1, width=1)
+    path = run_loop(source, graph, fitter, steps=1, width=1)
     assert path.multimodal and path.steps[0].replicates == [100.0, 92.0, 96.0] and path.baseline.log_evidence == 100.0
     assert path.spread == pytest.approx(4.0) and path.steps[1].threshold > 9.0 and not path.accepted
     text = json.dumps(path.to_dict())
@@ -579,13 +576,13 @@ def test_a_killed_fit_leaves_no_process_or_folder_and_the_same_command_resumes(t
 
     from astrorag.evaluation.fit_truths import BANDS, draw_truth, synthesise
 
-    phot, source = synthesise(draw_truth("high_av", 0, np.random.default_rng(7)))
+    source = synthesise(draw_truth("high_av", 0, np.random.default_rng(7)))
     table = tmp_path / "phot.csv"
     with table.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["id", "z", *[c for b in BANDS for c in (f"{b}_flux", f"{b}_fluxerr")]])
         writer.writerow([source.source_id, source.redshift,
-                         *[v for f, e in zip(phot.flux[0], phot.err[0]) for v in (f, e)]])
+                         *[v for f, e in zip(source.flux[0], source.err[0]) for v in (f, e)]])
     scratch, cache = tmp_path / "tmp", tmp_path / "cache"
     scratch.mkdir()
     env = dict(os.environ, ASTRORAG_INDEX_DIR=str(tmp_path / "idx"), TMPDIR=str(scratch), XDG_CACHE_HOME=str(cache))

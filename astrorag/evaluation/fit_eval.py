@@ -124,8 +124,8 @@ def matched_random_change(graph, symptoms: list[str], spec: ModelSpec, fitter, r
 
 def _loop_first_round(args):
     """One source through the loop's first round (in a pool worker)."""
-    single, graph, fitter, source, width = args
-    return run_loop(single, graph, fitter, source, steps=1, width=width, workers=1)
+    source, graph, fitter, width = args
+    return run_loop(source, graph, fitter, steps=1, width=width, workers=1)
 
 
 def _covers(fit: FitResult | None, name: str, value: float) -> bool | None:
@@ -154,9 +154,9 @@ def run_fit_eval(settings: Settings, per_kind: int = 6, nulls: int = 6, sampler:
         raise InputError("eval fit needs at least one truth: give --per-kind or --nulls above 0")
     made = [synthesise(t) for t in truths]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        paths = list(pool.map(_loop_first_round, [(phot, graph, fitter, source, width) for phot, source in made]))
+        paths = list(pool.map(_loop_first_round, [(source, graph, fitter, width) for source in made]))
         rows, jobs = [], []
-        for truth, (phot, source), path in zip(truths, made, paths):
+        for truth, source, path in zip(truths, made, paths):
             base = path.baseline
             symptoms = path.steps[0].symptoms
             fitted = {f.spec: f for f in path.fits[1:]}   # round-1 refits by model (replicate 0 first)
@@ -317,7 +317,7 @@ def run_fit_eval_real(settings: Settings, table: str | Path | None = None, sourc
     """
     from importlib import resources
 
-    from ..fit import source_photometry
+    from ..fit import ERROR_FLOOR
     from ..sed.photometry import read_photometry
 
     directory = report_dir(settings, "fit-real", out)
@@ -332,19 +332,18 @@ def run_fit_eval_real(settings: Settings, table: str | Path | None = None, sourc
     fitter = get_fitter("bagpipes", options)
     workers = workers or min(3, usable_cpus())
     rng = random.Random(seed)
-    singles = [phot.select(np.arange(len(phot)) == i) for i in picked]
-    inputs = [source_photometry(phot, i) for i in picked]
+    inputs = [phot.source(i, error_floor=ERROR_FLOOR) for i in picked]
     specs0 = [baseline(float(phot.z[i])) for i in picked]
     rows, jobs = [], []
     with ProcessPoolExecutor(max_workers=workers) as pool:
         baselines = list(pool.map(fit_or_reason, [fitter] * len(picked), inputs, specs0))
-        for single, source, spec0, base in zip(singles, inputs, specs0, baselines):
+        for source, spec0, base in zip(inputs, specs0, baselines):
             row = {"source": source.source_id, "z": round(source.redshift, 3)}
             rows.append(row)
             if isinstance(base, str):
                 row["error"] = base
                 continue
-            symptoms, _ = fit_symptoms(single, fitter, base)
+            symptoms, _ = fit_symptoms(source, fitter, base)
             # Exhaustive mode wants the whole advised order; its head is the top-1 either way.
             ranked, _ = candidate_actions(graph, symptoms, spec0, fitter, 10 ** 6 if exhaustive else 1, {spec0})
             chosen = ranked[:1]

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
-
 from ..errors import ConfigError
-from ..sed.filters import curve_file
-from ..sed.photometry import Photometry
-from .base import FitError, FitResult, Fitter, SamplerOptions, SourcePhotometry
+from .base import FitError, FitResult, Fitter, SamplerOptions
 from .spec import ModelSpec, NotAModelChange, apply_action, baseline
 
 #: Relative error floor added in quadrature: JWST catalogs' errors omit calibration and template
-#: mismatch; 5 % is the floor commonly adopted in JWST SED fitting.
+#: mismatch; 5 % is the floor commonly adopted in JWST SED fitting. A source is fitted with
+#: ``phot.source(i, error_floor=ERROR_FLOOR)``.
 ERROR_FLOOR = 0.05
 
 
@@ -56,21 +53,5 @@ def get_fitter(name: str, options: SamplerOptions | None = None, **fields) -> Fi
     return FITTERS[name](options or SamplerOptions(**fields))
 
 
-def source_photometry(phot: Photometry, i: int, error_floor: float = ERROR_FLOOR) -> SourcePhotometry:
-    """Source ``i`` of a table, with the error floor applied and the curve file of each band.
-
-    Bands with no shipped curve (a few HST bands known only by their handbook pivot) have curve "" and are
-    left out of fits; the fitter says so in its result.
-    """
-    flux = phot.flux[i].astype(float)
-    err = np.sqrt(phot.err[i].astype(float) ** 2 + (error_floor * np.abs(flux)) ** 2)
-    return SourcePhotometry(source_id=str(phot.ids[i]), redshift=float(phot.z[i]),
-                            bands=tuple(b.short for b in phot.bands),
-                            curves=tuple(str(curve_file(b) or "") for b in phot.bands),
-                            pivots_um=tuple(float(b.pivot_um) for b in phot.bands),
-                            flux_ujy=tuple(float(v) for v in flux), error_ujy=tuple(float(v) for v in err),
-                            upper_limit=tuple(bool(u) for u in phot.upper[i]))
-
-
-__all__ = ["FitError", "FitResult", "Fitter", "ModelSpec", "NotAModelChange", "SamplerOptions", "SourcePhotometry", "apply_action",
-           "baseline", "fitter_names", "get_fitter", "source_photometry"]
+__all__ = ["ERROR_FLOOR", "FitError", "FitResult", "Fitter", "ModelSpec", "NotAModelChange", "SamplerOptions",
+           "apply_action", "baseline", "fitter_names", "get_fitter"]

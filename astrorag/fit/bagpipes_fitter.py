@@ -17,7 +17,8 @@ import warnings
 import numpy as np
 
 from ..errors import InputError
-from .base import FitError, FitResult, Fitter, SourcePhotometry, chi2_of, fit_seed, prior_edge, significant
+from ..sed.photometry import Photometry
+from .base import FitError, FitResult, Fitter, chi2_of, fit_seed, prior_edge, significant
 from .scratch import scratch_dir
 from .spec import ModelSpec, age_cap_myr
 
@@ -185,11 +186,11 @@ def to_bagpipes(spec: ModelSpec) -> tuple[dict, list[str]]:
     return out, lost
 
 
-def _flambda_at_rest_5100(phot: SourcePhotometry) -> float:
+def _flambda_at_rest_5100(phot: Photometry) -> float:
     """Observed f_lambda (erg/s/cm2/A) in the detected band nearest rest 5100 A."""
     target = 0.51 * (1 + phot.redshift)
     best, flam = math.inf, math.nan
-    for f, e, pivot in zip(phot.flux_ujy, phot.error_ujy, phot.pivots_um):
+    for f, e, pivot in zip(phot.flux[0], phot.fit_err[0], phot.pivots):
         if math.isfinite(f) and math.isfinite(e) and f > 2 * e and abs(math.log(pivot / target)) < best:
             best, flam = abs(math.log(pivot / target)), f * 1e-29 * C_ANGSTROM_S / (pivot * 1e4) ** 2
     return flam
@@ -228,7 +229,7 @@ class BagpipesFitter(Fitter):
             found.append("age_at_floor")   # a floor above 1 Myr that the posterior piles against
         return found
 
-    def fit(self, phot: SourcePhotometry, spec: ModelSpec, workdir: str | None = None,
+    def fit(self, phot: Photometry, spec: ModelSpec, workdir: str | None = None,
             replicate: int = 0) -> FitResult:
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -253,15 +254,16 @@ class BagpipesFitter(Fitter):
                 # Broad H-alpha flux as a rest-frame equivalent width on the observed 5100 A continuum.
                 ew_lo, ew_hi = instructions["agn"]["hanorm"]
                 instructions["agn"]["hanorm"] = (ew_lo * scale, ew_hi * scale)
-        use = [i for i, (f, e) in enumerate(zip(phot.flux_ujy, phot.error_ujy))
-               if math.isfinite(f) and math.isfinite(e) and e > 0 and phot.curves[i]]
+        measured, errors, all_curves = phot.flux[0], phot.fit_err[0], phot.curves
+        use = [i for i, (f, e) in enumerate(zip(measured, errors))
+               if math.isfinite(f) and math.isfinite(e) and e > 0 and all_curves[i]]
         if phot.n_detected < 3 or len(use) < 4:
             raise FitError(f"source {phot.source_id}: {phot.n_detected} detected band(s) with curves; a fit needs "
                            "at least 3 detections (S/N > 2) among 4 usable bands")
-        upper = np.asarray(phot.upper_limit or [False] * len(phot.bands), dtype=bool)
-        flux = np.array([0.0 if upper[i] else phot.flux_ujy[i] for i in use])
-        err = np.array([phot.flux_ujy[i] / 2 if upper[i] else phot.error_ujy[i] for i in use])
-        curves = [phot.curves[i] for i in use]
+        upper = phot.upper[0].astype(bool)
+        flux = np.array([0.0 if upper[i] else measured[i] for i in use])
+        err = np.array([measured[i] / 2 if upper[i] else errors[i] for i in use])
+        curves = [all_curves[i] for i in use]
         table = np.column_stack([flux, err])
         seed = fit_seed(self.options.seed, phot.source_id, spec, replicate)
         # CPU seconds of this fit (its process), so that the figure holds however loaded the machine is.

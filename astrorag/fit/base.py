@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,28 +13,12 @@ from ..errors import AstroRagError
 from ..settings import SamplerOptions
 from .spec import ModelSpec
 
+if TYPE_CHECKING:
+    from ..sed.photometry import Photometry
+
 
 class FitError(AstroRagError, RuntimeError):
     """A fit could not run (sampler error, no detections, a model the fitter cannot build)."""
-
-
-@dataclass(frozen=True)
-class SourcePhotometry:
-    """One source's photometry as a fitter needs it: bands with curves, fluxes and errors in uJy."""
-
-    source_id: str
-    redshift: float
-    bands: tuple[str, ...]            # short band names, e.g. "f444w"
-    curves: tuple[str, ...]           # transmission-curve files (wavelength in Angstrom, throughput)
-    pivots_um: tuple[float, ...]
-    flux_ujy: tuple[float, ...]       # NaN where missing
-    error_ujy: tuple[float, ...]
-    upper_limit: tuple[bool, ...] = ()
-
-    @property
-    def n_detected(self) -> int:
-        f, e = np.asarray(self.flux_ujy), np.asarray(self.error_ujy)
-        return int(np.sum(np.isfinite(f) & np.isfinite(e) & (e > 0) & (f > 2 * e)))
 
 
 def fit_seed(seed: int, source_id: str, spec: ModelSpec, replicate: int = 0) -> int:
@@ -186,11 +170,12 @@ def prior_edge(posterior: dict[str, float] | None, lo: float, hi: float, scale: 
     return ""
 
 
-def chi2_of(phot: SourcePhotometry, model: np.ndarray) -> tuple[float, int]:
-    """Chi-square over the measured bands (upper limits count when the model exceeds them)."""
-    f, e, m = np.asarray(phot.flux_ujy), np.asarray(phot.error_ujy), np.asarray(model)
+def chi2_of(phot: Photometry, model: np.ndarray) -> tuple[float, int]:
+    """Chi-square of one source over its measured bands, with the fit errors (upper limits count when the
+    model exceeds them)."""
+    f, e, m = phot.flux[0], phot.fit_err[0], np.asarray(model, dtype=float)
     use = np.isfinite(f) & np.isfinite(e) & (e > 0) & np.isfinite(m)
-    upper = np.asarray(phot.upper_limit or [False] * len(f), dtype=bool)
+    upper = phot.upper[0].astype(bool)
     resid = np.where(upper, np.maximum(m - f, 0.0), f - m)
     return float(np.sum((resid[use] / e[use]) ** 2)), int(use.sum())
 
@@ -223,7 +208,8 @@ class Fitter:
         """The fitter's own configuration for ``spec`` (two specs it builds alike are one model to it)."""
         return spec
 
-    def fit(self, phot: SourcePhotometry, spec: ModelSpec, workdir: str | None = None,
+    def fit(self, phot: Photometry, spec: ModelSpec, workdir: str | None = None,
             replicate: int = 0) -> FitResult:
-        """Fit ``spec`` to ``phot``; ``replicate`` numbers independent repeats of the same fit (another seed)."""
+        """Fit ``spec`` to one source (``phot``, a one-row table from :meth:`Photometry.source`, whose
+        ``fit_err`` are the errors fitted); ``replicate`` numbers independent repeats (another seed)."""
         raise NotImplementedError

@@ -13,12 +13,15 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..bundle import write_atomically
-from .base import FitResult, SourcePhotometry
+from .base import FitResult
 from .spec import ModelSpec
+
+if TYPE_CHECKING:
+    from ..sed.photometry import Photometry
 
 
 def _curve_stamp(path: str) -> str:
@@ -29,12 +32,14 @@ def _curve_stamp(path: str) -> str:
     return f"{stat.st_size}:{int(stat.st_mtime)}"
 
 
-def fit_key(fitter, source: SourcePhotometry, spec: ModelSpec, replicate: int) -> str:
-    """The content hash a fit is kept under: everything its result depends on."""
+def fit_key(fitter, source: Photometry, spec: ModelSpec, replicate: int) -> str:
+    """The content hash a fit is kept under: everything its result depends on (for one source, its
+    photometry with the fit errors)."""
     options = getattr(fitter, "options", None)
+    photometry = {**source.to_dict(), "error_ujy": [float(e) for e in source.fit_err[0]], "model_ujy": None}
     data = {"astrorag": __version__, "fitter": fitter.name, "version": getattr(fitter, "version", ""),
             "options": dataclasses.asdict(options) if dataclasses.is_dataclass(options) else repr(options),
-            "source": dataclasses.asdict(source), "curves": [_curve_stamp(c) for c in source.curves if c],
+            "source": photometry, "curves": [_curve_stamp(c) for c in source.curves if c],
             "model": spec.describe(), "replicate": replicate}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 

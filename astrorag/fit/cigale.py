@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .base import FitError, FitResult, Fitter, SourcePhotometry, chi2_of
+from ..sed.photometry import Photometry
+from .base import FitError, FitResult, Fitter, chi2_of
 from . import cigale_modules as cm
 from .spec import ModelSpec, Value
 
@@ -104,14 +105,14 @@ def _distance(parameter: str, a: float, b: float) -> float:
     return abs(a - b)
 
 
-def _line_bands(phot: SourcePhotometry) -> set[str]:
+def _line_bands(phot: Photometry) -> set[str]:
     """Bands whose half-maximum passband holds H-alpha, H-beta or [OIII] at the source's redshift."""
     from ..errors import AstroRagError
     from ..sed.diagnostics import holds_strong_line
     from ..sed.filters import get_filter
 
     held = set()
-    for band in phot.bands:
+    for band in (b.short for b in phot.bands):
         try:
             name = get_filter(band).name
         except AstroRagError:   # a band astrorag does not know holds no line it can place
@@ -146,7 +147,7 @@ def module_values(spec: ModelSpec, module: str) -> tuple[dict[str, str], list[st
     return values, notes
 
 
-def write_ini(spec: ModelSpec, phot: SourcePhotometry, folder: str | Path, rationale: dict[str, str] | None = None,
+def write_ini(spec: ModelSpec, phot: Photometry, folder: str | Path, rationale: dict[str, str] | None = None,
               cores: int = 1) -> tuple[Path, Path]:
     """Write ``pcigale.ini``, its ``pcigale.ini.spec`` and ``data.txt`` for one source; return the .ini and data.
 
@@ -160,7 +161,8 @@ def write_ini(spec: ModelSpec, phot: SourcePhotometry, folder: str | Path, ratio
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rationale = rationale or {}
-    names = {b: _cigale_band(b, c) for b, c in zip(phot.bands, phot.curves) if c}
+    shorts = [b.short for b in phot.bands]
+    names = {b: _cigale_band(b, c) for b, c in zip(shorts, phot.curves) if c}
     agn = spec.member("agn")
     masked = _line_bands(phot) if agn and spec.module(agn).get("broad_lines") == "free" else set()
     fitted = [b for b in names if b not in masked]
@@ -168,11 +170,11 @@ def write_ini(spec: ModelSpec, phot: SourcePhotometry, folder: str | Path, ratio
     header = ["id", "redshift", *[x for b in names for x in (names[b], f"{names[b]}_err")]]
     row = [phot.source_id.replace(" ", "_"), f"{phot.redshift:.4f}"]
     for b in names:
-        i = phot.bands.index(b)
-        f, e = phot.flux_ujy[i], phot.error_ujy[i]
+        i = shorts.index(b)
+        f, e = float(phot.flux[0, i]), float(phot.fit_err[0, i])
         ok = math.isfinite(f) and math.isfinite(e) and e > 0
         # CIGALE reads mJy; a missing flux is NaN; an upper limit has a negative error.
-        upper = bool(phot.upper_limit and phot.upper_limit[i])
+        upper = bool(phot.upper[0, i])
         row += [f"{f / 1000:.6g}" if ok else "nan", (f"{-e / 1000:.6g}" if upper else f"{e / 1000:.6g}") if ok else "nan"]
     data.write_text("# " + " ".join(header) + "\n" + " ".join(row) + "\n")
     modules = cm.in_cigale_order([*spec.modules, "redshifting"])
@@ -272,7 +274,7 @@ class CigaleFitter(Fitter):
     def not_representable(self, spec: ModelSpec) -> list[str]:
         return []
 
-    def fit(self, phot: SourcePhotometry, spec: ModelSpec, workdir: str | None = None,
+    def fit(self, phot: Photometry, spec: ModelSpec, workdir: str | None = None,
             replicate: int = 0) -> FitResult:
         folder = Path(workdir or Path.cwd() / f"cigale-{phot.source_id.replace('/', '_')}")
         ini, _ = write_ini(spec, phot, folder)
@@ -288,7 +290,7 @@ class CigaleFitter(Fitter):
 
         results = Table.read(folder / "out" / "results.fits")
         model = []
-        for b in phot.bands:
+        for b in (band.short for band in phot.bands):
             col = next((c for c in results.colnames if c.lower() == f"best.{b}" or c.lower().endswith("." + b)), None)
             model.append(float(results[col][0]) * 1000 if col else math.nan)  # mJy -> uJy
         chi2, n = chi2_of(phot, np.asarray(model))

@@ -31,7 +31,7 @@ from ..sed.analysis import analyse
 from ..sed.photometry import Photometry
 from ..sed.regions import REGIONS
 from ..graph.types import RankedAction
-from .base import FitError, FitResult, Fitter, SourcePhotometry
+from .base import FitError, FitResult, Fitter
 from .cache import FitCache, fit_key
 from .scratch import init_worker
 from .spec import ModelSpec, NotAModelChange, apply_action, baseline
@@ -211,7 +211,7 @@ def candidate_actions(graph: RuleGraph, symptoms: list[str], spec: ModelSpec, fi
     return chosen, skipped
 
 
-def fit_or_reason(fitter: Fitter, phot: SourcePhotometry, spec: ModelSpec, replicate: int = 0) -> FitResult | str:
+def fit_or_reason(fitter: Fitter, phot: Photometry, spec: ModelSpec, replicate: int = 0) -> FitResult | str:
     """The fit, or why it failed (so that one failed fit in a pool does not stop the others)."""
     try:
         return fitter.fit(phot, spec, replicate=replicate)
@@ -226,7 +226,7 @@ class _Runner:
     interrupted run loses only the fits in flight. Pool workers die with this process (fit/scratch.py).
     """
 
-    def __init__(self, fitter: Fitter, source: SourcePhotometry, workers: int, submit: Callable[..., Future] | None,
+    def __init__(self, fitter: Fitter, source: Photometry, workers: int, submit: Callable[..., Future] | None,
                  cache: FitCache | None = None):
         self.fitter, self.source, self.submit, self.cache = fitter, source, submit, cache
         self.pool = ProcessPoolExecutor(max_workers=workers, initializer=init_worker) \
@@ -291,11 +291,12 @@ def _baseline(run: _Runner, spec: ModelSpec, fitter: Fitter, say) -> tuple[FitRe
     return best, values, multimodal, sum(f.seconds for f in fits)
 
 
-def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourcePhotometry, *, steps: int = 3,
+def run_loop(source: Photometry, graph: RuleGraph, fitter: Fitter, *, steps: int = 3,
              width: int = 3, workers: int = 1, submit: Callable[..., Future] | None = None,
              progress: Callable[[str], None] | None = None, start: ModelSpec | None = None,
              cache: FitCache | None = None, on_round: Callable[["FitPath"], None] | None = None) -> FitPath:
-    """Baseline fit, then up to ``steps`` rounds of refits with the top ``width`` actions.
+    """Baseline fit of one source (a one-row table from :meth:`Photometry.source`, with its error floor),
+    then up to ``steps`` rounds of refits with the top ``width`` actions.
 
     After a round that keeps a change, the next round starts from the new model and its symptoms; after a
     round that keeps nothing, it tries the next-ranked actions on the same model. The loop ends after
@@ -319,7 +320,7 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
     try:
         current, replicates, multimodal, seconds = _baseline(run, spec, fitter, say)
         spread = max(LN_Z_SPREAD, statistics.stdev(replicates) if len(replicates) > 1 else 0.0)
-        symptoms, resid = fit_symptoms(phot, fitter, current)
+        symptoms, resid = fit_symptoms(source, fitter, current)
         path = FitPath(source.source_id, fitter.name, "log_evidence" if fitter.gives_evidence else "bic",
                        [FitStep(0, None, "baseline", current.chi2, current.chi2_red, current.log_evidence,
                                 current.bic, None, True, seconds, symptoms,
@@ -343,7 +344,7 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
                                                 False, 0.0, list(symptoms), [], outcome), None, None))
                     continue
                 path.fits.append(outcome)
-                _, after_resid = _symptoms_and_residuals(phot, outcome.model_ujy)
+                _, after_resid = _symptoms_and_residuals(source, outcome.model_ujy)
                 gain = _gain(fitter, outcome, current)
                 if fitter.gives_evidence:
                     threshold, bar = acceptance_threshold(current.log_evidence_err, outcome.log_evidence_err,
@@ -376,7 +377,7 @@ def run_loop(phot: Photometry, graph: RuleGraph, fitter: Fitter, source: SourceP
                 best[0].accepted = best[2]["accepted"] = True
                 current, spec = best[1], best[1].spec
                 path.kept.append((best[0].action["rule_id"], current))
-                symptoms, resid = fit_symptoms(phot, fitter, current)
+                symptoms, resid = fit_symptoms(source, fitter, current)
                 say(f"{source.source_id}: kept {best[0].action['rule_id']} "
                     f"({path.criterion} gain {best[0].delta:.1f} >= {best[0].threshold:.1f}; chi2 {current.chi2:.1f})")
             path.steps += [step for step, _, _ in round_steps]

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import SourcePhotometry
+from ..sed.photometry import Photometry
 from .loop import FitPath
 
 
-def plot_path(path: FitPath, source: SourcePhotometry, out: str | Path) -> Path:
+def plot_path(path: FitPath, source: Photometry, out: str | Path) -> Path:
     """Write a PNG/SVG: flux (uJy) against rest wavelength with the models on top, (obs - model)/err below."""
     import matplotlib
 
@@ -18,8 +18,8 @@ def plot_path(path: FitPath, source: SourcePhotometry, out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     z = source.redshift
-    lam = np.asarray(source.pivots_um) / (1 + z)
-    flux, err = np.asarray(source.flux_ujy), np.asarray(source.error_ujy)
+    lam = source.pivots / (1 + z)
+    flux, err = source.flux[0], source.fit_err[0]
     order = np.argsort(lam)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.5, 6.2), sharex=True, height_ratios=(3, 1.3))
     ok = np.isfinite(flux) & np.isfinite(err)

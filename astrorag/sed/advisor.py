@@ -16,7 +16,7 @@ from ..llm.base import LLMBackend
 from ..llm.prompt import build_messages, check_citations
 from ..graph.types import RankedAction
 from ..index.types import Evidence
-from .types import SED, Advice
+from .types import Advice
 from .analysis import SEDAnalysis, analyse
 
 ADVICE_QUESTION = ("This galaxy's photometry shows the diagnostics and symptoms listed in the evidence. "
@@ -78,11 +78,7 @@ def advise_source(analysis: SEDAnalysis, i: int, graph: RuleGraph, llm: LLMBacke
     interp_list = [{"interpretation": k, "description": INTERPRETATIONS[k][0], "weight": round(v, 3)}
                    for k, v in sorted(interpretations.items(), key=lambda kv: -kv[1])]
     z = _clean(phot.z[i])
-    sed = SED(source_id=str(phot.ids[i]), redshift=z, bands=[b.short for b in phot.bands],
-              wavelength_um=[round(b.pivot_um, 4) for b in phot.bands],
-              flux_ujy=[_clean(v) for v in phot.flux[i]], error_ujy=[_clean(v) for v in phot.err[i]],
-              upper_limit=[bool(u) for u in phot.upper[i]],
-              model_ujy=None if phot.model is None else [_clean(v) for v in phot.model[i]])
+    sed = phot.source(i)
     fits = {name: {"slope": _clean(fit.slope[i]), "intercept": _clean(fit.intercept[i]), "window_um": list(window)}
             for name, fit, window in (("uv", diag.uv_fit, diagnostics.UV_WINDOW),
                                       ("optical", diag.opt_fit, diagnostics.OPT_WINDOW))

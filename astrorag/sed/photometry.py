@@ -59,6 +59,8 @@ class Photometry:
     model: np.ndarray | None = None  # (N, B) model fluxes in uJy from a fit, NaN where absent
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    #: the fraction of the flux added in quadrature to each error in a fit (see :meth:`source`)
+    error_floor: float = 0.0
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -76,7 +78,79 @@ class Photometry:
     def select(self, mask: np.ndarray) -> "Photometry":
         return Photometry(self.ids[mask], self.z[mask], self.bands, self.flux[mask], self.err[mask],
                           self.upper[mask], self.lines[mask], None if self.model is None else self.model[mask],
-                          {k: v[mask] for k, v in self.extras.items()}, self.problems)
+                          {k: v[mask] for k, v in self.extras.items()}, self.problems, self.error_floor)
+
+    # One source: a table of one row is what the advisor reports and the fitters fit.
+
+    def source(self, i: int, error_floor: float | None = None) -> "Photometry":
+        """Source ``i`` alone, as a one-row table (small enough to send to a fit worker).
+
+        ``error_floor`` is the fraction of the flux added in quadrature to each error where the source is
+        fitted (:attr:`fit_err`); the diagnostics read the errors as measured.
+
+        >>> from astrorag.sed.synthetic import population
+        >>> one = population("lrd", 3, seed=1).source(2, error_floor=0.05)
+        >>> measured = np.isfinite(one.err[0])
+        >>> len(one), one.source_id, bool(np.all(one.fit_err[0][measured] > one.err[0][measured]))
+        (1, 'lrd-2', True)
+        """
+        mask = np.arange(len(self)) == i
+        if not mask.any():
+            raise IndexError(f"source {i} of a table of {len(self)}")
+        one = self.select(mask)
+        one.problems = []
+        if error_floor is not None:
+            one.error_floor = float(error_floor)
+        return one
+
+    def _one(self) -> None:
+        if len(self) != 1:
+            raise ValueError(f"a table of {len(self)} sources, not one source: take one with .source(i)")
+
+    @property
+    def source_id(self) -> str:
+        """The id of a one-source table."""
+        self._one()
+        return str(self.ids[0])
+
+    @property
+    def redshift(self) -> float:
+        """The redshift of a one-source table (NaN when unknown)."""
+        self._one()
+        return float(self.z[0])
+
+    @property
+    def fit_err(self) -> np.ndarray:
+        """Errors as a fit uses them: ``error_floor`` times the flux added in quadrature (uJy, NaN where missing)."""
+        return np.sqrt(self.err.astype(float) ** 2 + (self.error_floor * np.abs(self.flux.astype(float))) ** 2)
+
+    @property
+    def curves(self) -> list[str]:
+        """Each band's transmission-curve file ("" for a band known only by its pivot; fits leave it out)."""
+        from .filters import curve_file
+
+        return [str(curve_file(b) or "") for b in self.bands]
+
+    @property
+    def n_detected(self) -> int:
+        """Bands of a one-source table measured above 2 sigma (fit errors)."""
+        self._one()
+        f, e = self.flux[0], self.fit_err[0]
+        return int(np.sum(np.isfinite(f) & np.isfinite(e) & (e > 0) & (f > 2 * e)))
+
+    def to_dict(self) -> dict:
+        """A one-source table as JSON: bands, pivot wavelengths (um), fluxes, errors, limits, model (uJy)."""
+        self._one()
+
+        def clean(values) -> list[float | None]:
+            return [float(v) if np.isfinite(v) else None for v in values]
+
+        z = self.redshift
+        return {"source_id": self.source_id, "redshift": z if np.isfinite(z) else None,
+                "bands": [b.short for b in self.bands], "wavelength_um": [round(b.pivot_um, 4) for b in self.bands],
+                "flux_ujy": clean(self.flux[0]), "error_ujy": clean(self.err[0]),
+                "upper_limit": [bool(u) for u in self.upper[0]],
+                "model_ujy": None if self.model is None else clean(self.model[0])}
 
 
 def _band_of(name: str) -> Filter | None:

@@ -36,12 +36,10 @@ def plot_advice(advice: Advice, out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     sed = advice.sed
-    z = sed.redshift if sed.redshift is not None else 0.0
-    lam_obs = np.array(sed.wavelength_um)
+    z = sed.redshift if np.isfinite(sed.redshift) else 0.0
+    lam_obs = sed.pivots
     lam = lam_obs / (1 + z)
-    flux = np.array([np.nan if v is None else v for v in sed.flux_ujy], dtype=float)
-    err = np.array([np.nan if v is None else v for v in sed.error_ujy], dtype=float)
-    upper = np.array(sed.upper_limit)
+    flux, err, upper = sed.flux[0].astype(float), sed.err[0].astype(float), sed.upper[0].astype(bool)
     with np.errstate(divide="ignore", invalid="ignore"):
         mag = ujy_to_ab(flux)
         mag_err = MAG_PER_LN * err / flux
@@ -65,8 +63,8 @@ def plot_advice(advice: Advice, out: str | Path) -> Path:
                 label="photometry")
     nondet = ~detected & np.isfinite(limit_mag)
     ax.plot(lam[nondet], limit_mag[nondet], "v", color="0.5", ms=7, label="2-sigma upper limit")
-    if sed.model_ujy is not None:
-        model = np.array([np.nan if v is None else v for v in sed.model_ujy], dtype=float)
+    if sed.model is not None:
+        model = sed.model[0].astype(float)
         model_mag = ujy_to_ab(model)
         ok = np.isfinite(model_mag)
         order = np.argsort(lam[ok])

@@ -1,37 +1,24 @@
-"""The SED advisor's nouns: one source's photometry as shown, and what the advisor says about it."""
+"""The SED advisor's nouns: what the advisor says about one source (its photometry is a one-source
+:class:`~astrorag.sed.photometry.Photometry`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ..graph.types import RankedAction
 
-
-@dataclass
-class SED:
-    """One source's photometry: bands with pivot wavelengths, fluxes and errors in uJy, upper limits."""
-
-    source_id: str
-    redshift: float | None
-    bands: list[str]
-    wavelength_um: list[float]
-    flux_ujy: list[float | None]
-    error_ujy: list[float | None]
-    upper_limit: list[bool]
-    model_ujy: list[float | None] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+if TYPE_CHECKING:
+    from .photometry import Photometry
 
 
 @dataclass
 class Advice:
-    """What the SED advisor says about one source."""
+    """What the SED advisor says about one source; ``sed`` is its photometry (one row, with any model)."""
 
     source_id: str
     redshift: float | None
-    sed: SED
+    sed: Photometry
     diagnostics: dict[str, Any]
     criteria: list[dict[str, Any]]
     is_lrd: bool | None

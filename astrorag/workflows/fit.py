@@ -40,10 +40,8 @@ def fit_sources(settings: Settings, phot, *, fitter: str = "bagpipes", sampler=N
     """
     import contextlib
 
-    import numpy as np
-
     from ..cluster import dask_client
-    from ..fit import FitError, get_fitter, source_photometry
+    from ..fit import ERROR_FLOOR, FitError, get_fitter
     from ..fit.loop import run_loop
     from ..graph.model import load_graph
 
@@ -61,11 +59,10 @@ def fit_sources(settings: Settings, phot, *, fitter: str = "bagpipes", sampler=N
     with context as client:
         submit = client.submit if client is not None else None
         for i in range(len(phot)):
-            single = phot.select(np.arange(len(phot)) == i)
-            source = source_photometry(single, 0)
+            source = phot.source(i, error_floor=ERROR_FLOOR)
             run = FitRun(source.source_id, problems=list(phot.problems) if i == 0 else [])
             try:
-                run.path = run_loop(single, graph, chosen, source, steps=steps, width=width, workers=workers,
+                run.path = run_loop(source, graph, chosen, steps=steps, width=width, workers=workers,
                                     submit=submit, progress=progress, cache=cache, on_round=on_round)
             except (FitError, InputError) as exc:
                 run.error = str(exc)
