@@ -3,7 +3,7 @@
 Examples
 --------
 >>> from astrorag import Settings
->>> Settings(k=4).k
+>>> Settings(k=4).retrieval.k
 4
 """
 

@@ -105,7 +105,7 @@ class Assistant:
     def __init__(self, settings: Settings, backend: str | None = None, embedder: Embedder | None = None,
                  llm: LLMBackend | None = None, purpose: str = "ask"):
         self.settings = settings
-        waited = ensure_sample_index(settings, embedder) if settings.index_name == "default" else ""
+        waited = ensure_sample_index(settings, embedder) if settings.storage.index_name == "default" else ""
         # Questions are embedded without torch when the index's model has a cached fp32 export.
         self.embedder = embedder or get_query_embedder(settings)
         self.index = Index.open(settings)
@@ -154,12 +154,12 @@ class Assistant:
         if len(question) > MAX_QUESTION_CHARS:
             raise InputError(f"the question has {len(question):,} characters; astrorag takes up to "
                              f"{MAX_QUESTION_CHARS:,} (a question, not a paper: add papers with `astrorag ingest`)")
-        k = (params.k if params else None) or self.settings.k
+        k = (params.k if params else None) or self.settings.retrieval.k
         if not (isinstance(k, int) and 1 <= k <= MAX_K):
             raise InputError(f"k={k!r} must be a whole number from 1 to {MAX_K}")
         evidence = self.retrieve(question, params)
         closest = self.closest_passage(question, evidence)
-        if closest is not None and closest < self.settings.no_evidence_min_cosine \
+        if closest is not None and closest < self.settings.retrieval.no_evidence_min_cosine \
                 and not any(e.kind == "rule" for e in evidence):
             return Prepared(question, [], [], notices=[], no_evidence=True, closest=closest)
         messages = build_messages(question, evidence, history)
@@ -178,7 +178,7 @@ class Assistant:
         (the first sentence of their rationale), then each passage cut to its sentences closest to the
         question (see :mod:`astrorag.llm.focus`)."""
         assert self.llm is not None
-        budget = self.settings.prompt_budget
+        budget = self.settings.llm.prompt_budget
         count = self.llm.count_tokens(build_messages(question, evidence, history))
         if not budget or count.with_margin <= budget:
             return evidence
@@ -311,7 +311,7 @@ class Assistant:
                 response: "AnswerStream") -> Generator[str, None, Answer]:
         prepared = response.prepared = self.prepare(question, params, history)
         if prepared.no_evidence:
-            text = no_evidence_text(question, prepared.closest, self.settings.no_evidence_min_cosine)
+            text = no_evidence_text(question, prepared.closest, self.settings.retrieval.no_evidence_min_cosine)
             yield text
             return Answer(question=question, text=text, evidence=[], citations=[], backend=self.writer.name,
                           model=self.writer.model, settings_fingerprint=self.settings.fingerprint(),

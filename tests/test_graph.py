@@ -183,7 +183,7 @@ def test_rules_graph_picture_and_show(tmp_path):
 
 
 def test_ask_cites_an_attenuation_rule(small_settings):
-    env = {"ASTRORAG_INDEX_DIR": str(small_settings.index_dir)}
+    env = {"ASTRORAG_INDEX_DIR": str(small_settings.storage.index_dir)}
     run = _cli("ask", "my CIGALE fit overestimates the UV and optical bands, what should I change?",
                "--index", "small", "--backend", "extractive", "--json", env=env)
     assert run.returncode == 0, run.stderr

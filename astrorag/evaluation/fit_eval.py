@@ -317,7 +317,6 @@ def run_fit_eval_real(settings: Settings, table: str | Path | None = None, sourc
     """
     from importlib import resources
 
-    from ..fit import ERROR_FLOOR
     from ..sed.photometry import read_photometry
 
     directory = report_dir(settings, "fit-real", out)
@@ -332,7 +331,7 @@ def run_fit_eval_real(settings: Settings, table: str | Path | None = None, sourc
     fitter = get_fitter("bagpipes", options)
     workers = workers or min(3, usable_cpus())
     rng = random.Random(seed)
-    inputs = [phot.source(i, error_floor=ERROR_FLOOR) for i in picked]
+    inputs = [phot.source(i, error_floor=settings.fit.error_floor) for i in picked]
     specs0 = [baseline(float(phot.z[i])) for i in picked]
     rows, jobs = [], []
     with ProcessPoolExecutor(max_workers=workers) as pool:

@@ -138,7 +138,7 @@ def synthesise(truth: Truth):
     The AGN's f5100A (bagpipes' rest-frame units) is set from the drawn share of the host's own rest 5100 A
     light, so the truth's key value is known exactly in the fit's units.
     """
-    from ..fit import ERROR_FLOOR
+    from ..settings import FitSettings
 
     pipes = _bagpipes()
     filters = [get_filter(b) for b in BANDS]
@@ -164,4 +164,4 @@ def synthesise(truth: Truth):
     flux = true + rng.normal(0, err)
     phot = Photometry(np.array([truth.source_id]), np.array([truth.redshift]), filters, flux[None, :], err[None, :],
                       np.zeros((1, len(BANDS)), dtype=bool), np.array([truth.index]))
-    return phot.source(0, error_floor=ERROR_FLOOR)
+    return phot.source(0, error_floor=FitSettings.error_floor)

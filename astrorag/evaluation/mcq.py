@@ -298,9 +298,9 @@ def run_mcq(suite: str | Path, settings: Settings, modes: str | list[str] = "aut
         methods: dict[str, int] = {}
         for q in tqdm(questions, desc=f"mcq {mode}", unit="q", disable=not settings.progress):
             if mode == "retrieval":
-                p = predict_retrieval(q, retriever, embedder, settings.k)
+                p = predict_retrieval(q, retriever, embedder, settings.retrieval.k)
             elif mode == "rag":
-                evidence = retriever.search(q.question, k=settings.k)
+                evidence = retriever.search(q.question, k=settings.retrieval.k)
                 p = predict_llm(q, llm, "Evidence:\n" + quote_evidence(evidence))
             else:
                 p = predict_llm(q, llm)

@@ -57,7 +57,7 @@ def ranked_docs(assistant, query: str, mode: str, model_params: QueryParams | No
         graph_list = [Hit(p, 0.0) for p in dict.fromkeys(papers) if p in present]
         if graph_list:
             fused = reciprocal_rank_fusion({"fused": [Hit(d, 0.0) for d in docs], "graph": graph_list},
-                                           assistant.settings.rrf_k)
+                                           assistant.settings.retrieval.rrf_k)
             docs = [d for d, _ in fused]
     return docs[:DEPTH]
 
@@ -73,7 +73,7 @@ def metrics(ranked: list[str], relevant: set[str], ks: list[int]) -> dict[str, f
 
 def abstention(assistant, in_corpus: list[str], off_corpus: list[str]) -> dict:
     """How the no-evidence threshold treats questions the corpus covers (false abstentions) and does not."""
-    t = assistant.settings.no_evidence_min_cosine
+    t = assistant.settings.retrieval.no_evidence_min_cosine
     inside = np.array([assistant.closest_passage(q, []) or 0.0 for q in in_corpus])
     outside = np.array([assistant.closest_passage(q, []) or 0.0 for q in off_corpus])
     return {"threshold": t, "in_corpus": len(inside), "off_corpus": len(outside),

@@ -11,11 +11,6 @@ from ..errors import ConfigError
 from .base import FitError, FitResult, Fitter, SamplerOptions
 from .spec import ModelSpec, NotAModelChange, apply_action, baseline
 
-#: Relative error floor added in quadrature: JWST catalogs' errors omit calibration and template
-#: mismatch; 5 % is the floor commonly adopted in JWST SED fitting. A source is fitted with
-#: ``phot.source(i, error_floor=ERROR_FLOOR)``.
-ERROR_FLOOR = 0.05
-
 
 def _bagpipes(options: SamplerOptions) -> Fitter:
     from .bagpipes_fitter import BagpipesFitter
@@ -53,5 +48,5 @@ def get_fitter(name: str, options: SamplerOptions | None = None, **fields) -> Fi
     return FITTERS[name](options or SamplerOptions(**fields))
 
 
-__all__ = ["ERROR_FLOOR", "FitError", "FitResult", "Fitter", "ModelSpec", "NotAModelChange", "SamplerOptions",
+__all__ = ["FitError", "FitResult", "Fitter", "ModelSpec", "NotAModelChange", "SamplerOptions",
            "apply_action", "baseline", "fitter_names", "get_fitter"]

@@ -291,8 +291,8 @@ def _baseline(run: _Runner, spec: ModelSpec, fitter: Fitter, say) -> tuple[FitRe
     return best, values, multimodal, sum(f.seconds for f in fits)
 
 
-def run_loop(source: Photometry, graph: RuleGraph, fitter: Fitter, *, steps: int = 3,
-             width: int = 3, workers: int = 1, submit: Callable[..., Future] | None = None,
+def run_loop(source: Photometry, graph: RuleGraph, fitter: Fitter, *, steps: int,
+             width: int, workers: int = 1, submit: Callable[..., Future] | None = None,
              progress: Callable[[str], None] | None = None, start: ModelSpec | None = None,
              cache: FitCache | None = None, on_round: Callable[["FitPath"], None] | None = None) -> FitPath:
     """Baseline fit of one source (a one-row table from :meth:`Photometry.source`, with its error floor),

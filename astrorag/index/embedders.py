@@ -21,13 +21,13 @@ def _onnx(quant: str) -> Callable[[Settings], Embedder]:
     def make(s: Settings) -> Embedder:
         from .onnx_embed import OnnxEmbedder  # onnxruntime only loads when an ONNX backend is chosen
 
-        return OnnxEmbedder.build(s.embedding_model, s.index_dir, quant)
+        return OnnxEmbedder.build(s.embedding.model, s.storage.index_dir, quant)
 
     return make
 
 
 EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {
-    "torch": lambda s: SentenceTransformerEmbedder(s.embedding_model, s.embedding_device, s.embedding_batch_size),
+    "torch": lambda s: SentenceTransformerEmbedder(s.embedding.model, s.embedding.device, s.embedding.batch_size),
     "onnx-int8": _onnx("int8"),
     "onnx-fp32": _onnx("fp32"),
 }
@@ -42,8 +42,8 @@ def resolve_backend(settings: Settings) -> str:
     >>> resolve_backend(Settings(embedding_backend="onnx-fp32"))
     'onnx-fp32'
     """
-    if settings.embedding_backend != "auto":
-        return settings.embedding_backend
+    if settings.embedding.backend != "auto":
+        return settings.embedding.backend
     manifest = settings.index_path / "manifest.json"
     if manifest.is_file():
         try:
@@ -52,7 +52,7 @@ def resolve_backend(settings: Settings) -> str:
             stored = None
         if stored in EMBEDDERS:
             return stored
-    key = (settings.embedding_model, str(settings.index_dir), settings.embedding_device)
+    key = (settings.embedding.model, str(settings.storage.index_dir), settings.embedding.device)
     if key not in _AUTO:
         _AUTO[key] = _pick_for_new_index(settings)
     return _AUTO[key]
@@ -61,11 +61,11 @@ def resolve_backend(settings: Settings) -> str:
 def _pick_for_new_index(settings: Settings) -> str:
     from .onnx_embed import ensure_export, torch_available
 
-    device = settings.embedding_device
+    device = settings.embedding.device
     if device.startswith("cuda") or (device == "auto" and torch_available() and _cuda()):
         return "torch"
     try:
-        ensure_export(settings.embedding_model, settings.index_dir, "int8")  # get_embedder opens it after
+        ensure_export(settings.embedding.model, settings.storage.index_dir, "int8")  # get_embedder opens it after
         return "onnx-int8"
     except ExportRefusedError as exc:  # this CPU's int8 arithmetic is too coarse for the model
         print(f"note: {exc}; embedding with ONNX fp32 instead", file=sys.stderr)  # stdout may carry --json
@@ -86,12 +86,12 @@ def get_embedder(settings: Settings, backend: str | None = None) -> Embedder:
     ConfigError
         For an unknown backend name; the message lists the valid ones.
     """
-    backend = backend or settings.embedding_backend
+    backend = backend or settings.embedding.backend
     if backend not in EMBEDDERS and backend != "auto":
         raise ConfigError(f"unknown embedding backend {backend!r}; valid names: auto, {', '.join(sorted(EMBEDDERS))}")
     backend = resolve_backend(settings.replace(embedding_backend=backend))
-    key = (backend, settings.embedding_model, settings.embedding_device, settings.embedding_batch_size,
-           str(settings.index_dir) if backend.startswith("onnx") else "")
+    key = (backend, settings.embedding.model, settings.embedding.device, settings.embedding.batch_size,
+           str(settings.storage.index_dir) if backend.startswith("onnx") else "")
     if key not in _CACHE:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         _CACHE[key] = EMBEDDERS[backend](settings)
@@ -114,18 +114,18 @@ def get_query_embedder(settings: Settings) -> Embedder:
     if backend.startswith("onnx"):  # the index's own export, opened for one question (no layout passes)
         from .onnx_embed import OnnxEmbedder
 
-        key = ("query", backend, settings.embedding_model, str(settings.index_dir))
+        key = ("query", backend, settings.embedding.model, str(settings.storage.index_dir))
         if key not in _CACHE:
-            found = OnnxEmbedder.cached(settings.embedding_model, settings.index_dir, backend.removeprefix("onnx-"),
-                                        fast_load=True)
+            found = OnnxEmbedder.cached(settings.embedding.model, settings.storage.index_dir,
+                                        backend.removeprefix("onnx-"), fast_load=True)
             _CACHE[key] = found or get_embedder(settings, backend)
         return _CACHE[key]
-    if backend == "torch" and settings.embedding_device in ("auto", "cpu"):
+    if backend == "torch" and settings.embedding.device in ("auto", "cpu"):
         from .onnx_embed import OnnxEmbedder
 
-        key = ("query", settings.embedding_model, str(settings.index_dir))
+        key = ("query", settings.embedding.model, str(settings.storage.index_dir))
         if key not in _CACHE:
-            found = OnnxEmbedder.cached(settings.embedding_model, settings.index_dir, "fp32", fast_load=True)
+            found = OnnxEmbedder.cached(settings.embedding.model, settings.storage.index_dir, "fp32", fast_load=True)
             if found is not None and (found.min_cosine or 0.0) >= QUERY_MIN_COSINE:
                 _CACHE[key] = found
         if key in _CACHE:
@@ -140,7 +140,7 @@ def prepare_query_embedder(settings: Settings) -> str:
     from .onnx_embed import OnnxEmbedder
 
     try:
-        OnnxEmbedder.build(settings.embedding_model, settings.index_dir, "fp32")
+        OnnxEmbedder.build(settings.embedding.model, settings.storage.index_dir, "fp32")
     except ConfigError as exc:  # an architecture the exporter cannot take: queries keep using torch
         return f"note: no fast query encoder ({exc}); questions will load torch"
     return ""

@@ -17,9 +17,9 @@ def index_fingerprint(settings: Settings) -> dict[str, Any]:
     """What must agree between an index and the settings that read or extend it."""
     from .embedders import resolve_backend
 
-    _, identity = resolve_model_path(settings.embedding_model)
+    _, identity = resolve_model_path(settings.embedding.model)
     spec = {"embedding_model": identity, "embedding_backend": resolve_backend(settings),
-            "chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap,
+            "chunk_size": settings.ingest.chunk_size, "chunk_overlap": settings.ingest.chunk_overlap,
             "chunker": CHUNKER_VERSION}
     spec["fingerprint"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
     return spec
@@ -31,13 +31,13 @@ def mismatch_message(settings: Settings, stored: dict[str, Any], wanted: dict[st
                 f"{s.get('chunk_size')}/{s.get('chunk_overlap')}, {s.get('chunker')}")
 
     return (
-        f"index {settings.index_name!r} at {settings.index_path} was built with {describe(stored)} "
+        f"index {settings.storage.index_name!r} at {settings.index_path} was built with {describe(stored)} "
         f"[fingerprint {stored.get('fingerprint')}], but the current settings give {describe(wanted)} "
         f"[fingerprint {wanted['fingerprint']}]. Mixing them would corrupt retrieval. Either go back to the "
         f"index's settings (e.g. ASTRORAG_EMBEDDING_MODEL={stored.get('embedding_model')} "
         f"ASTRORAG_CHUNK_SIZE={stored.get('chunk_size')} ASTRORAG_CHUNK_OVERLAP={stored.get('chunk_overlap')}), "
         f"use another index with --index NAME, or re-embed this one from its stored records with "
-        f"`astrorag index rebuild --index {settings.index_name}`."
+        f"`astrorag index rebuild --index {settings.storage.index_name}`."
     )
 
 

@@ -76,15 +76,15 @@ class Retriever:
     def search(self, query: str, k: int | None = None, mode: str | None = None,
                filters: Filters | None = None) -> list[Evidence]:
         """Return the top-k chunks as Evidence with per-retriever scores and ranks and keys ``[1]..[k]``."""
-        k = k or self.settings.k
-        mode = mode or self.settings.retrieval_mode
+        k = k or self.settings.retrieval.k
+        mode = mode or self.settings.retrieval.mode
         filters = filters or Filters.from_settings(self.settings)
-        rankings = self.rankings(query, mode, filters, max(self.settings.candidates, k))
+        rankings = self.rankings(query, mode, filters, max(self.settings.retrieval.candidates, k))
         if mode == "fused":
-            ordered = reciprocal_rank_fusion(rankings, self.settings.rrf_k)
+            ordered = reciprocal_rank_fusion(rankings, self.settings.retrieval.rrf_k)
         else:
             ordered = [(h.chunk_id, h.score) for h in rankings[mode]]
-        if self.settings.weight_recency > 0 or self.settings.weight_citations > 0:
+        if self.settings.retrieval.weight_recency > 0 or self.settings.retrieval.weight_citations > 0:
             ordered = self._reweight(ordered)
         return number_evidence(self._to_evidence(ordered[:k], rankings))
 
@@ -100,12 +100,13 @@ class Retriever:
         chunks = self.index.chunks([cid for cid, _ in ordered])
         now = _time.gmtime().tm_year
         c_max = max((c or 0 for _, c in weights.values()), default=0)
+        ranking = self.settings.retrieval
         rescored = []
         for cid, score in ordered:
             year, cites = weights.get(chunks[cid].doc_id, (None, None)) if cid in chunks else (None, None)
             recency = math.exp(-max(now - year, 0) / 5.0) if year else 0.0
             citation = math.log1p(cites or 0) / math.log1p(c_max) if c_max else 0.0
-            boost = 1 + self.settings.weight_recency * recency + self.settings.weight_citations * citation
+            boost = 1 + ranking.weight_recency * recency + ranking.weight_citations * citation
             rescored.append((cid, score * boost))
         return sorted(rescored, key=lambda item: (-item[1], item[0]))
 

@@ -112,16 +112,16 @@ class Index:
                 stored["fingerprint"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise IndexDamagedError(
-                    f"the manifest of index {settings.index_name!r} ({manifest}) is damaged "
-                    f"({exc.__class__.__name__}); `astrorag index repair --index {settings.index_name}` rewrites "
-                    f"it from the current settings (use the settings the index was built with)") from None
+                    f"the manifest of index {settings.storage.index_name!r} ({manifest}) is damaged "
+                    f"({exc.__class__.__name__}); `astrorag index repair --index {settings.storage.index_name}` "
+                    f"rewrites it from the current settings (use the settings the index was built with)") from None
             if stored.get("fingerprint") != spec["fingerprint"]:
                 raise IndexMismatchError(mismatch_message(settings, stored, spec))
-            return cls(path, stored, settings.chroma_url)
+            return cls(path, stored, settings.storage.chroma_url)
         if not create:
             raise IndexNotFoundError(
-                f"no index named {settings.index_name!r} in {settings.index_dir}; build it with "
-                f"`astrorag ingest files PATH... --index {settings.index_name}` (or `astrorag ask`, which "
+                f"no index named {settings.storage.index_name!r} in {settings.storage.index_dir}; build it with "
+                f"`astrorag ingest files PATH... --index {settings.storage.index_name}` (or `astrorag ask`, which "
                 f"builds the default index from the bundled sample corpus)"
             )
         path.mkdir(parents=True, exist_ok=True)
@@ -129,7 +129,7 @@ class Index:
         tmp = manifest.with_suffix(".tmp")
         tmp.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
         tmp.replace(manifest)
-        return cls(path, spec, settings.chroma_url)
+        return cls(path, spec, settings.storage.chroma_url)
 
     @staticmethod
     def exists(settings: Settings) -> bool:
@@ -137,8 +137,8 @@ class Index:
 
     @staticmethod
     def list(settings: Settings) -> list[dict[str, Any]]:
-        """The manifests of the indexes in ``settings.index_dir``, by name."""
-        root = settings.index_dir
+        """The manifests of the indexes in ``settings.storage.index_dir``, by name."""
+        root = settings.storage.index_dir
         paths = sorted(root.glob("*/manifest.json")) if root.is_dir() else []
         return [dict(json.loads(p.read_text()), name=p.parent.name) for p in paths]
 

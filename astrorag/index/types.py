@@ -108,7 +108,7 @@ class Filters:
 
     @classmethod
     def from_settings(cls, settings: Any) -> "Filters":
-        return cls(settings.year_min, settings.year_max, settings.category)
+        return cls(settings.retrieval.year_min, settings.retrieval.year_max, settings.retrieval.category)
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,8 @@ class QueryParams:
 
     Examples
     --------
-    >>> QueryParams(k=3, filters=Filters(year_min=2024)).resolve(type("S", (), {"k": 6, "retrieval_mode": "fused",
-    ...     "graph_rules": 3, "year_min": None, "year_max": None, "category": None})()).k
+    >>> from astrorag.settings import Settings
+    >>> QueryParams(k=3, filters=Filters(year_min=2024)).resolve(Settings(k=6)).k
     3
     """
 
@@ -133,9 +133,9 @@ class QueryParams:
 
     def resolve(self, settings: Any) -> "QueryParams":
         """Every field filled in from the settings where it is ``None``."""
-        return QueryParams(k=self.k or settings.k, mode=self.mode or settings.retrieval_mode,
+        return QueryParams(k=self.k or settings.retrieval.k, mode=self.mode or settings.retrieval.mode,
                            filters=self.filters or Filters.from_settings(settings),
-                           graph_rules=settings.graph_rules if self.graph_rules is None else self.graph_rules,
+                           graph_rules=settings.retrieval.graph_rules if self.graph_rules is None else self.graph_rules,
                            rewrite=self.rewrite, rescore=self.rescore)
 
 

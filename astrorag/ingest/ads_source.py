@@ -70,13 +70,13 @@ def redact(text: str, token: str) -> str:
 
 def check_ads_url(settings: Settings) -> None:
     """Refuse to send the token over plain http, except to this machine or when explicitly allowed."""
-    url = urlparse(settings.ads_url)
-    if url.scheme == "https" or settings.ads_allow_http:
+    url = urlparse(settings.sources.ads_url)
+    if url.scheme == "https" or settings.sources.ads_allow_http:
         return
     if url.scheme == "http" and (url.hostname in ("localhost", "::1") or (url.hostname or "").startswith("127.")):
         return
-    raise SourceError(f"refusing to send the ADS token to {settings.ads_url}: use an https:// URL (or a loopback "
-                      f"mirror); set ASTRORAG_ADS_ALLOW_HTTP=1 only for a trusted network")
+    raise SourceError(f"refusing to send the ADS token to {settings.sources.ads_url}: use an https:// URL (or a "
+                      f"loopback mirror); set ASTRORAG_ADS_ALLOW_HTTP=1 only for a trusted network")
 
 
 def checkpoint_key(kind: str, *parts: str) -> str:
@@ -89,7 +89,7 @@ def _mount_retries(session, settings: Settings) -> None:
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    retry = Retry(total=settings.http_retries, backoff_factor=settings.http_backoff_s,
+    retry = Retry(total=settings.sources.http_retries, backoff_factor=settings.sources.http_backoff_s,
                   status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
                   respect_retry_after_header=True, raise_on_status=False)
     adapter = HTTPAdapter(max_retries=retry)
@@ -114,10 +114,10 @@ def ingest_ads(query: str, index: Index, embedder: Embedder, settings: Settings,
     bar = tqdm(total=rows, initial=state["fetched"], unit="rec", desc="ADS", disable=not settings.progress,
                file=sys.stderr)
     while state["fetched"] < rows:
-        page_rows = min(settings.ads_page_size, rows - state["fetched"])
+        page_rows = min(settings.sources.ads_page_size, rows - state["fetched"])
         search = ads.SearchQuery(q=query, fl=FIELDS, rows=page_rows, sort=sort, cursorMark=state["cursor"],
                                  max_pages=1, token=token)
-        search.HTTP_ENDPOINT = settings.ads_url.rstrip("/") + "/search/query"
+        search.HTTP_ENDPOINT = settings.sources.ads_url.rstrip("/") + "/search/query"
         last: dict = {}
         search.session.hooks["response"].append(lambda r, *a, **k: last.update(
             status=r.status_code, headers=r.headers, retries=len(getattr(r.raw, "retries", None).history)
@@ -134,8 +134,8 @@ def ingest_ads(query: str, index: Index, embedder: Embedder, settings: Settings,
             raise SourceError(redact(f"ADS answered HTTP {status} for {query!r}{': ' + hint if hint else ''} "
                                      f"({str(exc)[:200]})", token)) from None
         except OSError as exc:  # connection refused, DNS, timeouts, after the retries
-            raise SourceError(redact(f"cannot reach ADS at {settings.ads_url} ({exc.__class__.__name__}); check "
-                                     f"the network or ASTRORAG_ADS_URL", token)) from None
+            raise SourceError(redact(f"cannot reach ADS at {settings.sources.ads_url} ({exc.__class__.__name__}); "
+                                     f"check the network or ASTRORAG_ADS_URL", token)) from None
         report.retries += last.get("retries", 0)
         docs = [_from_ads(dict(a._raw)) for a in search.response.articles if a._raw.get("bibcode")]
         report.ingest += ingest_documents(index, docs, embedder, settings, progress=False)
@@ -153,9 +153,9 @@ def ingest_ads(query: str, index: Index, embedder: Embedder, settings: Settings,
         bar.update(len(docs))
         if finished:
             break
-        if report.remaining is not None and report.remaining <= settings.ads_min_remaining:
+        if report.remaining is not None and report.remaining <= settings.sources.ads_min_remaining:
             report.stopped_early = (f"only {report.remaining} ADS requests remain today (keeping "
-                                    f"{settings.ads_min_remaining} in reserve); run the same command after the "
+                                    f"{settings.sources.ads_min_remaining} in reserve); run the same command after the "
                                     f"daily reset to continue from the checkpoint")
             break
     bar.close()

@@ -27,9 +27,10 @@ def result_to_document(result, body: str = "") -> Document:
 def make_client(settings: Settings):
     import arxiv
 
-    client = arxiv.Client(page_size=settings.arxiv_page_size, delay_seconds=max(settings.arxiv_delay_s, 0.0),
-                          num_retries=settings.http_retries)
-    client.query_url_format = settings.arxiv_url.rstrip("?") + "?{}"  # mirrors and tests point elsewhere
+    sources = settings.sources
+    client = arxiv.Client(page_size=sources.arxiv_page_size, delay_seconds=max(sources.arxiv_delay_s, 0.0),
+                          num_retries=sources.http_retries)
+    client.query_url_format = settings.sources.arxiv_url.rstrip("?") + "?{}"  # mirrors and tests point elsewhere
     return client
 
 
@@ -64,7 +65,7 @@ def ingest_arxiv(query: str, index: Index, embedder: Embedder, settings: Setting
                     print(f"skipped full text of {result.entry_id}: {exc.__class__.__name__}: {exc}",
                           file=sys.stderr)
             batch.append(result_to_document(result, body))
-            if len(batch) >= settings.arxiv_page_size:
+            if len(batch) >= settings.sources.arxiv_page_size:
                 _flush(batch, index, embedder, settings, report, state, key)
                 bar.update(len(batch))
                 batch = []
@@ -79,7 +80,7 @@ def ingest_arxiv(query: str, index: Index, embedder: Embedder, settings: Setting
         raise SourceError(f"arXiv returned an empty page at offset {state['offset']} for {query!r}; the API does "
                           f"this under load: run the same command again to resume") from None
     except OSError as exc:
-        raise SourceError(f"cannot reach arXiv at {settings.arxiv_url} ({exc.__class__.__name__}); check the "
+        raise SourceError(f"cannot reach arXiv at {settings.sources.arxiv_url} ({exc.__class__.__name__}); check the "
                           f"network or ASTRORAG_ARXIV_URL") from None
     finally:
         bar.close()

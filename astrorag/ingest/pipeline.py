@@ -101,7 +101,7 @@ def ingest_documents(index: Index, documents: Sequence[Document], embedder: Embe
                      progress: bool | None = None, client=None) -> IngestReport:
     """Add or update documents; unchanged ones (same content hash) cost only a lookup.
 
-    Work is committed in batches of ``settings.ingest_batch_size`` documents, so a killed ingest
+    Work is committed in batches of ``settings.ingest.batch_size`` documents, so a killed ingest
     resumes where it stopped when run again. With a dask ``client``, embedding runs on its workers
     (a few batches in flight) while this process alone writes to the store, in order.
     """
@@ -115,7 +115,7 @@ def ingest_documents(index: Index, documents: Sequence[Document], embedder: Embe
     report.unchanged = len(unique) - len(todo)
     show = settings.progress if progress is None else progress
     bar = tqdm(total=len(todo), unit="doc", desc="ingest", disable=not show or not todo, file=sys.stderr)
-    size = settings.ingest_batch_size
+    size = settings.ingest.batch_size
 
     def still_needed(batch):
         # Another process may have written some of these since we looked: skip them (no embedding spent).
@@ -135,7 +135,7 @@ def ingest_documents(index: Index, documents: Sequence[Document], embedder: Embe
     def prepare(batch):
         chunks, texts = [], []
         for doc in batch:
-            for chunk in chunk_document(doc, settings.chunk_size, settings.chunk_overlap):
+            for chunk in chunk_document(doc, settings.ingest.chunk_size, settings.ingest.chunk_overlap):
                 chunks.append(chunk)
                 texts.append(embedding_text(doc.title, chunk))
         return chunks, texts

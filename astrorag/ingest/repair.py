@@ -52,7 +52,7 @@ def _recover_ledger(settings: Settings, ledger: Ledger, only_missing: bool, repo
     known = set(ledger.content_hashes()) if only_missing else set()
     by_doc: dict[str, list[tuple[int, str, dict]]] = {}
     ids: dict[str, list[str]] = {}
-    for cid, text, meta in VectorStore(settings.index_path, settings.chroma_url).stored():
+    for cid, text, meta in VectorStore(settings.index_path, settings.storage.chroma_url).stored():
         doc_id = (meta or {}).get("doc_id")
         if not doc_id or doc_id in known:
             continue
@@ -71,7 +71,7 @@ def repair_index(settings: Settings) -> RepairReport:
     """Check each part of the index and repair what is damaged, most fundamental first."""
     path = settings.index_path
     if not path.is_dir():
-        raise IndexNotFoundError(f"no index {settings.index_name!r} in {settings.index_dir} to repair")
+        raise IndexNotFoundError(f"no index {settings.storage.index_name!r} in {settings.storage.index_dir} to repair")
     report = RepairReport()
     manifest = path / "manifest.json"
     try:
@@ -90,7 +90,7 @@ def repair_index(settings: Settings) -> RepairReport:
         report.actions.append(f"moved the damaged ledger ({damage}) to {aside.name}")
     ledger = Ledger(ledger_path)
     try:
-        if damage or VectorStore(path, settings.chroma_url).count() > ledger.count_chunks():
+        if damage or VectorStore(path, settings.storage.chroma_url).count() > ledger.count_chunks():
             _recover_ledger(settings, ledger, only_missing=not damage, report=report)
             report.actions.append(f"recovered {report.recovered_documents} papers ({report.recovered_chunks} "
                                   f"chunks) into the ledger from the vector store")

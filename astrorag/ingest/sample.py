@@ -17,7 +17,7 @@ import numpy as np
 
 from ..index.embed import PACKAGED_MODEL_IDENTITY, Embedder, resolve_model_path
 from ..index.store import Index
-from ..settings import Settings
+from ..settings import IngestSettings, Settings
 from .pipeline import IngestReport, ingest_documents
 from .records import read_files
 
@@ -79,9 +79,9 @@ def write_sample_vectors(settings: Settings | None = None, path: Path | None = N
 
     settings = settings or Settings()
     texts = [embedding_text(d.title, c) for d in read_files([sample_corpus_path()]).documents
-             for c in chunk_document(d, settings.chunk_size, settings.chunk_overlap)]
+             for c in chunk_document(d, settings.ingest.chunk_size, settings.ingest.chunk_overlap)]
     with tempfile.TemporaryDirectory() as tmp:
-        embedder = OnnxEmbedder.build(settings.embedding_model, Path(tmp), "fp32")
+        embedder = OnnxEmbedder.build(settings.embedding.model, Path(tmp), "fp32")
         vectors = embedder.encode(texts)
     keys = np.array([text_key(t) for t in texts])  # hex: numpy's bytes strings drop trailing zero bytes
     np.savez_compressed(path or sample_vectors_path(), keys=keys, vectors=vectors.astype(np.float16),
@@ -91,10 +91,10 @@ def write_sample_vectors(settings: Settings | None = None, path: Path | None = N
 
 def _uses_shipped_vectors(settings: Settings) -> bool:
     """The shipped vectors stand for the packaged model in fp32 (ONNX fp32 or torch), at the default chunking."""
-    defaults = Settings()
-    return (settings.embedding_backend in ("auto", "onnx-fp32", "torch") and sample_vectors_path().is_file()
-            and (settings.chunk_size, settings.chunk_overlap) == (defaults.chunk_size, defaults.chunk_overlap)
-            and resolve_model_path(settings.embedding_model)[1] == PACKAGED_MODEL_IDENTITY)
+    chunking, default = settings.ingest, IngestSettings()
+    return (settings.embedding.backend in ("auto", "onnx-fp32", "torch") and sample_vectors_path().is_file()
+            and (chunking.chunk_size, chunking.chunk_overlap) == (default.chunk_size, default.chunk_overlap)
+            and resolve_model_path(settings.embedding.model)[1] == PACKAGED_MODEL_IDENTITY)
 
 
 def ensure_sample_index(settings: Settings, embedder: Embedder | None = None) -> str:
@@ -104,9 +104,9 @@ def ensure_sample_index(settings: Settings, embedder: Embedder | None = None) ->
 
     from ..locks import locked
 
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    settings.storage.index_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with locked(settings.index_dir / f".{settings.index_name}.build.lock"):
+    with locked(settings.storage.index_dir / f".{settings.storage.index_name}.build.lock"):
         waited = time.perf_counter() - start
         if not Index.exists(settings):
             build_sample_index(settings, embedder)
@@ -123,10 +123,10 @@ def build_sample_index(settings: Settings, embedder: Embedder | None = None, qui
     from ..index.embedders import get_embedder
 
     if not quiet:
-        print(f"Building index {settings.index_name!r} in {settings.index_dir} from the bundled sample corpus "
-              f"(687 astro-ph abstracts, 2025); this happens once.", file=sys.stderr)
+        print(f"Building index {settings.storage.index_name!r} in {settings.storage.index_dir} from the bundled "
+              f"sample corpus (687 astro-ph abstracts, 2025); this happens once.", file=sys.stderr)
     if embedder is None and _uses_shipped_vectors(settings):
-        if settings.embedding_backend == "auto":
+        if settings.embedding.backend == "auto":
             settings = settings.replace(embedding_backend="onnx-fp32")
         embedder = ShippedVectors(lambda: get_embedder(settings))
     embedder = embedder or get_embedder(settings)

@@ -14,33 +14,34 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import BackendError
-from ..settings import Settings
+from ..settings import OpenAIOptions, Settings
 from .base import LLMBackend, Usage
 from .extractive import ExtractiveAnswerer
 from .ollama_backend import OllamaBackend
 from .openai_backend import OpenAIBackend
 
 def _ollama(s: Settings) -> LLMBackend:
-    return OllamaBackend(s.ollama_host, s.ollama_model, s.num_ctx, s.temperature, s.llm_timeout_s,
-                         max_tokens=s.max_tokens)
+    llm, own = s.llm, s.llm.ollama
+    return OllamaBackend(own.host, own.model, llm.num_ctx, llm.temperature, llm.timeout_s, max_tokens=llm.max_tokens)
 
 
 def _openai(s: Settings) -> LLMBackend:
+    llm, own = s.llm, s.llm.openai
     # The key, if the server wants one, comes from OPENAI_API_KEY in the environment (never a setting on disk).
-    return OpenAIBackend(s.openai_url, s.openai_model, os.environ.get("OPENAI_API_KEY"), s.temperature,
-                         max_tokens=s.max_tokens, timeout=s.llm_timeout_s, concurrency=s.llm_concurrency,
-                         num_ctx=s.num_ctx, json_mode=s.openai_json_mode,
-                         model_required=s.openai_model != Settings().openai_model)
+    return OpenAIBackend(own.url, own.model, os.environ.get("OPENAI_API_KEY"), llm.temperature,
+                         max_tokens=llm.max_tokens, timeout=llm.timeout_s, concurrency=own.concurrency,
+                         num_ctx=llm.num_ctx, json_mode=own.json_mode, model_required=own.model != OpenAIOptions.model)
 
 
 def _llamacpp(s: Settings) -> LLMBackend:
     from .llamacpp_backend import LlamaCppBackend
 
-    if not s.gguf_model:
+    llm, own = s.llm, s.llm.llamacpp
+    if not own.model:
         raise BackendError("the llamacpp backend loads a GGUF file in this process: give its path with --model "
                            "(or ASTRORAG_GGUF_MODEL), e.g. AstroSage-8B's from AstroMLab/AstroSage-8B-GGUF")
-    return LlamaCppBackend(s.gguf_model, num_ctx=s.num_ctx, temperature=s.temperature, max_tokens=s.max_tokens,
-                           threads=s.llm_threads, chat_format=s.chat_format)
+    return LlamaCppBackend(own.model, num_ctx=llm.num_ctx, temperature=llm.temperature, max_tokens=llm.max_tokens,
+                           threads=own.threads, chat_format=own.chat_format)
 
 
 BACKENDS: dict[str, Callable[[Settings], LLMBackend]] = {"ollama": _ollama, "openai": _openai,
@@ -68,7 +69,7 @@ def backend_names() -> list[str]:
 
 
 def get_backend(settings: Settings, purpose: str = "ask", name: str | None = None) -> Selected:
-    """The backend for a purpose: ``name`` if given, else the purpose's setting, else ``settings.backend``.
+    """The backend for a purpose: ``name`` if given, else the purpose's setting, else ``settings.llm.backend``.
 
     ``auto`` tries Ollama, then the OpenAI-compatible server, then the configured GGUF (``gguf_model``),
     and says which it chose and why; with none of them, purposes that can do without a model get ``None``.
@@ -127,23 +128,24 @@ def _auto(settings: Settings, purpose: str, needs_model: bool) -> Selected:
     when one is configured; else no model (or an error for purposes that need one). Says what it chose."""
     # A closed port answers a TCP connect at once: no client library is imported (about a second) for a
     # server that is not there.
-    if _listening(settings.ollama_host):
-        ollama = _ollama(settings.replace(llm_timeout_s=min(settings.llm_timeout_s, 300.0)))
+    if _listening(settings.llm.ollama.host):
+        ollama = _ollama(settings.replace(llm_timeout_s=min(settings.llm.timeout_s, 300.0)))
         ok, why_ollama = ollama.available()
         if ok:
             return Selected(_ollama(settings),
-                            f"notice: using Ollama at {settings.ollama_host} ({settings.ollama_model})")
+                            f"notice: using Ollama at {settings.llm.ollama.host} ({settings.llm.ollama.model})")
     else:
-        why_ollama = f"Ollama is not answering at {settings.ollama_host} (start it with `ollama serve`)"
-    openai = _openai(settings) if _listening(settings.openai_url) else None
+        why_ollama = f"Ollama is not answering at {settings.llm.ollama.host} (start it with `ollama serve`)"
+    openai = _openai(settings) if _listening(settings.llm.openai.url) else None
     ok, why_openai = openai.available() if openai is not None else \
-        (False, f"no OpenAI-compatible server answers at {settings.openai_url}")
+        (False, f"no OpenAI-compatible server answers at {settings.llm.openai.url}")
     if ok:
-        return Selected(openai, f"notice: {why_ollama}; using the OpenAI-compatible server at {settings.openai_url} "
-                                f"({openai.model})")
+        return Selected(openai, f"notice: {why_ollama}; using the OpenAI-compatible server at "
+                                f"{settings.llm.openai.url} ({openai.model})")
     why = f"{why_ollama}; {why_openai}"
-    if settings.gguf_model:
-        return Selected(_llamacpp(settings), f"notice: {why}; using the GGUF model {settings.gguf_model} in-process")
+    if settings.llm.llamacpp.model:
+        return Selected(_llamacpp(settings),
+                        f"notice: {why}; using the GGUF model {settings.llm.llamacpp.model} in-process")
     if not needs_model:
         return Selected(None, f"notice: {why}; answering with the extractive backend (no language model).")
     raise BackendError(f"{purpose} needs a language model and none answers: {why}. Start Ollama with AstroSage-8B "

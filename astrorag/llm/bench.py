@@ -56,8 +56,8 @@ def run_llm_bench(settings: Settings, gguf: str | Path | None = None, repeats: i
 
     say = log or (lambda _msg: None)
     path = Path(gguf) if gguf else default_gguf()
-    backend = LlamaCppBackend(path, num_ctx=settings.num_ctx, max_tokens=DECODE_TOKENS, temperature=0.0,
-                              threads=settings.llm_threads)
+    backend = LlamaCppBackend(path, num_ctx=settings.llm.num_ctx, max_tokens=DECODE_TOKENS, temperature=0.0,
+                              threads=settings.llm.llamacpp.threads)
     assistant = Assistant(settings.replace(progress=False), llm=backend)
     try:
         prompts = [assistant.prepare(q).messages for q in QUESTIONS]
@@ -87,7 +87,7 @@ def run_llm_bench(settings: Settings, gguf: str | Path | None = None, repeats: i
         result = {
             "model": path.name, "model_bytes": path.stat().st_size, "load_s": round(backend.load_seconds, 2),
             "prompt_tokens": len(tokens[0]), "prompt_tokens_all": [len(t) for t in tokens],
-            "prompt_budget": settings.prompt_budget, "ttft_s": round(ttft, 3),
+            "prompt_budget": settings.llm.prompt_budget, "ttft_s": round(ttft, 3),
             "prefill_tokens_per_s": round(len(tokens[0]) / ttft, 1), "decode_tokens_per_s": round(decode, 1),
             "decode_tokens": [c[2] for c in cold],
             "second_question_ttft_s": [round(w[0], 3) for w in warm],

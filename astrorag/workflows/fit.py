@@ -27,21 +27,21 @@ class FitRun:
         return data
 
 
-def fit_sources(settings: Settings, phot, *, fitter: str = "bagpipes", sampler=None, steps: int = 3,
-                width: int = 3, workers: int = 1, scheduler: str | None = None, plot: str | Path | None = None,
-                progress=None, fresh: bool = False, on_round=None, on_source=None) -> list[FitRun]:
+def fit_sources(settings: Settings, phot, *, workers: int = 1, scheduler: str | None = None,
+                plot: str | Path | None = None, progress=None, fresh: bool = False, on_round=None,
+                on_source=None) -> list[FitRun]:
     """Run the fit loop on every source of ``phot``; a source that cannot be fitted is reported, the rest go on.
 
-    Refits of one round run in parallel: on dask when ``scheduler`` is given, else in a pool of ``workers``.
-    ``sampler`` is a :class:`astrorag.fit.SamplerOptions` (live points, n_eff, seed; its defaults otherwise).
-    Every finished fit is kept in the fit cache (``cache_dir/fits``), so the same call after an interruption
-    resumes from them (``fresh`` refits everything). ``on_round(path)`` runs after each round of a source,
+    ``settings.fit`` says which fitter, how many rounds (``steps``) of how many refits (``width``), the error
+    floor and the sampler (live points, n_eff, seed). Refits of one round run in parallel: on dask when
+    ``scheduler`` is given, else in a pool of ``workers``. Every finished fit is kept in the fit cache
+    (``cache_dir/fits``), so the same call after an interruption resumes from them (``fresh`` refits everything). ``on_round(path)`` runs after each round of a source,
     ``on_source(run)`` after each source.
     """
     import contextlib
 
     from ..cluster import dask_client
-    from ..fit import ERROR_FLOOR, FitError, get_fitter
+    from ..fit import FitError, get_fitter
     from ..fit.loop import run_loop
     from ..graph.model import load_graph
 
@@ -49,20 +49,21 @@ def fit_sources(settings: Settings, phot, *, fitter: str = "bagpipes", sampler=N
     from ..fit.scratch import sweep_stale
 
     graph = load_graph(settings.index_path)
-    chosen = get_fitter(fitter, sampler)
+    options = settings.fit
+    chosen = get_fitter(options.fitter, options.sampler)
     for folder in sweep_stale():  # left by a fit that was killed (SIGKILL) before it could clean up
         if progress:
             progress(f"removed the scratch folder {folder} of a fit that was killed")
-    cache = FitCache(settings.cache_dir / "fits", enabled=not fresh)
+    cache = FitCache(settings.storage.cache_dir / "fits", enabled=not fresh)
     runs: list[FitRun] = []
     context = dask_client(scheduler, workers) if scheduler else contextlib.nullcontext()
     with context as client:
         submit = client.submit if client is not None else None
         for i in range(len(phot)):
-            source = phot.source(i, error_floor=ERROR_FLOOR)
+            source = phot.source(i, error_floor=options.error_floor)
             run = FitRun(source.source_id, problems=list(phot.problems) if i == 0 else [])
             try:
-                run.path = run_loop(source, graph, chosen, steps=steps, width=width, workers=workers,
+                run.path = run_loop(source, graph, chosen, steps=options.steps, width=options.width, workers=workers,
                                     submit=submit, progress=progress, cache=cache, on_round=on_round)
             except (FitError, InputError) as exc:
                 run.error = str(exc)

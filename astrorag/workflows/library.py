@@ -36,7 +36,7 @@ def library_summary(settings: Settings) -> dict[str, Any] | None:
 
 
 def index_list(settings: Settings) -> list[dict[str, Any]]:
-    """The manifests of the indexes in ``settings.index_dir``."""
+    """The manifests of the indexes in ``settings.storage.index_dir``."""
     from ..index.store import Index
 
     return Index.list(settings)

@@ -135,8 +135,8 @@ def undo_learn(settings: Settings) -> dict[str, tuple[float, float]]:
     kept = [p.with_name(p.name + ".before-learn") for p in (graph_file, counted)]
     with locked(folder / "rules.lock"):
         if not kept[0].is_file():
-            raise InputError(f"nothing to undo: no rules learn has been run on index {settings.index_name!r} since "
-                             f"the last undo")
+            raise InputError(f"nothing to undo: no rules learn has been run on index "
+                             f"{settings.storage.index_name!r} since the last undo")
         now = {r.rule_id: r.confidence for r in load_graph(folder).rules()}
         for backup, target in zip(kept, (graph_file, counted)):
             if backup.read_text() == "absent":

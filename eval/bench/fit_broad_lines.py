@@ -21,13 +21,14 @@ from importlib import resources
 
 def one_fit(job):
     source_id, broad, seed = job
-    from astrorag.fit import ERROR_FLOOR, SamplerOptions, get_fitter
+    from astrorag.fit import SamplerOptions, get_fitter
+    from astrorag.settings import FitSettings
     from astrorag.fit.spec import apply_action, baseline
     from astrorag.graph.model import RuleGraph
     from astrorag.sed.photometry import read_photometry
 
     table = resources.files("astrorag") / "data" / "kokorev2024_lrd_dev.csv"
-    source = read_photometry(str(table), ids=[source_id]).source(0, error_floor=ERROR_FLOOR)
+    source = read_photometry(str(table), ids=[source_id]).source(0, error_floor=FitSettings.error_floor)
     action = RuleGraph.from_seeds().get("lrd-optical-deficit-agn").action
     if not broad:
         action = replace(action, also=tuple(p for p in action.also if p[0] != "broad_lines"))

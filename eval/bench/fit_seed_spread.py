@@ -23,13 +23,14 @@ CONFIGS = {"old": (100, 0, False), "default": (200, 1000, True), "wide": (400, 1
 
 def one_fit(job):
     source_id, config, seed = job
-    from astrorag.fit import ERROR_FLOOR, SamplerOptions, get_fitter
+    from astrorag.fit import SamplerOptions, get_fitter
+    from astrorag.settings import FitSettings
     from astrorag.fit.spec import baseline
     from astrorag.sed.photometry import read_photometry
 
     table = resources.files("astrorag") / "data" / "kokorev2024_lrd_dev.csv"
     phot = read_photometry(str(table), ids=[source_id])
-    source = phot.source(0, error_floor=ERROR_FLOOR)
+    source = phot.source(0, error_floor=FitSettings.error_floor)
     n_live, n_eff, discard = CONFIGS[config]
     fitter = get_fitter("bagpipes", SamplerOptions(n_live=n_live, n_eff=n_eff, discard_exploration=discard,
                                                    seed=seed))
