@@ -741,14 +741,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.llm:
-        from .llm.bench import run_llm_bench
+        from .evaluation.llm_bench import run_llm_bench
 
         results = run_llm_bench(settings_from(args), gguf=args.llm_model, repeats=args.repeats,
                                 log=None if args.json else print)
         if args.json:
             _print_json(results)
         return 0
-    from .bench import run_bench
+    from .evaluation.bench import run_bench
 
     results = run_bench(settings_from(args), limit=args.limit, log=None if args.json else print,
                         scale=not args.no_scale, onnx=not args.no_onnx)

@@ -52,7 +52,7 @@ def run_llm_bench(settings: Settings, gguf: str | Path | None = None, repeats: i
     after, so it reuses the prefix that the previous prompt left in the model's cache.
     """
     from ..assistant import Assistant
-    from .llamacpp_backend import LlamaCppBackend
+    from ..llm.llamacpp_backend import LlamaCppBackend
 
     say = log or (lambda _msg: None)
     path = Path(gguf) if gguf else default_gguf()

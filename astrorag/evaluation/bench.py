@@ -16,15 +16,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .index.embedders import get_embedder
-from .index.retrieve import Retriever
-from .index.store import Index
-from .ingest.chunking import chunk_document, embedding_text
-from .ingest.pipeline import ingest_documents
-from .ingest.records import read_files
-from .ingest.sample import sample_corpus_path
-from .hardware import cpu_info
-from .settings import Settings
+from ..index.embedders import get_embedder
+from ..index.retrieve import Retriever
+from ..index.store import Index
+from ..ingest.chunking import chunk_document, embedding_text
+from ..ingest.pipeline import ingest_documents
+from ..ingest.records import read_files
+from ..ingest.sample import sample_corpus_path
+from ..hardware import cpu_info
+from ..settings import Settings
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -62,7 +62,7 @@ def run_bench(settings: Settings, limit: int | None = None, log: Callable[[str],
              for c in chunk_document(d, settings.ingest.chunk_size, settings.ingest.chunk_overlap)]
     results: dict[str, Any] = {"documents": len(docs), "chunks": len(texts), **cpu_info()}
     results["onnx_threads"] = results["cpu_cores"]  # what OnnxEmbedder gives onnxruntime (usable CPUs)
-    from .index.onnx_embed import torch_available
+    from ..index.onnx_embed import torch_available
 
     with tempfile.TemporaryDirectory(prefix="astrorag-bench-") as tmp:
         # Without the torch extra, the int8 model is the embedder measured throughout and nothing is compared.
@@ -149,7 +149,7 @@ def _cold_ask(settings: Settings, question: str = "Why are little red dots V-sha
     import subprocess
     import sys
 
-    from .index.embedders import prepare_query_embedder
+    from ..index.embedders import prepare_query_embedder
 
     prepare_query_embedder(settings)
     env = dict(os.environ, ASTRORAG_INDEX_DIR=str(settings.storage.index_dir),
@@ -181,7 +181,7 @@ def _retrieval_at_scale(settings: Settings, embedder, n: int, docs) -> tuple[flo
     s = settings.replace(index_name=f"scale{n}")
     index = Index.open(s, create=True)
     t0 = time.perf_counter()
-    from .index.types import Chunk, Document
+    from ..index.types import Chunk, Document
 
     batch = 5000
     for start in range(0, n, batch):
