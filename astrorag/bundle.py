@@ -21,6 +21,7 @@ from typing import Any
 
 from . import __version__
 from .errors import InputError
+from .files import write_atomically
 from .settings import LEAVES, Settings
 
 BUNDLE_VERSION = 1
@@ -101,22 +102,6 @@ def check_save_target(directory: str | Path, force: bool = False) -> None:
     if folder.is_dir() and any(folder.iterdir()) and not force:
         raise InputError(f"--save {directory} is not empty; choose a new folder, or pass --force to replace its "
                          f"{' and '.join(BUNDLE_FILES)}")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write through a new file in the same folder renamed over ``path``: a link at ``path`` is replaced,
-    never followed, and a reader never sees half a file."""
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_bundle(directory: str | Path, bundle: dict[str, Any], force: bool = False) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..bundle import write_atomically
+from ..files import write_atomically
 from .base import FitResult
 from .spec import ModelSpec
 

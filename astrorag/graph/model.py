@@ -15,6 +15,7 @@ from typing import Iterable
 import networkx as nx
 
 from ..errors import InputError
+from ..files import write_atomically
 from .types import Rule
 from ..types import content_hash
 from . import vocabulary as vocab
@@ -155,9 +156,7 @@ class RuleGraph:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
+        write_atomically(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> "RuleGraph":

@@ -118,7 +118,8 @@ class AskSession:
     def write(self, outputs: AskOutputs) -> list[str]:
         """Write the BibTeX and the bundle the outputs name; returns one line per file written."""
         from ..bibtex import bibtex
-        from ..bundle import make_bundle, save_bundle, write_atomically
+        from ..bundle import make_bundle, save_bundle
+        from ..files import write_atomically
 
         assert self.answer is not None, "run or stream the session first"
         said = []

@@ -19,7 +19,7 @@ def export_bibtex(settings: Settings, *, query: str | None = None, bundle: str |
         raise InputError(f"--out {out}: the folder {Path(out).parent} does not exist; create it first")
     text, count = _export(settings, query, bundle, ids, k)
     if out is not None:
-        from ..bundle import write_atomically
+        from ..files import write_atomically
 
         write_atomically(Path(out), text)
     return text, count

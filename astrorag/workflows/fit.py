@@ -92,7 +92,7 @@ def fit_file(settings: Settings, path: str | Path, source_id: str | None = None,
     """
     import json
 
-    from ..bundle import write_atomically
+    from ..files import write_atomically
     from ..sed.photometry import load_source, redshift_warnings
 
     if records and not Path(records).parent.is_dir():

@@ -112,7 +112,7 @@ def learn_rules(settings: Settings, fitlog: str | Path, improvement: float = 0.2
             else:
                 path.with_name(path.name + ".before-learn").write_text("absent")
         graph.save(graph_path(folder))
-        from ..bundle import write_atomically
+        from ..files import write_atomically
 
         write_atomically(counted, json.dumps(sorted(seen)))
     return report

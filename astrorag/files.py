@@ -1,0 +1,28 @@
+"""Writing files so that a reader never sees half of one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write through a new file in the same folder renamed over ``path``: a link at ``path`` is replaced,
+    never followed, and a reader never sees half a file.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "rules.json"
+    >>> write_atomically(target, "{}")
+    >>> target.read_text(), [p.name for p in target.parent.iterdir()]
+    ('{}', ['rules.json'])
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
