@@ -395,8 +395,7 @@ def cmd_index_drop(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .render import plain_tex
-    from .types import normalize_arxiv_id
+    from .render import plain_tex, sources_text
     from .workflows import AskOutputs, AskSession, query_params
 
     settings = settings_from(args)
@@ -432,20 +431,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         for line in session.write(outputs):
             print(line, file=sys.stderr)
         if answer.citations:
-            print("\nSources:")
-            papers_cited: dict[str, list] = {}
-            for ev in answer.citations:  # one line per paper, with all its passages' keys
-                if ev.kind != "rule":
-                    papers_cited.setdefault(ev.doc_id or ev.key, []).append(ev)
-            for ev in answer.citations:
-                if ev.kind == "rule":
-                    papers = ", ".join(f"arXiv:{p}" if normalize_arxiv_id(p) else p for p in ev.papers)
-                    print(f"  [{ev.key}] rule {ev.rule_id}: {plain_tex(ev.title)}\n       papers: {papers}")
-                    if ev.papers_against:
-                        print(f"       CONTESTED by {', '.join(ev.papers_against)}: {plain_tex(ev.dissent)}")
-                elif papers_cited.get(ev.doc_id or ev.key, [None])[0] is ev:
-                    keys = ", ".join(e.key for e in papers_cited[ev.doc_id or ev.key])
-                    print(f"  [{keys}] {ev.label} {plain_tex(ev.title)}\n       {ev.url or ''}")
+            print("\n" + sources_text(answer))
         return 0
     finally:
         session.close()
@@ -487,6 +473,7 @@ def cmd_export_bibtex(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_list(args: argparse.Namespace) -> int:
+    from .render import rule_line
     from .workflows import list_rules
 
     rules = list_rules(settings_from(args), args.origin, args.contested)
@@ -494,29 +481,20 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
         _print_json([r.to_dict() for r in rules])
         return 0
     for r in rules:
-        flag = " CONTESTED" if r.contested else ""
-        print(f"{r.rule_id:<28} {r.origin:<9} {r.confidence:.2f}{flag}  {r.describe()}")
+        print(rule_line(r))
     print(f"{len(rules)} rules, {sum(r.contested for r in rules)} contested")
     return 0
 
 
 def cmd_rules_show(args: argparse.Namespace) -> int:
+    from .render import rule_text
     from .workflows import get_rule
 
     rule = get_rule(settings_from(args), args.rule_id)
     if args.json:
         _print_json(rule.to_dict())
         return 0
-    print(f"{rule.rule_id} ({rule.origin}, confidence {rule.confidence:.2f}: prior {rule.prior_confidence:.2f}, "
-          f"{rule.successes} fits improved, {rule.failures} not; found {rule.support_count}x)")
-    print(f"  {rule.describe()}")
-    print(f"  why: {rule.rationale}")
-    if rule.supports:
-        print(f"  points to: {', '.join(rule.supports)}")
-    print(f"  papers for: {', '.join(rule.citations) or '(fit outcomes only)'}")
-    if rule.contested:
-        print(f"  CONTESTED: papers against: {', '.join(rule.contradicted_by)}")
-        print(f"    they argue: {rule.dissent}")
+    print(rule_text(rule))
     return 0
 
 
@@ -618,6 +596,7 @@ def _fit_options(args: argparse.Namespace, settings: Settings) -> dict:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from .render import fit_text
     from .workflows import fit_file
 
     settings = settings_from(args)
@@ -630,25 +609,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if run.path is None:
         print(f"error: {run.error}", file=sys.stderr)
         return 1
-    path = run.path
-    print(f"{path.source_id}: {path.fitter}, seed {path.seed}; a change is kept when its {path.criterion} gain "
-          f"passes the step's threshold (>= {path.threshold}) and holds with a second seed")
-    for step in path.steps:
-        what = "baseline" if step.action is None else f"{step.action['rule_id']}: {step.change}"
-        if step.error:
-            print(f"  step {step.step}  {what}  FAILED: {step.error}")
-            continue
-        gain = "" if step.delta is None else f"  gain {step.delta:+.1f} (needs {step.threshold:.1f}, {step.threshold_bar})"
-        seeds = f"  ln Z by seed {', '.join(f'{v:.1f}' for v in step.replicates)}" if len(step.replicates) > 1 else ""
-        print(f"  step {step.step}  {'KEPT ' if step.accepted and step.action else '     '}{what}  "
-              f"chi2 {step.chi2:.1f} (red. {step.chi2_red:.2f}){gain}{seeds}")
-    if path.multimodal:
-        print("  the baseline's seeds disagreed by more than the threshold: its posterior has more than one mode; "
-              "the best of three seeds was used")
-    print(f"final model: {path.final_model.describe()}")
-    print(f"fit quality: {path.final.quality}")
-    for note in sorted({n for s in path.steps for n in s.not_represented}):
-        print(f"  not representable: {note}")
+    print(fit_text(run.path))
     if run.plot:
         print(f"plot: {run.plot}")
     if args.records:

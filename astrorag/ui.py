@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import AstroRagError
+from .index.types import QueryParams
+from .render import (actions_markdown, diagnostics_markdown, fit_markdown, library_markdown, link_citations,
+                     sources_markdown)
 from .settings import Settings
-from .index.types import Answer, Evidence, QueryParams
-from .types import normalize_arxiv_id
 from .workflows import LRD_EXAMPLES, AskSession
 
 log = logging.getLogger("astrorag.app")
@@ -30,59 +31,6 @@ def _friendly(exc: Exception) -> str:
         return str(exc)
     log.error("unexpected error\n%s", traceback.format_exc())
     return f"Unexpected error ({exc.__class__.__name__}: {exc}). The server log has the details."
-
-
-def link_citations(text: str, evidence: list[Evidence]) -> str:
-    """Turn [1] into a link to the paper's page; rule keys stay plain (their papers are in the sources panel).
-
-    >>> ev = [Evidence(key="1", kind="chunk", text="t", url="https://arxiv.org/abs/2401.09981")]
-    >>> link_citations("AGN [1].", ev)
-    'AGN [[1](https://arxiv.org/abs/2401.09981)].'
-    """
-    import re
-
-    urls = {e.key: e.url for e in evidence if e.url}
-
-    def repl(m: re.Match) -> str:
-        keys = [k.strip() for k in m.group(1).split(",")]
-        parts = [f"[{k}]({urls[k]})" if k in urls else k for k in keys]
-        return "[" + ", ".join(parts) + "]"
-
-    return re.sub(r"\[((?:R?\d{1,3})(?:\s*,\s*R?\d{1,3})*)\]", repl, text)
-
-
-def paper_link(ident: str) -> str:
-    arxiv = normalize_arxiv_id(ident)
-    if arxiv:
-        return f"[arXiv:{arxiv}](https://arxiv.org/abs/{arxiv})"
-    return f"[{ident}](https://ui.adsabs.harvard.edu/abs/{ident})"
-
-
-def sources_markdown(answer: Answer) -> str:
-    if not answer.evidence:
-        return "_No sources retrieved._"
-    cited = {e.key for e in answer.citations}
-    lines = []
-    for ev in answer.evidence:
-        mark = "**cited**" if ev.key in cited else "retrieved"
-        if ev.kind == "rule":
-            papers = ", ".join(paper_link(p) for p in ev.papers)
-            contested = ""
-            if ev.papers_against:
-                against = ", ".join(paper_link(p) for p in ev.papers_against)
-                contested = f"  \n**contested** by {against}: {html.escape(ev.dissent)}"
-            lines.append(f"**[{ev.key}] rule `{ev.rule_id}`** ({mark})  \n{html.escape(ev.title)}  \n"
-                         f"papers for: {papers}{contested}")
-        else:
-            authors = ", ".join(ev.authors[:3]) + (" et al." if len(ev.authors) > 3 else "")
-            title = f"[{html.escape(ev.title)}]({ev.url})" if ev.url else html.escape(ev.title)
-            passage = html.escape(ev.text[:600]) + ("..." if len(ev.text) > 600 else "")
-            # Only what the record has: no "authors n/a" or "n.d." placeholders.
-            facts = [authors, str(ev.year) if ev.year else "", ev.venue or "",
-                     f"cited {ev.citation_count}x" if ev.citation_count is not None else "",
-                     ev.arxiv_id or ev.bibcode or ev.doc_id or ""]
-            lines.append(f"**[{ev.key}]** {title} ({mark})  \n{' · '.join(f for f in facts if f)}  \n> {passage}")
-    return "\n\n".join(lines)
 
 
 class AppState:
@@ -223,9 +171,7 @@ def build_app(settings: Settings | None = None):
             if info is None:
                 return (f"No index named `{base.storage.index_name}` yet: ask a question to build it from the "
                         f"sample corpus.")
-            return (f"| index | documents | chunks | rules | embedding model | fingerprint |\n|---|---|---|---|---|---|\n"
-                    f"| {info['name']} | {info['documents']} | {info['chunks']} | {info['rules']} | "
-                    f"{info['embedding_model']} | `{info['fingerprint']}` |")
+            return library_markdown(info)
         except Exception as exc:
             return f"⚠️ {_friendly(exc)}"
 
@@ -352,24 +298,6 @@ def _example_ids() -> list[str]:
         return [row["id"] for row in csv.DictReader(fh)]
 
 
-def diagnostics_markdown(advice) -> str:
-    d = advice.diagnostics
-    keys = [("beta_uv", "UV slope beta_UV"), ("beta_opt", "optical slope beta_opt"), ("turnover_um", "V turnover [micron]"),
-            ("balmer_break_mag", "Balmer-break colour [mag]"), ("red_excess_mag", "red excess over UV [mag]"),
-            ("mir_slope", "mid-IR slope alpha"), ("chi2_red", "reduced chi2 of the fit")]
-    rows = "\n".join(f"| {label} | {d.get(key) if d.get(key) is not None else 'n/a'} |" for key, label in keys)
-    verdict = {True: "**yes**", False: "no", None: "not classifiable"}[advice.is_lrd]
-    if advice.lrd_score is not None:
-        verdict += f" (score {advice.lrd_score:.2f}; agree: {', '.join(advice.lrd_votes) or 'none'})"
-    crit = "\n".join(
-        f"| {c['name']} ({c['paper']}) | {'yes' if c['passed'] else 'no' if c['passed'] is False else 'n/a'} | "
-        + "; ".join(f"{t['term']} = {t['value']} ({t['threshold']})" for t in c["terms"]) + " |"
-        for c in advice.criteria)
-    return (f"### Diagnostics: {advice.source_id}, z = {advice.redshift}\n| quantity | value |\n|---|---|\n{rows}\n\n"
-            f"**Little red dot:** {verdict}\n\n| criterion | passed | values (thresholds) |\n|---|---|---|\n{crit}\n\n"
-            f"**Symptoms:** {', '.join(advice.symptoms) or 'none'}")
-
-
 #: Long report lines wrap instead of running off the box; table headers wrap between words, not inside one.
 CSS = """
 #narrative pre, #narrative code { white-space: pre-wrap; overflow-wrap: anywhere; }
@@ -378,44 +306,6 @@ CSS = """
 #diagnostics table, #actions table, #fit-path table { table-layout: auto; }
 #diagnostics td:first-child { white-space: nowrap; }
 """
-
-
-def fit_markdown(path) -> str:
-    """The fit path as a table: each attempted change, its chi-square, evidence gain and whether it was kept."""
-    head = (f"**{path.source_id}**: a change is kept when its {path.criterion} gain passes the step's threshold "
-            f"(at least {path.threshold}, more where the fits' noise says so) and holds with a second seed")
-    rows = ["| step | change | chi2 | gain | needed | kept |", "| --- | --- | --- | --- | --- | --- |"]
-    for s in path.steps:
-        what = "baseline" if s.action is None else f"{s.action['rule_id']}: {s.change}"
-        if s.error:
-            rows.append(f"| {s.step} | {what} | failed: {s.error} | | | |")
-            continue
-        gain = "" if s.delta is None else f"{s.delta:+.1f}"
-        needed = "" if s.threshold is None else f"{s.threshold:.1f}"
-        rows.append(f"| {s.step} | {what} | {s.chi2:.1f} | {gain} | {needed} | "
-                    f"{'yes' if s.accepted and s.action else ''} |")
-    notes = sorted({n for s in path.steps for n in s.not_represented})
-    tail = "\n".join(f"- not representable: {n}" for n in notes)
-    modes = ["", "The baseline's seeds disagreed: its posterior has more than one mode."] if path.multimodal else []
-    return "\n".join([head, "", *rows, "", f"final model: {path.final_model.describe()}",
-                      f"fit quality: {path.final.quality}", *modes, "", tail])
-
-
-def actions_markdown(advice) -> str:
-    if not advice.actions:
-        return "### Actions\nNo rule matches these symptoms."
-    def papers(a) -> str:
-        text = ", ".join(paper_link(p) for p in a.citations)
-        if a.contradicted_by:
-            text += (f"<br>**contested** by {', '.join(paper_link(p) for p in a.contradicted_by)}: "
-                     f"{html.escape(a.dissent)}")
-        return text
-
-    rows = "\n".join(f"| {a.rank} | {html.escape(a.summary)} | `{a.rule_id}` | {a.confidence} | {papers(a)} |"
-                     for a in advice.actions)
-    interp = ", ".join(i["interpretation"] for i in advice.interpretations)
-    return (f"### Ranked actions\n| # | action | rule | confidence | papers |\n|---|---|---|---|---|\n{rows}\n\n"
-            f"**Points to:** {interp or 'no interpretation'}")
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,

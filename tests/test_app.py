@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from astrorag.ui import link_citations
+from astrorag.render import link_citations
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).parent.parent
@@ -205,7 +205,8 @@ def test_serve_mcp_lists_and_runs_the_four_tools_for_a_real_mcp_client(small_set
 
 def test_sources_show_what_the_record_has_and_keep_latex_for_the_renderer():
     from astrorag.index.types import Answer, Evidence
-    from astrorag.ui import LATEX, sources_markdown
+    from astrorag.render import sources_markdown
+    from astrorag.ui import LATEX
 
     known = Evidence(key="1", kind="chunk", text="Compact sources at $z\\sim 4$ with M$_\\star$ < 10^10.",
                      title="Little red dots at $z > 4$", authors=("Kocevski, D.",), year=2024,

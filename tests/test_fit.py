@@ -355,7 +355,7 @@ def test_fit_catalog_fits_the_flagged_sources_and_writes_paths_and_records(tmp_p
 
 
 def test_the_app_shows_the_fit_path_as_a_table():
-    from astrorag.ui import fit_markdown
+    from astrorag.render import fit_markdown
 
     source = syn.population("lrd", 1, seed=3).source(0, error_floor=FitSettings.error_floor)
     path = run_loop(source, RuleGraph.from_seeds(), TwoComponentFitter(), steps=2, width=2)

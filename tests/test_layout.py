@@ -27,6 +27,16 @@ def test_front_ends_hold_no_orchestration():
     assert not found, "move these into astrorag/workflows: " + "; ".join(found)
 
 
+def test_front_ends_render_through_one_module():
+    """A result reads the same in the terminal and the app: their renderers live in astrorag.render."""
+    import ast
+
+    own = [f"{name}:{node.lineno} {node.name}" for name in FRONT_ENDS
+           for node in ast.walk(ast.parse((PACKAGE / name).read_text()))
+           if isinstance(node, ast.FunctionDef) and re.search(r"_(markdown|text|table)$", node.name)]
+    assert not own, "move these renderers into astrorag/render: " + "; ".join(own)
+
+
 def test_the_sampler_has_one_default_for_its_live_points():
     defaults = [f"{p.relative_to(PACKAGE)}:{i}" for p in PACKAGE.rglob("*.py")
                 for i, line in enumerate(p.read_text().splitlines(), 1)
