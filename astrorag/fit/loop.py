@@ -29,7 +29,7 @@ import numpy as np
 from ..graph.model import RuleGraph
 from ..sed.analysis import analyse
 from ..sed.photometry import Photometry
-from ..sed.regions import REGIONS
+from ..graph.regions import REGIONS
 from ..graph.types import RankedAction
 from .base import FitError, FitResult, Fitter
 from .cache import FitCache, fit_key

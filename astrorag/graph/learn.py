@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InputError
 from ..jsonl import jsonl_lines
-from ..sed.regions import REGIONS
+from .regions import REGIONS
 from .types import Action, Rule
 from ..types import Problem
 from . import vocabulary as vocab

@@ -11,7 +11,7 @@ import difflib
 import re
 
 from ..errors import InputError
-from ..sed.regions import REGIONS
+from .regions import REGIONS
 
 #: CIGALE modules and their real parameter names.
 MODULES: dict[str, tuple[str, ...]] = {

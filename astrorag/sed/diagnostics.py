@@ -14,7 +14,7 @@ import numpy as np
 
 from .magnitudes import Magnitudes
 from .photometry import Photometry
-from .regions import REGIONS
+from ..graph.regions import REGIONS
 
 BALMER_LIMIT_UM = 0.3645
 UV_WINDOW = (0.125, BALMER_LIMIT_UM)       # redward of Ly-alpha, blueward of the Balmer limit

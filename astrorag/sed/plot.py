@@ -10,7 +10,7 @@ from .types import Advice
 from .diagnostics import BALMER_LIMIT_UM
 from .magnitudes import LIMIT_SIGMA
 from .photometry import DETECTION_SNR
-from .regions import REGIONS
+from ..graph.regions import REGIONS
 from .units import MAG_PER_LN, ujy_to_ab
 
 REGION_COLOURS = {"uv": "#8172B3", "optical": "#55A868", "nir": "#DD8452", "mir": "#C44E52", "fir": "#937860"}

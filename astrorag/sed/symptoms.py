@@ -6,7 +6,7 @@ import numpy as np
 
 from .criteria import Colours
 from .diagnostics import RESIDUAL_THRESHOLD, STRONG_BREAK_MAG, Diagnostics
-from .regions import REGIONS
+from ..graph.regions import REGIONS
 
 #: Thresholds, each a published or conventional boundary (see the docstring of :func:`derive`).
 V_SHAPE_BETA_UV_MAX = -0.37       # Kocevski et al. 2024

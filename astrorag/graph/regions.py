@@ -1,4 +1,5 @@
-"""Rest-frame wavelength regions (micron) in which residuals and symptoms are read.
+"""Rest-frame wavelength regions (micron) in which residuals and symptoms are read: part of the rule
+vocabulary (``resid_uv``, ``mir_underestimated``), which the SED diagnostics measure against.
 
 The boundaries follow the usual split of galaxy SEDs: the UV up to the Balmer/4000 A break region,
 the optical to 1 micron, the near-IR stellar bump to 3 micron, hot-dust mid-IR to 30 micron, cold-dust
