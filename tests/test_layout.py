@@ -60,3 +60,26 @@ def test_the_readme_is_a_short_guide_whose_counts_come_from_the_code():
     assert (seed, contested) == (len(rules), sum(bool(r.contradicted_by) for r in rules))
     for path in re.findall(r"(?:astrorag|tests|eval)/[\w/.-]+\.(?:csv|jsonl|md|json)", readme):
         assert (PACKAGE.parent / path).exists(), f"the README names {path}, which is not there"
+
+
+def test_the_packages_import_downward_only():
+    """index < ingest, llm, render < graph < sed < fit: a package never imports one above it at module level."""
+    import ast
+
+    layers = [{"types", "errors", "settings", "files", "jsonl", "hardware", "locks", "signals", "sentences"},
+              {"index"}, {"ingest", "llm", "render"}, {"graph"}, {"sed"}, {"fit"}]
+    level = {name: i for i, names in enumerate(layers) for name in names}
+    upward = []
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        here = parts[0]
+        if here not in level:
+            continue
+        for node in ast.parse(path.read_text()).body:   # module level: lazy imports inside functions are fine
+            if isinstance(node, ast.ImportFrom) and node.level:
+                package = list(parts[:-1]) if path.name != "__init__.py" else list(parts[:-1])
+                base = package[:len(package) - node.level + 1] if node.level > 1 else package
+                target = (base + (node.module or "").split("."))[0] if (base or node.module) else here
+                if target in level and level[target] > level[here]:
+                    upward.append(f"{'/'.join(parts)}.py imports {target}")
+    assert not upward, upward
