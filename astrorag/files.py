@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -26,3 +28,9 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON (atomically); values JSON lacks (numpy numbers, paths) as text."""
+    write_atomically(Path(path), json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    return Path(path)

@@ -7,15 +7,9 @@ text in the results is data for the calling agent, never instructions.
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 
+from .render import answer_brief, passages_brief
 from .settings import Settings
-
-#: What one advise_sed call accepts: a source (or a few), not a catalog (advise-catalog is for those).
-MAX_CSV_CHARS = 2_000_000
-MAX_CSV_COLUMNS = 400
-MAX_CSV_ROWS = 10_000
 
 
 class Tools:
@@ -50,8 +44,7 @@ class Tools:
 
         params = query_params(k=max(1, min(int(k), 50)), year_min=year_min, year_max=year_max)
         evidence = self._open().retrieve(query, dataclasses.replace(params, graph_rules=0))
-        return [{"key": e.key, "title": e.title, "arxiv_id": e.arxiv_id, "bibcode": e.bibcode, "year": e.year,
-                 "url": e.url, "text": e.text, "score": round(float(e.fused_score), 4)} for e in evidence]
+        return passages_brief(evidence)
 
     def ask(self, question: str, k: int = 6) -> dict:
         """Answer an astronomy question from the indexed papers and SED-fitting rules, with citations.
@@ -66,10 +59,7 @@ class Tools:
         from .workflows import query_params
 
         answer = self._open().ask(question, query_params(k=max(1, min(int(k), 50))))
-        return {"answer": answer.text, "no_evidence": answer.no_evidence, "backend": answer.backend,
-                "citations": [{"key": e.key, "kind": e.kind, "title": e.title, "arxiv_id": e.arxiv_id,
-                               "bibcode": e.bibcode, "rule_id": e.rule_id, "url": e.url} for e in answer.citations],
-                "notices": answer.notices}
+        return answer_brief(answer)
 
     def advise_sed(self, photometry_csv: str, source_id: str = "", redshift: float = 0.0) -> dict:
         """Diagnose a galaxy's SED from its photometry and rank the SED-fitting changes the rules advise.
@@ -84,24 +74,9 @@ class Tools:
             Diagnostics, the LRD verdict with the criteria passed, symptoms, ranked actions with their rules and
             papers (and who contests them), and a plain-text report.
         """
-        from .errors import InputError
-        from .workflows import advise_file
+        from .workflows import advise_csv_text
 
-        if not photometry_csv.strip():
-            raise InputError("photometry_csv is empty: pass the table's text, header line first")
-        if len(photometry_csv) > MAX_CSV_CHARS:
-            raise InputError(f"photometry_csv has {len(photometry_csv):,} characters; this tool takes up to "
-                             f"{MAX_CSV_CHARS:,} (one source and its neighbours): use advise-catalog for catalogs")
-        header = photometry_csv.lstrip().split("\n", 1)[0]
-        if header.count(",") + 1 > MAX_CSV_COLUMNS:
-            raise InputError(f"photometry_csv has {header.count(',') + 1:,} columns; at most {MAX_CSV_COLUMNS} "
-                             f"(an id, a redshift and a flux and error per band)")
-        if photometry_csv.count("\n") > MAX_CSV_ROWS:
-            raise InputError(f"photometry_csv has more than {MAX_CSV_ROWS:,} rows: use advise-catalog for catalogs")
-        with tempfile.TemporaryDirectory(prefix="astrorag-mcp-") as folder:
-            path = Path(folder) / "photometry.csv"
-            path.write_text(photometry_csv)
-            run = advise_file(self.settings, path, source_id or None, redshift or None, backend="extractive")
+        run = advise_csv_text(self.settings, photometry_csv, source_id or None, redshift or None)
         data = run.advice.to_dict()
         data["read_problems"] = [str(p) for p in run.problems]
         return data

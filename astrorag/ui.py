@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 import logging
 import os
 import tempfile
@@ -114,14 +113,12 @@ def build_app(settings: Settings | None = None):
             path = upload if upload else LRD_EXAMPLES
             wanted = (source_id or "").strip() or (example_id if not upload else None)
             out_dir = Path(tempfile.mkdtemp(prefix="astrorag-sed-"))
-            result = advise_file(state.settings(backend, model, host), path, wanted, float(z) if z else None,
-                                 model_fluxes=model_file, plot=out_dir / "sed.png", backend=backend or None).advice
-            plot = result.plot
-            json_path = out_dir / f"{result.source_id}.json"
-            json_path.write_text(json.dumps(result.to_dict(), indent=2, default=str))
-            return (str(plot), diagnostics_markdown(result), actions_markdown(result),
+            run = advise_file(state.settings(backend, model, host), path, wanted, float(z) if z else None,
+                              model_fluxes=model_file, plot=out_dir / "sed.png", backend=backend or None)
+            result = run.advice
+            return (str(result.plot), diagnostics_markdown(result), actions_markdown(result),
                     result.narrative if result.backend != "report" else f"```\n{result.narrative}\n```",
-                    str(json_path))
+                    str(run.save_json(out_dir)))
         except Exception as exc:
             raise gr.Error(_friendly(exc)) from None
 
@@ -159,9 +156,7 @@ def build_app(settings: Settings | None = None):
         run = outcome["run"]
         if run.path is None:
             raise gr.Error(run.error)
-        json_path = out_dir / f"{run.source_id}.fit.json"
-        json_path.write_text(json.dumps(run.to_dict(), indent=2, default=str))
-        yield run.plot or None, fit_markdown(run.path), str(json_path)
+        yield run.plot or None, fit_markdown(run.path), str(run.save_json(out_dir))
 
     def library_stats() -> str:
         from .workflows import library_summary

@@ -1,5 +1,5 @@
-"""Results as people read them: text for the terminal, markdown for the app. JSON is each result's own
-``to_dict``. The CLI, the app and the MCP tools render through these, so one result reads the same in all.
+"""Results as people read them: text for the terminal, markdown for the app, brief JSON for agents (the
+full JSON is each result's own ``to_dict``). The CLI, the app and the MCP tools render through these, so one result reads the same in all.
 
 - :mod:`.tex`: TeX in titles and abstracts as plain Unicode (the terminal)
 - :mod:`.answer`: an answer's sources, citation links, an index's summary
@@ -9,10 +9,11 @@
 """
 
 from .advice import actions_markdown, diagnostics_markdown
-from .answer import library_markdown, link_citations, paper_link, sources_markdown, sources_text
+from .answer import (answer_brief, library_markdown, link_citations, paper_link, passages_brief, sources_markdown,
+                     sources_text)
 from .fit import fit_markdown, fit_text
 from .rules import rule_line, rule_text
 from .tex import plain_tex
 
-__all__ = ["actions_markdown", "diagnostics_markdown", "fit_markdown", "fit_text", "library_markdown",
+__all__ = ["actions_markdown", "answer_brief", "passages_brief", "diagnostics_markdown", "fit_markdown", "fit_text", "library_markdown",
            "link_citations", "paper_link", "plain_tex", "rule_line", "rule_text", "sources_markdown", "sources_text"]

@@ -94,3 +94,18 @@ def library_markdown(info: dict) -> str:
     return (f"| index | documents | chunks | rules | embedding model | fingerprint |\n|---|---|---|---|---|---|\n"
             f"| {info['name']} | {info['documents']} | {info['chunks']} | {info['rules']} | "
             f"{info['embedding_model']} | `{info['fingerprint']}` |")
+
+
+def passages_brief(evidence: list[Evidence]) -> list[dict]:
+    """Retrieved passages as an agent reads them (the MCP tools): ids, title, year, text and fused score."""
+    return [{"key": e.key, "title": e.title, "arxiv_id": e.arxiv_id, "bibcode": e.bibcode, "year": e.year,
+             "url": e.url, "text": e.text, "score": round(float(e.fused_score), 4)} for e in evidence]
+
+
+def answer_brief(answer: Answer) -> dict:
+    """An answer as an agent reads it (the MCP tools): the text, its citations' ids, whether the corpus had
+    evidence, and the notices; the full record is ``answer.to_dict()``."""
+    return {"answer": answer.text, "no_evidence": answer.no_evidence, "backend": answer.backend,
+            "citations": [{"key": e.key, "kind": e.kind, "title": e.title, "arxiv_id": e.arxiv_id,
+                           "bibcode": e.bibcode, "rule_id": e.rule_id, "url": e.url} for e in answer.citations],
+            "notices": answer.notices}

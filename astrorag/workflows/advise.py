@@ -19,6 +19,44 @@ class AdviceRun:
     problems: list[Problem] = field(default_factory=list)
     notice: str = ""
 
+    def save_json(self, folder: str | Path) -> Path:
+        """Write the advice as ``<source id>.json`` in ``folder`` (what ``advise --json`` prints)."""
+        from ..files import write_json
+
+        return write_json(Path(folder) / f"{_file_name(self.advice.source_id)}.json", self.advice.to_dict())
+
+
+def _file_name(source_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(source_id)) or "source"
+
+
+#: What one photometry table sent as text holds: a source (or a few), not a catalog (advise-catalog is for those).
+MAX_CSV_CHARS = 2_000_000
+MAX_CSV_COLUMNS = 400
+MAX_CSV_ROWS = 10_000
+
+
+def advise_csv_text(settings: Settings, photometry_csv: str, source_id: str | None = None, z: float | None = None,
+                    backend: str = "extractive") -> AdviceRun:
+    """:func:`advise_file` on a small CSV table sent as text (the MCP tool's input), bounded in size first."""
+    import tempfile
+
+    if not photometry_csv.strip():
+        raise InputError("photometry_csv is empty: pass the table's text, header line first")
+    if len(photometry_csv) > MAX_CSV_CHARS:
+        raise InputError(f"photometry_csv has {len(photometry_csv):,} characters; this tool takes up to "
+                         f"{MAX_CSV_CHARS:,} (one source and its neighbours): use advise-catalog for catalogs")
+    header = photometry_csv.lstrip().split("\n", 1)[0]
+    if header.count(",") + 1 > MAX_CSV_COLUMNS:
+        raise InputError(f"photometry_csv has {header.count(',') + 1:,} columns; at most {MAX_CSV_COLUMNS} "
+                         f"(an id, a redshift and a flux and error per band)")
+    if photometry_csv.count("\n") > MAX_CSV_ROWS:
+        raise InputError(f"photometry_csv has more than {MAX_CSV_ROWS:,} rows: use advise-catalog for catalogs")
+    with tempfile.TemporaryDirectory(prefix="astrorag-csv-") as folder:
+        path = Path(folder) / "photometry.csv"
+        path.write_text(photometry_csv)
+        return advise_file(settings, path, source_id, z, backend=backend)
+
 
 def advise_file(settings: Settings, path: str | Path, source_id: str | None = None, z: float | None = None,
                 flux_unit: str | None = None, model_fluxes: str | Path | None = None,

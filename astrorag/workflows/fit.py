@@ -26,6 +26,13 @@ class FitRun:
                      "read_problems": [str(p) for p in self.problems]})
         return data
 
+    def save_json(self, folder: str | Path) -> Path:
+        """Write the path as ``<source id>.fit.json`` in ``folder`` (what ``fit --json`` prints)."""
+        from ..files import write_json
+        from .advise import _file_name
+
+        return write_json(Path(folder) / f"{_file_name(self.source_id)}.fit.json", self.to_dict())
+
 
 def fit_sources(settings: Settings, phot, *, workers: int = 1, scheduler: str | None = None,
                 plot: str | Path | None = None, progress=None, fresh: bool = False, on_round=None,
