@@ -138,7 +138,8 @@ def build_app(settings: Settings | None = None):
         def work() -> None:
             try:
                 # One process: forking a threaded web server for a pool is not safe.
-                settings = state.base.replace(fitter="bagpipes", n_live=int(n_live), fit_steps=int(steps), fit_width=2)
+                settings = state.base.replace(fitter="bagpipes", n_live=int(n_live), fit_steps=int(steps),
+                                              fit_width=2)
                 outcome["run"] = fit_file(settings, path, wanted, float(z) if z else None, workers=1,
                                           plot=out_dir / "fit.png", progress=messages.put)
             except Exception as exc:  # shown to the user below
