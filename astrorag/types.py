@@ -60,6 +60,15 @@ class Problem:
         return f"{self.path}:{self.line}: {self.reason}"
 
 
+def first_problems(problems: list[Problem], limit: int = 5) -> str:
+    """The first few problems for an error message, after a colon; empty when there are none.
+
+    >>> "no readable rows" + first_problems([Problem("a.csv", 3, "not a number: 'x'")])
+    "no readable rows: a.csv:3: not a number: 'x'"
+    """
+    return ": " + "; ".join(str(p) for p in problems[:limit]) if problems else ""
+
+
 def bibcode_parts(bibcode: str) -> tuple[str, str, str] | None:
     """(journal, volume, page) of a journal bibcode such as 2024ApJ...968...38K; None for e-prints."""
     if len(bibcode) != 19 or "arXiv" in bibcode:

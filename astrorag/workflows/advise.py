@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..settings import Settings
 from ..sed.types import Advice
-from ..types import Problem
+from ..types import Problem, first_problems
 
 
 @dataclass
@@ -73,8 +73,7 @@ def advise_file(settings: Settings, path: str | Path, source_id: str | None = No
 
     phot = load_source(path, source_id, z, flux_unit, model_fluxes)
     if len(phot) == 0:
-        shown = "; ".join(str(p) for p in phot.problems[:5])
-        raise InputError(f"no readable sources in {Path(path).name}{': ' + shown if shown else ''}")
+        raise InputError(f"no readable sources in {Path(path).name}{first_problems(phot.problems)}")
     from ..sed.photometry import redshift_warnings
 
     selected = get_backend(settings, "advise", backend)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..settings import Settings
-from ..types import Problem
+from ..types import Problem, first_problems
 
 
 @dataclass
@@ -111,8 +111,7 @@ def fit_file(settings: Settings, path: str | Path, source_id: str | None = None,
 
     phot = load_source(path, source_id, z, flux_unit)
     if len(phot) == 0:
-        shown = "; ".join(str(p) for p in phot.problems[:5])
-        raise InputError(f"no readable source {source_id or ''} in {Path(path).name}{': ' + shown if shown else ''}")
+        raise InputError(f"no readable source {source_id or ''} in {Path(path).name}{first_problems(phot.problems)}")
     for warning in redshift_warnings(phot):
         if options.get("progress"):
             options["progress"](warning)

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from ..errors import InputError
 from ..settings import Settings
+from ..types import first_problems
 
 
 def ingest_files(settings: Settings, paths: Sequence[str | Path], scheduler: str | None = None):
@@ -22,9 +23,8 @@ def ingest_files(settings: Settings, paths: Sequence[str | Path], scheduler: str
 
     result = read_files([str(p) for p in paths])
     if not result.documents:
-        shown = "; ".join(str(p) for p in result.problems[:5])
-        raise InputError(f"no readable records in {', '.join(map(str, paths))}"
-                         f"{': ' + shown if shown else ''}; nothing ingested")
+        raise InputError(f"no readable records in {', '.join(map(str, paths))}{first_problems(result.problems)}; "
+                         f"nothing ingested")
     index = Index.open(settings, create=True)
     try:
         if scheduler:
