@@ -208,3 +208,23 @@ def test_save_refuses_to_overwrite_never_follows_links_and_checks_outputs_before
     assert onto_file.returncode == 2 and "is a file" in onto_file.stderr and onto_file.stdout == ""
     missing = ask("--bibtex", str(tmp_path / "no" / "such" / "refs.bib"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr and missing.stdout == ""
+
+
+def test_records_with_no_word_to_index_are_kept_and_found_by_meaning_only(tmp_path):
+    """A corpus whose text has no word of two letters (a title "3") gave bm25s an empty vocabulary and a
+    traceback; it is ingested, the keyword half finds nothing, and the next real paper is found by keyword."""
+    from astrorag.index.retrieve import Retriever
+    from astrorag.index.embedders import get_embedder
+    from astrorag.index.store import Index
+    from astrorag.ingest.pipeline import ingest_documents
+    from astrorag.settings import Settings
+
+    settings = Settings(index_dir=tmp_path, index_name="odd", progress=False)
+    embedder = get_embedder(settings)
+    with Index.open(settings, create=True) as index:
+        ingest_documents(index, [Document.create(title="3", abstract="")], embedder, settings)
+        retriever = Retriever(index, embedder, settings)
+        assert retriever.search("3", k=3, mode="bm25") == [] and len(retriever.search("3", k=3, mode="dense")) == 1
+        ingest_documents(index, [Document.create(title="Little red dots", abstract="Broad Balmer lines.")],
+                         embedder, settings)
+        assert [h.chunk_id for h in retriever.search("Balmer", k=3, mode="bm25")]

@@ -40,10 +40,13 @@ class KeywordIndex:
 
         def write(tmp: Path) -> None:
             rows = self.ledger.keyword_rows()  # read under the lock: the index matches one state of the ledger
+            tokens = bm25s.tokenize([f"{title}\n{text}" for _, text, title in rows], stopwords="en",
+                                    show_progress=False) if rows else None
+            if tokens is not None and not tokens.vocab:
+                rows = []   # no word of two letters in any text (a title "3"): nothing to find by keyword
             if rows:
-                texts = [f"{title}\n{text}" for _, text, title in rows]
                 retriever = bm25s.BM25()
-                retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+                retriever.index(tokens, show_progress=False)
                 retriever.save(str(tmp), show_progress=False)
             (tmp / "ids.json").write_text(json.dumps([r[0] for r in rows]))
 
