@@ -537,10 +537,15 @@ def _flatten(table: Mapping[str, Any], source: str, prefix: str = "") -> dict[st
             flat.update(_flatten(value, source, dotted + "."))
         elif dotted in _BY_PATH:
             flat[_BY_PATH[dotted]] = value
+        elif any(path.startswith(dotted + ".") for path in _BY_PATH):
+            raise ConfigError(f"{dotted} in {source} is a group of settings, not a value: write it as a table, "
+                              f"[{dotted}], with its settings below it")
         elif not prefix:
             flat[name] = value   # a flat key (or an unknown name, refused by _build)
         else:
-            raise ConfigError(f"unknown setting {dotted} in {source}; valid names: {', '.join(sorted(_BY_PATH))}")
+            near = sorted(path for path in _BY_PATH if path.startswith(prefix))
+            raise ConfigError(f"unknown setting {dotted} in {source}; the [{prefix.rstrip('.')}] table takes: "
+                              f"{', '.join(near) or 'nothing'}")
     return flat
 
 
@@ -573,7 +578,11 @@ def _nest(changes: Mapping[str, Any], source: str) -> dict[str, Any]:
     """Flat-key changes as a tree of group paths, values coerced to each setting's type."""
     unknown = sorted(set(changes) - set(LEAVES))
     if unknown:
-        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} in {source}; valid names: "
+        import difflib
+
+        near = [m for name in unknown for m in difflib.get_close_matches(name, list(LEAVES), n=1)]
+        hint = f"did you mean {', '.join(near)}? " if near else ""
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} in {source}; {hint}valid names: "
                           f"{', '.join(setting_keys())}")
     tree: dict[str, Any] = {}
     for key, value in changes.items():

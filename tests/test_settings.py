@@ -67,8 +67,14 @@ def test_settings_come_in_groups_that_toml_tables_and_flat_keys_both_reach(tmp_p
     assert all(leaf.help for leaf in LEAVES.values())          # each says what it means
     bad = tmp_path / "bad.toml"
     bad.write_text("[llm.ollama]\nport = 1\n")
-    with pytest.raises(ConfigError, match="unknown setting llm.ollama.port .*llm.ollama.host"):
+    with pytest.raises(ConfigError, match=r"unknown setting llm.ollama.port .*\[llm.ollama\] table takes: "
+                                          r"llm.ollama.host, llm.ollama.hosts, llm.ollama.model$"):
         Settings.load(config_file=bad)
+    bad.write_text("[llm]\nollama = 3\n")
+    with pytest.raises(ConfigError, match=r"llm.ollama .* is a group of settings, not a value: .*\[llm.ollama\]"):
+        Settings.load(config_file=bad)
+    with pytest.raises(ConfigError, match="unknown setting.s. nlive in override; did you mean n_live\\? valid"):
+        Settings().replace(nlive=50)
     with pytest.raises(ConfigError, match="n_live must be at least 10, got 5; set ASTRORAG_N_LIVE or --n-live"):
         Settings(n_live=5)
     with pytest.raises(ConfigError, match="retrieval_mode='sparse' is not one of dense, bm25, fused"):
