@@ -40,6 +40,19 @@ class AppState:
         self.base = base
         self._assistants: dict[tuple, Any] = {}
         self._lock = threading.Lock()
+        self._files: Path | None = None
+
+    def folder(self, kind: str) -> Path:
+        """A new folder for one request's files (answer, sed, fit), removed when the server stops."""
+        with self._lock:
+            if self._files is None:
+                import atexit
+                import shutil
+
+                # Downloads and pictures live here until the server stops (Gradio serves copies from its cache).
+                self._files = Path(tempfile.mkdtemp(prefix="astrorag-app-"))
+                atexit.register(shutil.rmtree, self._files, True)
+        return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=self._files))
 
     def settings(self, backend: str, model: str, host: str) -> Settings:
         """Settings for one request. The host must be one the operator allowed (``--ollama-host``,
@@ -100,7 +113,7 @@ def build_app(settings: Settings | None = None):
             answer = session.answer
             history[-1]["content"] = link_citations(answer.text, answer.evidence)
             extra = "".join(f"\n\n_{html.escape(n)}_" for n in answer.notices if n not in assistant.notices)
-            bib, bundle = session.downloads()
+            bib, bundle = session.downloads(state.folder("answer"))
             yield history, sources_markdown(answer), badge + extra, "", bib, bundle
         except Exception as exc:  # shown in the page, never a traceback
             history[-1]["content"] = f"⚠️ {_friendly(exc)}"
@@ -112,7 +125,7 @@ def build_app(settings: Settings | None = None):
         try:
             path = upload if upload else LRD_EXAMPLES
             wanted = (source_id or "").strip() or (example_id if not upload else None)
-            out_dir = Path(tempfile.mkdtemp(prefix="astrorag-sed-"))
+            out_dir = state.folder("sed")
             run = advise_file(state.settings(backend, model, host), path, wanted, float(z) if z else None,
                               model_fluxes=model_file, plot=out_dir / "sed.png", backend=backend or None)
             result = run.advice
@@ -131,7 +144,7 @@ def build_app(settings: Settings | None = None):
 
         path = upload if upload else LRD_EXAMPLES
         wanted = (source_id or "").strip() or (example_id if not upload else None)
-        out_dir = Path(tempfile.mkdtemp(prefix="astrorag-fit-"))
+        out_dir = state.folder("fit")
         messages: queue.Queue = queue.Queue()
         outcome: dict = {}
 

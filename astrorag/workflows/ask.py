@@ -134,9 +134,10 @@ class AskSession:
             said.append(f"saved the reproducibility bundle in {path} (astrorag replay {path})")
         return said
 
-    def downloads(self) -> tuple[str | None, str]:
-        """The cited papers as a .bib file (None when nothing is cited) and the bundle as a .zip (the app's)."""
-        folder = Path(tempfile.mkdtemp(prefix="astrorag-answer-"))
+    def downloads(self, folder: str | Path | None = None) -> tuple[str | None, str]:
+        """The cited papers as a .bib file (None when nothing is cited) and the bundle as a .zip (the app's),
+        written into ``folder`` (an empty one; default: a new temporary folder)."""
+        folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="astrorag-answer-"))
         bib = folder / "references.bib"
         self.write(AskOutputs(bibtex=str(bib) if self.assistant.cited_documents(self.answer) else None,
                               save=str(folder / "bundle")))
