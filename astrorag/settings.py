@@ -325,7 +325,7 @@ class Leaf:
 
     key: str
     path: tuple[str, ...]
-    owner: type
+    hint: Any             # the field's resolved annotation, e.g. int | None
     field: dataclasses.Field
 
     @property
@@ -343,13 +343,12 @@ class Leaf:
     @property
     def type(self) -> type:
         """The value's type (int, float, str, bool or Path), without ``None``."""
-        hint = typing.get_type_hints(self.owner)[self.field.name]
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return args[0] if args else hint
+        args = [a for a in typing.get_args(self.hint) if a is not type(None)]
+        return args[0] if args else self.hint
 
     @property
     def optional(self) -> bool:
-        return type(None) in typing.get_args(typing.get_type_hints(self.owner)[self.field.name])
+        return type(None) in typing.get_args(self.hint)
 
     @property
     def default_text(self) -> str:
@@ -476,12 +475,12 @@ _GROUPS = {f.name for f in fields(Settings) if "group" in f.metadata}
 
 
 def _leaves(cls: type, path: tuple[str, ...] = ()) -> list[Leaf]:
-    found = []
+    found, hints = [], typing.get_type_hints(cls)
     for f in fields(cls):
         if "group" in f.metadata:
             found += _leaves(f.metadata["group"], path + (f.name,))
         else:
-            found.append(Leaf(f.metadata.get("key") or f.name, path + (f.name,), cls, f))
+            found.append(Leaf(f.metadata.get("key") or f.name, path + (f.name,), hints[f.name], f))
     return found
 
 
