@@ -133,10 +133,10 @@ class Photometry:
 
     @property
     def n_detected(self) -> int:
-        """Bands of a one-source table measured above 2 sigma (fit errors)."""
+        """Bands of a one-source table measured above ``DETECTION_SNR`` sigma (fit errors)."""
         self._one()
         f, e = self.flux[0], self.fit_err[0]
-        return int(np.sum(np.isfinite(f) & np.isfinite(e) & (e > 0) & (f > 2 * e)))
+        return int(np.sum(np.isfinite(f) & np.isfinite(e) & (e > 0) & (f > DETECTION_SNR * e)))
 
     def to_dict(self) -> dict:
         """A one-source table as JSON: bands, pivot wavelengths (um), fluxes, errors, limits, model (uJy)."""
