@@ -34,3 +34,12 @@ def write_json(path: Path, data: Any) -> Path:
     """Write ``data`` as indented JSON (atomically); values JSON lacks (numpy numbers, paths) as text."""
     write_atomically(Path(path), json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
     return Path(path)
+
+
+def file_name(source_id: str) -> str:
+    """A source id as a file name: letters, digits, ``-``, ``_`` and ``.`` kept, anything else ``_``.
+
+    >>> file_name("JADES 12/3:a")
+    'JADES_12_3_a'
+    """
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(source_id)) or "source"

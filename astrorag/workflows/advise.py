@@ -21,13 +21,9 @@ class AdviceRun:
 
     def save_json(self, folder: str | Path) -> Path:
         """Write the advice as ``<source id>.json`` in ``folder`` (what ``advise --json`` prints)."""
-        from ..files import write_json
+        from ..files import file_name, write_json
 
-        return write_json(Path(folder) / f"{_file_name(self.advice.source_id)}.json", self.advice.to_dict())
-
-
-def _file_name(source_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(source_id)) or "source"
+        return write_json(Path(folder) / f"{file_name(self.advice.source_id)}.json", self.advice.to_dict())
 
 
 #: What one photometry table sent as text holds: a source (or a few), not a catalog (advise-catalog is for those).

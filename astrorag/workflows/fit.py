@@ -28,10 +28,9 @@ class FitRun:
 
     def save_json(self, folder: str | Path) -> Path:
         """Write the path as ``<source id>.fit.json`` in ``folder`` (what ``fit --json`` prints)."""
-        from ..files import write_json
-        from .advise import _file_name
+        from ..files import file_name, write_json
 
-        return write_json(Path(folder) / f"{_file_name(self.source_id)}.fit.json", self.to_dict())
+        return write_json(Path(folder) / f"{file_name(self.source_id)}.fit.json", self.to_dict())
 
 
 def fit_sources(settings: Settings, phot, *, workers: int = 1, scheduler: str | None = None,
