@@ -77,9 +77,9 @@ def test_the_packages_import_downward_only():
             continue
         for node in ast.parse(path.read_text()).body:   # module level: lazy imports inside functions are fine
             if isinstance(node, ast.ImportFrom) and node.level:
-                package = list(parts[:-1]) if path.name != "__init__.py" else list(parts[:-1])
-                base = package[:len(package) - node.level + 1] if node.level > 1 else package
-                target = (base + (node.module or "").split("."))[0] if (base or node.module) else here
+                # a module's package is parts[:-1], and so is an __init__'s; each level above one climbs a package
+                base = list(parts[:-1])[:len(parts) - node.level]
+                target = (base + (node.module or "").split("."))[0]
                 if target in level and level[target] > level[here]:
                     upward.append(f"{'/'.join(parts)}.py imports {target}")
     assert not upward, upward
