@@ -405,10 +405,6 @@ class Settings:
         """Folder of the active index: ``storage.index_dir / storage.index_name``."""
         return self.storage.index_dir / self.storage.index_name
 
-    def backend_for(self, purpose: str) -> str:
-        """The backend name a purpose uses (see :meth:`LLMSettings.backend_for`)."""
-        return self.llm.backend_for(purpose)
-
     def replace(self, **changes: Any) -> "Settings":
         """Return a copy with some settings changed, by flat key or group (``None`` values are ignored)."""
         changes = {k: v for k, v in changes.items() if v is not None}

@@ -1,7 +1,7 @@
 """Language-model backends, chosen in one place: :func:`get_backend` with a purpose.
 
 Each purpose (``ask``, ``advise``, ``eval``, ``distill``, ``catalog``) takes its backend name from
-:meth:`Settings.backend_for`: its own setting (``ASTRORAG_ADVISE_BACKEND``...) when set, else the general
+:meth:`LLMSettings.backend_for`: its own setting (``ASTRORAG_ADVISE_BACKEND``...) when set, else the general
 ``backend`` (``ASTRORAG_BACKEND``, default ``auto``). ``extractive`` means "no language model": purposes
 that can live without one get ``None`` and write plain reports or extractive answers; purposes that
 cannot (``distill``, ``catalog`` narratives) get an error that says how to start a model.
@@ -91,7 +91,7 @@ def get_backend(settings: Settings, purpose: str = "ask", name: str | None = Non
     """
     if purpose not in PURPOSES:
         raise BackendError(f"unknown purpose {purpose!r}; valid purposes: {', '.join(PURPOSES)}")
-    name = name or settings.backend_for(purpose)
+    name = name or settings.llm.backend_for(purpose)
     needs_model = PURPOSES[purpose]
     if name == "auto":
         return _auto(settings, purpose, needs_model)
