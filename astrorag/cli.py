@@ -211,10 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "advised changes recover a hidden cause, and does the loop leave a right model alone (bagpipes)",
                     as_json)
     fitev.add_argument("--per-kind", type=int, default=6, help="truths per injected cause (4 causes; default 6)")
-    fitev.add_argument("--nulls", type=int, default=6, help="null truths, where the baseline is the truth (default 6)")
-    fitev.add_argument("--n-live", type=int, help="nautilus live points (default: the benchmark's, 100)")
-    fitev.add_argument("--n-eff", type=int, help="nautilus' effective sample size (default: the benchmark's, 500)")
-    fitev.add_argument("--width", type=int, default=3, help="changes the loop's first round refits (default 3)")
+    fitev.add_argument("--nulls", type=int, default=10,
+                       help="null truths, where the baseline is the truth (default 10; every other one with "
+                            "zero-point offsets)")
+    fitev.add_argument("--n-live", type=int, help="nautilus live points (default: the product's, settings.fit)")
+    fitev.add_argument("--n-eff", type=int, help="nautilus' effective sample size (default: the product's)")
+    fitev.add_argument("--max-calls", type=int, help="likelihood calls a fit may make (default: the product's)")
+    fitev.add_argument("--steps", type=int, help="rounds of the loop (default: the product's, settings.fit)")
+    fitev.add_argument("--width", type=int, help="refits per round (default: the product's, settings.fit)")
     fitev.add_argument("--seed", type=int, default=0, help="fixes the truths, the noise and the samplers")
     fitev.add_argument("--workers", type=int, help="parallel fits (default: the usable CPUs)")
     fitev.add_argument("--real", nargs="?", const="", metavar="TABLE",
@@ -660,23 +664,28 @@ def cmd_eval_sed(args: argparse.Namespace) -> int:
 
 def cmd_eval_fit(args: argparse.Namespace) -> int:
     from .errors import InputError
-    from .evaluation.fit_eval import EVAL_SAMPLER, run_fit_eval, run_fit_eval_real
-    from .settings import SamplerOptions
+    from dataclasses import replace
+
+    from .evaluation.fit_eval import run_fit_eval, run_fit_eval_real
 
     log = None if args.json else print
     for name in ("per_kind", "nulls"):
         if getattr(args, name) < 0:
             raise InputError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(args, name)}")
-    sampler = SamplerOptions(**{**EVAL_SAMPLER, "seed": args.seed,
-                                **{k: getattr(args, k) for k in ("n_live", "n_eff") if getattr(args, k) is not None}})
+    # The product's settings come from the config and the environment; the sampler flags here ask for a lighter
+    # run, which the report labels (so they do not become "the product's" settings).
+    settings = settings_from(argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in ("n_live", "n_eff")}))
+    lighter = {k: getattr(args, a) for k, a in (("n_live", "n_live"), ("n_eff", "n_eff"),
+                                                ("max_likelihood_calls", "max_calls")) if getattr(args, a) is not None}
+    sampler = replace(settings.fit.sampler, seed=args.seed, **lighter)
     if args.real is not None:
         ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
-        report = run_fit_eval_real(settings_from(args), args.real or None, sources=args.sources, ids=ids,
+        report = run_fit_eval_real(settings, args.real or None, sources=args.sources, ids=ids,
                                    sampler=sampler, seed=args.seed, workers=args.workers,
                                    exhaustive=args.exhaustive, out=args.out, log=log)
     else:
-        report = run_fit_eval(settings_from(args), per_kind=args.per_kind, nulls=args.nulls, sampler=sampler,
-                              seed=args.seed, width=args.width, workers=args.workers, out=args.out, log=log)
+        report = run_fit_eval(settings, per_kind=args.per_kind, nulls=args.nulls, sampler=sampler, seed=args.seed,
+                              steps=args.steps, width=args.width, workers=args.workers, out=args.out, log=log)
     if args.json:
         _print_json(report)
     return 0

@@ -1,28 +1,34 @@
 """``eval fit``: do the advised changes recover a cause hidden from the baseline fit, and does the loop leave
 alone a source whose baseline model is right?
 
-Injection-recovery over truths drawn from distributions (:mod:`.fit_truths`): at least 30 independent truths,
-each generated with bagpipes and fitted with a baseline that differs from the generator where real data would
-(eta, log U, AGN slopes, broad lines), plus null truths where the baseline *is* the generator. Every source
-goes through the loop's own first round (two baseline seeds, the top ``width`` advised changes, the calibrated
-acceptance rule and its confirming refit), and three single changes are refitted and scored alike:
+Injection-recovery over truths drawn from distributions (:mod:`.fit_truths`), at the product's own settings by
+default: the sampler ``astrorag fit`` runs (``settings.fit.sampler``) and all its rounds (``settings.fit.steps``
+x ``settings.fit.width``). A lighter setting runs only when asked (``--n-live``, ``--n-eff``, ``--steps``,
+``--width``), and the report says ``"product_settings": false`` with what differs.
 
-- the advisor's first testable action (``top1``);
-- a random action among those whose rule conditions the symptoms match (``matched_random``);
-- a plain heuristic: widen whatever parameter the baseline's posterior piles against a prior edge.
+Every source goes through the whole loop (fit/loop.py). Where it fails is split in three, each a rate with a
+Wilson 95 % interval:
 
-A change *recovers* the truth when it is the right kind of change for the cause, clears the acceptance
-threshold over the baseline (one candidate: no width correction), and its posterior's 16-84 % interval holds
-the injected value of the cause's key parameter. Rates come with Wilson 95 % intervals; the loop's
-``false_acceptance_rate`` is the share of null truths where its first round keeps any change; ``coverage_68``
-the share of key parameters inside their 68 % intervals. The truths, the noise and the samplers are all fixed
-by ``--seed``.
+- *detected*: the baseline's symptoms match at least one rule whose change is the right kind for the cause;
+- *ranked*: the advisor's first testable change is the right kind;
+- *refit*: the loop kept a right-kind change and the final posterior's 68 % interval holds the injected value
+  of the cause's key parameter.
+
+Three single changes are also refitted and scored against the baseline, as before: the advisor's first
+(``top1``), a random one among the matching rules (``matched_random``) and a plain heuristic (widen whatever
+the posterior piles against). ``false_acceptance_rate`` is the share of null truths on which the loop keeps
+any change in any round; ``coverage_68`` / ``coverage_95`` are, per parameter with a known true value, the
+share of final posteriors whose 68 % / 95 % interval holds it. Each finished source is appended to
+``sources.jsonl`` in the report folder and each fit kept in its ``fits/`` cache, so the same command resumes
+an interrupted run. Truths, noise and samplers are fixed by ``--seed``.
 """
 
 from __future__ import annotations
 
+import json
 import random
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +36,7 @@ import numpy as np
 from ..errors import InputError
 from ..fit import SamplerOptions, get_fitter
 from ..fit.base import FitResult
+from ..fit.cache import FitCache
 from ..fit.loop import (MIN_DELTA_LN_Z, acceptance_threshold, applicable_change, candidate_actions, fit_or_reason,
                         fit_symptoms, run_loop)
 from ..fit.spec import BOUNDS, ModelSpec, age_cap_myr, apply_action, baseline
@@ -38,10 +45,6 @@ from ..hardware import usable_cpus
 from ..settings import Settings
 from .fit_truths import BANDS, KEY_PARAMETER, KINDS, Truth, draw_truths, synthesise  # noqa: F401 (BANDS: tests)
 from .report import finish_report, markdown_table, report_dir, wilson_interval, write_jsonl
-
-#: The sampler the benchmark runs at (fewer live points than a science fit, to fit 200+ fits in an hour on
-#: two cores; the README gives both figures). Its seed comes from --seed.
-EVAL_SAMPLER = {"n_live": 100, "n_eff": 500, "discard_exploration": True, "max_likelihood_calls": 100_000}
 
 
 def _addresses(kind: str, spec: ModelSpec) -> bool:
@@ -122,18 +125,18 @@ def matched_random_change(graph, symptoms: list[str], spec: ModelSpec, fitter, r
     return rng.choice(pool)
 
 
-def _loop_first_round(args):
-    """One source through the loop's first round (in a pool worker)."""
-    source, graph, fitter, width = args
-    return run_loop(source, graph, fitter, steps=1, width=width, workers=1)
+def _interval(fit: FitResult | None, name: str, value: float, low: str, high: str) -> bool | None:
+    if fit is None or name not in fit.posterior or not np.isfinite(value):
+        return None
+    q = fit.posterior[name]
+    if low not in q or high not in q:
+        return None
+    return bool(q[low] <= value <= q[high])
 
 
 def _covers(fit: FitResult | None, name: str, value: float) -> bool | None:
     """Does the fit's 68 % interval hold ``value``? None when the fit has no such parameter."""
-    if fit is None or name not in fit.posterior or not np.isfinite(value):
-        return None
-    q = fit.posterior[name]
-    return bool(q["p16"] <= value <= q["p84"])
+    return _interval(fit, name, value, "p16", "p84")
 
 
 def _rate(hits: int, n: int) -> dict:
@@ -141,148 +144,254 @@ def _rate(hits: int, n: int) -> dict:
             "hits": hits, "n": n}
 
 
-def run_fit_eval(settings: Settings, per_kind: int = 6, nulls: int = 6, sampler: SamplerOptions | None = None,
-                 seed: int = 0, width: int = 3, workers: int | None = None, out=None, log=print) -> dict:
-    """Run the injection-recovery benchmark; write the report folder and return the report."""
+def true_values(truth: Truth) -> dict[str, float]:
+    """The injected values of the fitted parameters that have one (bagpipes' names and units)."""
+    comps = truth.components
+    values = {"dust:Av": comps["dust"]["Av"], "delayed:massformed": comps["delayed"]["massformed"],
+              "delayed:age": comps["delayed"]["age"], "delayed:tau": comps["delayed"]["tau"],
+              "delayed:metallicity": comps["delayed"]["metallicity"], "nebular:logU": comps["nebular"]["logU"]}
+    if truth.kind == "hidden_agn":
+        values["agn:f5100A"] = truth.key_value
+    if truth.kind == "recent_burst":
+        values["burst:age"] = comps["burst"]["age"]
+    return {k: float(v) for k, v in values.items() if np.isfinite(v)}
+
+
+def _single_change_row(which: str, rule_id, spec, change, kind: str, fit, base: FitResult, key: tuple[str, float],
+                       spread: float) -> dict:
+    """The scores of one single change refitted on the baseline (top1, matched_random, heuristic)."""
+    row = {f"{which}_rule": rule_id, f"{which}_change": change,
+           f"{which}_right": spec is not None and _addresses(kind, spec)}
+    if isinstance(fit, str):
+        row[f"{which}_error"] = fit
+    if not isinstance(fit, FitResult):
+        row[f"{which}_recovered"] = False
+        return row
+    gain = fit.log_evidence - base.log_evidence
+    threshold, _ = acceptance_threshold(base.log_evidence_err, fit.log_evidence_err, 1, spread)
+    covers = _covers(fit, *key)
+    row.update({f"{which}_ln_z_gain": round(gain, 2), f"{which}_threshold": round(threshold, 2),
+                f"{which}_chi2": round(fit.chi2, 2), f"{which}_covers": covers, f"{which}_converged": fit.converged,
+                f"{which}_recovered": bool(row[f"{which}_right"] and gain >= threshold and covers and fit.converged)})
+    return row
+
+
+def evaluate_truth(truth: Truth, graph, fitter, steps: int, width: int, cache_dir: str | None, seed: int) -> dict:
+    """One truth through the whole loop and the three single changes: its row of the report (JSON-ready)."""
+    source = synthesise(truth)
+    cache = FitCache(cache_dir) if cache_dir else None
+    path = run_loop(source, graph, fitter, steps=steps, width=width, workers=1, cache=cache)
+    base, final = path.baseline, path.final
+    symptoms = path.steps[0].symptoms
+    key = (KEY_PARAMETER[truth.kind], truth.key_value)
+    ranked, _ = candidate_actions(graph, symptoms, base.spec, fitter, 10 ** 6, {base.spec})
+    right = [i for i, (_, spec, _) in enumerate(ranked) if _addresses(truth.kind, spec)]
+    kept_right = any(_addresses(truth.kind, fit.spec) for _, fit in path.kept)
+    final_covers = _covers(final, *key)
+    row = {"source": truth.source_id, "kind": truth.kind, "truth": truth.drawn, "key_parameter": key[0],
+           "key_value": key[1], "symptoms": symptoms, "baseline_chi2": round(base.chi2, 2),
+           "baseline_ln_z": round(base.log_evidence, 2), "baseline_replicates": path.steps[0].replicates,
+           "baseline_inflation": base.inflation_p50, "baseline_quality": base.quality,
+           "baseline_converged": base.converged, "baseline_covers": _covers(base, *key),
+           "multimodal": path.multimodal, "comparisons": path.comparisons,
+           "loop_kept": [s.action["rule_id"] for s in path.accepted],
+           "loop_kept_as": [s.kept_as for s in path.accepted],
+           "final_model": final.spec.describe(), "final_quality": final.quality,
+           "final_inflation": final.inflation_p50, "final_rejected": final.rejected or None,
+           "detected": bool(right), "first_right_rank": right[0] + 1 if right else None,
+           "ranked": bool(right) and right[0] == 0, "loop_kept_right": kept_right,
+           "refit": bool(kept_right and final_covers), "final_covers": final_covers,
+           "loop_fits": path.n_fits, "verdict": path.verdict}
+    coverage = {}
+    for name, value in true_values(truth).items():
+        in68, in95 = _interval(final, name, value, "p16", "p84"), _interval(final, name, value, "p2.5", "p97.5")
+        if in68 is not None:
+            coverage[name] = {"in68": in68, "in95": in95, "true": round(value, 5),
+                              "p50": final.posterior[name]["p50"]}
+    row["coverage"] = coverage
+    fitted = {f.spec: f for f in path.fits[1:]}
+    top = (ranked[0][0].rule_id, ranked[0][1], ranked[0][2]) if ranked else (None, None, "no advice")
+    rng = random.Random(f"{seed}|{truth.source_id}")
+    singles = {"top1": top, "matched_random": matched_random_change(graph, symptoms, base.spec, fitter, rng),
+               "heuristic": ("widen-at-edge", *heuristic_change(base.spec, base))}
+    seconds = path.seconds
+    for which, (rule_id, spec, change) in singles.items():
+        fit = None
+        if spec is not None:
+            fit = fitted.get(spec)
+            if fit is None:
+                fit = fit_or_reason(fitter, source, spec)
+                seconds += fit.seconds if isinstance(fit, FitResult) else 0.0
+        row.update(_single_change_row(which, rule_id, spec, change, truth.kind, fit, base, key, path.spread))
+    row["loop_seconds"], row["cpu_seconds"] = round(path.seconds, 1), round(seconds, 1)
+    return row
+
+
+def _evaluate_job(args) -> dict:
+    truth, graph, fitter, steps, width, cache_dir, seed = args
+    try:
+        return evaluate_truth(truth, graph, fitter, steps, width, cache_dir, seed)
+    except Exception as exc:  # one source's failure is a row that says so, not a lost run
+        return {"source": truth.source_id, "kind": truth.kind, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _config(options: SamplerOptions, steps: int, width: int, per_kind: int, nulls: int, seed: int) -> dict:
+    from dataclasses import asdict
+
+    return {"sampler": asdict(options), "steps": steps, "width": width, "per_kind": per_kind, "nulls": nulls,
+            "seed": seed, "fitter_version": get_fitter("bagpipes").version}
+
+
+def run_fit_eval(settings: Settings, per_kind: int = 6, nulls: int = 10, sampler: SamplerOptions | None = None,
+                 seed: int = 0, steps: int | None = None, width: int | None = None, workers: int | None = None,
+                 out=None, log=print) -> dict:
+    """Run the injection-recovery benchmark (resumable: give the same ``out`` again); return the report."""
     directory = report_dir(settings, "fit", out)
+    log = log or (lambda _message: None)
     graph = load_graph(settings.index_path)
-    options = sampler or SamplerOptions(seed=seed, **EVAL_SAMPLER)
+    product = settings.fit
+    options = sampler or replace(product.sampler, seed=seed)
+    steps = product.steps if steps is None else steps
+    width = product.width if width is None else width
+    differs = {k: (getattr(options, k), getattr(product.sampler, k)) for k in
+               ("n_live", "n_eff", "discard_exploration", "max_likelihood_calls")
+               if getattr(options, k) != getattr(product.sampler, k)}
+    differs.update({k: (v, getattr(product, k)) for k, v in (("steps", steps), ("width", width))
+                    if v != getattr(product, k)})
     fitter = get_fitter("bagpipes", options)
     workers = workers or usable_cpus()
     truths = draw_truths(per_kind, nulls, seed)
     if len(truths) == 0:
         raise InputError("eval fit needs at least one truth: give --per-kind or --nulls above 0")
-    made = [synthesise(t) for t in truths]
+    config = _config(options, steps, width, per_kind, nulls, seed)
+    done_file = directory / "sources.jsonl"
+    done = _read_done(done_file, config)
+    todo = [t for t in truths if t.source_id not in done]
+    if done:
+        log(f"eval fit: resuming: {len(done)} of {len(truths)} sources already in {done_file}")
+    jobs = [(t, graph, fitter, steps, width, str(directory / "fits"), seed) for t in todo]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        paths = list(pool.map(_loop_first_round, [(source, graph, fitter, width) for source in made]))
-        rows, jobs = [], []
-        for truth, source, path in zip(truths, made, paths):
-            base = path.baseline
-            symptoms = path.steps[0].symptoms
-            fitted = {f.spec: f for f in path.fits[1:]}   # round-1 refits by model (replicate 0 first)
-            row = {"source": truth.source_id, "kind": truth.kind, "truth": truth.drawn,
-                   "key_parameter": KEY_PARAMETER[truth.kind], "key_value": truth.key_value,
-                   "symptoms": symptoms, "baseline_chi2": round(base.chi2, 2),
-                   "baseline_ln_z": round(base.log_evidence, 2), "baseline_replicates": path.steps[0].replicates,
-                   "multimodal": path.multimodal, "loop_kept": [s.action["rule_id"] for s in path.accepted],
-                   "loop_seconds": round(path.seconds, 1), "loop_fits": path.n_fits, "baseline_quality": base.quality,
-                   "baseline_covers": _covers(base, KEY_PARAMETER[truth.kind], truth.key_value),
-                   "baseline_converged": base.converged}
-            chosen, _ = candidate_actions(graph, symptoms, base.spec, fitter, 1, {base.spec})
-            top = (chosen[0][0].rule_id, chosen[0][1], chosen[0][2]) if chosen else (None, None, "no advice")
-            rng = random.Random(f"{seed}|{truth.source_id}")
-            candidates = {"top1": top, "matched_random": matched_random_change(graph, symptoms, base.spec, fitter, rng),
-                          "heuristic": ("widen-at-edge", *heuristic_change(base.spec, base))}
-            for which, (rule_id, spec, change) in candidates.items():
-                row[f"{which}_rule"], row[f"{which}_change"] = rule_id, change
-                row[f"{which}_right"] = spec is not None and _addresses(truth.kind, spec)
-                if spec is None:
-                    continue
-                if spec in fitted:
-                    row[f"_{which}_fit"] = fitted[spec]
-                else:
-                    jobs.append((row, which, source, spec))
-            row["_base"] = base
-            row["_spread"] = path.spread
-            rows.append(row)
-        results = list(pool.map(fit_or_reason, [fitter] * len(jobs), [j[2] for j in jobs], [j[3] for j in jobs]))
-    for (row, which, _, _), result in zip(jobs, results):
-        if isinstance(result, str):
-            row[f"{which}_error"] = result
-        else:
-            row[f"_{which}_fit"] = result
-    report = _score(rows, truths, options, width, workers, per_kind, nulls, seed)
-    for row in rows:
-        for key in [k for k in row if k.startswith("_")]:
-            row.pop(key)
+        futures = [pool.submit(_evaluate_job, job) for job in jobs]
+        for future in as_completed(futures):
+            row = future.result()
+            done[row["source"]] = row
+            with open(done_file, "a") as fh:
+                fh.write(json.dumps({"config": config, "row": row}, default=str) + "\n")
+            log(f"eval fit: {len(done)}/{len(truths)} {row['source']}: "
+                f"{row.get('verdict') or row.get('error')}")
+    rows = [done[t.source_id] for t in truths]
+    report = _score(rows, options, steps, width, workers, per_kind, nulls, seed, differs)
     write_jsonl(directory / "predictions.jsonl", rows)
-    headers = ["truth", "n", "top-1", "matched random", "heuristic", "coverage 68 %"]
-    table = [[k, v["n"], v["top1_recovered"], v["matched_random_recovered"], v["heuristic_recovered"],
-              v["coverage_68"]] for k, v in report["by_kind"].items()]
-    table.append(["all causes", report["n_truths"] - report["n_null"], report["top1_recovery_rate"],
-                  report["matched_random_recovery_rate"], report["heuristic_recovery_rate"], report["coverage_68"]])
-    markdown = ["# eval fit: injection-recovery with bagpipes", "",
-                f"{report['n_truths']} truths drawn with seed {seed} ({report['n_null']} null), nautilus with "
-                f"{options.n_live} live points, n_eff {options.n_eff}. A change recovers the truth when it is the "
-                "right kind, clears the acceptance threshold and its 68 % interval holds the injected value.", "",
-                markdown_table(headers, table), "",
-                f"false-acceptance rate of the loop's first round on null truths: {report['false_acceptance_rate']} "
-                f"(95 % interval {report['false_acceptance_ci95']})",
-                f"CPU seconds per source (the loop's first round): {report['cpu_seconds_per_source']} on "
+    headers = ["truth", "n", "detected", "ranked", "refit", "top-1", "matched random", "heuristic", "loop kept any"]
+    table = [[k, v["n"], v["detected"], v["ranked"], v["refit"], v["top1_recovered"], v["matched_random_recovered"],
+              v["heuristic_recovered"], v["loop_kept_any"]] for k, v in report["by_kind"].items()]
+    cov_headers = ["parameter", "n", "coverage 68 %", "coverage 95 %"]
+    cov_table = [[name, c["n"], c["coverage_68"], c["coverage_95"]] for name, c in report["coverage"].items()]
+    setting = ("the product's settings" if report["product_settings"] else
+               "LIGHTER than the product's settings (" + ", ".join(f"{k} {a} instead of {b}"
+                                                                  for k, (a, b) in differs.items()) + ")")
+    rates = "; ".join(f"{name} {report[name + '_rate']} {report[name + '_ci95']}"
+                      for name in ("detected", "ranked", "refit"))
+    markdown = ["# eval fit: injection-recovery with bagpipes, the whole loop", "",
+                f"{report['n_truths']} truths drawn with seed {seed} ({report['n_null']} null), at {setting}: "
+                f"nautilus with {options.n_live} live points, n_eff {options.n_eff}, "
+                f"{options.max_likelihood_calls} likelihood calls at most; {steps} rounds of {width} refits.", "",
+                f"Causes ({report['n_truths'] - report['n_null']}): {rates} (rate [95 % interval]).", "",
+                markdown_table(headers, table), "", markdown_table(cov_headers, cov_table), "",
+                f"false-acceptance rate of the loop on null truths (any change kept in any round): "
+                f"{report['false_acceptance_rate']} (95 % interval {report['false_acceptance_ci95']})",
+                f"final models the data reject (no model fits; best available): {report['final_rejected']} of "
+                f"{report['n_truths']}",
+                f"CPU seconds per source (the loop and the single changes): {report['cpu_seconds_per_source']} on "
                 f"{report['cpu']['cpu_model']}"]
-    return finish_report(directory, report, markdown, [(headers, table)], log=log)
+    return finish_report(directory, report, markdown, [(headers, table), (cov_headers, cov_table)], log=log)
 
 
-def _score(rows: list[dict], truths: list[Truth], options: SamplerOptions, width: int, workers: int, per_kind: int,
-           nulls: int, seed: int) -> dict:
-    """Fill each row's verdicts and return the report (private keys of the rows are read here)."""
+def _read_done(path: Path, config: dict) -> dict[str, dict]:
+    """Rows already finished under the same configuration (a changed configuration starts over)."""
+    done: dict[str, dict] = {}
+    if not path.is_file():
+        return done
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue   # a line cut by an interruption: that source runs again
+        if isinstance(entry, dict) and entry.get("config") == config and isinstance(entry.get("row"), dict):
+            done[entry["row"]["source"]] = entry["row"]
+    return done
+
+
+def _score(rows: list[dict], options: SamplerOptions, steps: int, width: int, workers: int, per_kind: int,
+           nulls: int, seed: int, differs: dict) -> dict:
+    """The report from the rows."""
     from ..hardware import cpu_info
 
-    covered_all = []
-    for row in rows:
-        base = row["_base"]
-        for which in ("top1", "matched_random", "heuristic"):
-            fit = row.get(f"_{which}_fit")
-            if fit is None:
-                row[f"{which}_recovered"] = False
-                continue
-            gain = fit.log_evidence - base.log_evidence
-            threshold, _ = acceptance_threshold(base.log_evidence_err, fit.log_evidence_err, 1, row["_spread"])
-            covers = _covers(fit, row["key_parameter"], row["key_value"])
-            row.update({f"{which}_ln_z_gain": round(gain, 2), f"{which}_threshold": round(threshold, 2),
-                        f"{which}_chi2": round(fit.chi2, 2), f"{which}_covers": covers,
-                        f"{which}_converged": fit.converged,
-                        f"{which}_recovered": bool(row[f"{which}_right"] and gain >= threshold and covers
-                                                   and fit.converged)})
-        if row["kind"] == "null":
-            covered_all.append(row["baseline_covers"])
-        elif row.get("top1_covers") is not None:
-            covered_all.append(row["top1_covers"])
-    causes = [r for r in rows if r["kind"] != "null"]
-    null_rows = [r for r in rows if r["kind"] == "null"]
+    ok = [r for r in rows if "error" not in r]
+    causes = [r for r in ok if r["kind"] != "null"]
+    null_rows = [r for r in ok if r["kind"] == "null"]
 
-    def hits(which: str, among: list[dict]) -> int:
-        return sum(bool(r.get(f"{which}_recovered")) for r in among)
+    def count(key: str, among: list[dict]) -> int:
+        return sum(bool(r.get(key)) for r in among)
 
-    n = len(causes)
-    covered = [c for c in covered_all if c is not None]
-    false_accepts = sum(bool(r["loop_kept"]) for r in null_rows)
     by_kind = {}
     for kind in KINDS:
-        mine = [r for r in rows if r["kind"] == kind]
-        cov = [r["baseline_covers"] if kind == "null" else r.get("top1_covers") for r in mine]
-        cov = [c for c in cov if c is not None]
-        by_kind[kind] = {"n": len(mine), "top1_recovered": hits("top1", mine),
-                         "matched_random_recovered": hits("matched_random", mine),
-                         "heuristic_recovered": hits("heuristic", mine),
+        mine = [r for r in ok if r["kind"] == kind]
+        by_kind[kind] = {"n": len(mine), "detected": count("detected", mine), "ranked": count("ranked", mine),
+                         "refit": count("refit", mine), "top1_recovered": count("top1_recovered", mine),
+                         "matched_random_recovered": count("matched_random_recovered", mine),
+                         "heuristic_recovered": count("heuristic_recovered", mine),
                          "loop_kept_any": sum(bool(r["loop_kept"]) for r in mine),
-                         "coverage_68": round(float(np.mean(cov)), 3) if cov else None, "coverage_n": len(cov)}
-    seconds = [r["loop_seconds"] for r in rows]
-    top1, rand, heur = (_rate(hits(w, causes), n) for w in ("top1", "matched_random", "heuristic"))
-    far = _rate(false_accepts, len(null_rows))
-    return {
+                         "final_rejected": sum(bool(r["final_rejected"]) for r in mine)}
+    coverage: dict[str, dict] = {}
+    for r in ok:
+        for name, c in r["coverage"].items():
+            entry = coverage.setdefault(name, {"in68": 0, "in95": 0, "n": 0})
+            entry["n"] += 1
+            entry["in68"] += bool(c["in68"])
+            entry["in95"] += bool(c["in95"])
+    coverage = {name: {"n": c["n"], "coverage_68": round(c["in68"] / c["n"], 3),
+                       "coverage_68_ci95": [round(v, 3) for v in wilson_interval(c["in68"], c["n"])],
+                       "coverage_95": round(c["in95"] / c["n"], 3),
+                       "coverage_95_ci95": [round(v, 3) for v in wilson_interval(c["in95"], c["n"])]}
+                for name, c in sorted(coverage.items())}
+    n = len(causes)
+    report = {
         "suite": "fit", "fitter": "bagpipes", "sampler": "nautilus", "n_live": options.n_live, "n_eff": options.n_eff,
-        "discard_exploration": options.discard_exploration, "seed": seed, "width": width,
-        "n_truths": len(truths), "n_null": len(null_rows), "per_kind": per_kind, "nulls": nulls,
+        "discard_exploration": options.discard_exploration, "max_likelihood_calls": options.max_likelihood_calls,
+        "steps": steps, "width": width, "product_settings": not differs,
+        "lighter_than_product": {k: {"used": a, "product": b} for k, (a, b) in differs.items()},
+        "seed": seed, "n_truths": len(ok), "n_null": len(null_rows), "per_kind": per_kind, "nulls": nulls,
         "kinds": list(KINDS), "kass_raftery_ln_z": MIN_DELTA_LN_Z,
-        "top1_recovery_rate": top1["rate"], "top1_recovery_ci95": top1["ci95"],
-        "matched_random_recovery_rate": rand["rate"], "matched_random_recovery_ci95": rand["ci95"],
-        "heuristic_recovery_rate": heur["rate"], "heuristic_recovery_ci95": heur["ci95"],
-        "top1_right_kind_rate": round(sum(r["top1_right"] for r in causes) / max(n, 1), 3),
+    }
+    for name in ("detected", "ranked", "refit"):
+        rate = _rate(count(name, causes), n)
+        report[f"{name}_rate"], report[f"{name}_ci95"] = rate["rate"], rate["ci95"]
+    for which in ("top1", "matched_random", "heuristic"):
+        rate = _rate(count(f"{which}_recovered", causes), n)
+        report[f"{which}_recovery_rate"], report[f"{which}_recovery_ci95"] = rate["rate"], rate["ci95"]
+    far = _rate(sum(bool(r["loop_kept"]) for r in null_rows), len(null_rows))
+    seconds = [r["cpu_seconds"] for r in ok]
+    report.update({
         "false_acceptance_rate": far["rate"], "false_acceptance_ci95": far["ci95"],
+        "false_acceptance_exact_nulls": sum(bool(r["loop_kept"]) for r in null_rows
+                                            if "zero_point_offsets_mag" not in r["truth"]),
+        "false_acceptance_mismatched_nulls": sum(bool(r["loop_kept"]) for r in null_rows
+                                                 if "zero_point_offsets_mag" in r["truth"]),
         "loop_kept_on_causes_rate": round(sum(bool(r["loop_kept"]) for r in causes) / max(n, 1), 3),
-        "coverage_68": round(float(np.mean(covered)), 3) if covered else None, "coverage_n": len(covered),
-        "multimodal_baselines": sum(r["multimodal"] for r in rows),
-        "unconverged_baselines": sum(not r["baseline_converged"] for r in rows),
-        "unconverged_refits": sum(r.get(f"{w}_converged") is False for r in rows
-                                  for w in ("top1", "matched_random", "heuristic")),
+        "final_rejected": sum(bool(r["final_rejected"]) for r in ok),
+        "coverage": coverage,
+        "coverage_68": round(float(np.mean([c["coverage_68"] for c in coverage.values()])), 3) if coverage else None,
+        "coverage_95": round(float(np.mean([c["coverage_95"] for c in coverage.values()])), 3) if coverage else None,
+        "multimodal_baselines": sum(r["multimodal"] for r in ok),
+        "unconverged_baselines": sum(not r["baseline_converged"] for r in ok),
         "by_kind": by_kind,
         "cpu_seconds_per_source": round(float(np.mean(seconds)), 1) if seconds else None,
-        "fits_per_source": round(float(np.mean([r["loop_fits"] for r in rows])), 2) if rows else None,
-        "seconds_per_fit": round(sum(seconds) / max(sum(r["loop_fits"] for r in rows), 1), 1) if rows else None,
+        "fits_per_source": round(float(np.mean([r["loop_fits"] for r in ok])), 2) if ok else None,
         "workers": workers, "cpu": cpu_info(),
-        "failed": [r["source"] for r in rows if any(k.endswith("_error") for k in r)],
-    }
+        "failed": [{"source": r["source"], "error": r["error"]} for r in rows if "error" in r],
+    })
+    return report
 
 
 def action_set(graph, spec: ModelSpec, fitter) -> list:
@@ -326,7 +435,7 @@ def run_fit_eval_real(settings: Settings, table: str | Path | None = None, sourc
         raise InputError(f"no readable source in {table}" + (f" with ids {', '.join(ids)}" if ids else ""))
     picked = list(range(len(phot)))[: (len(ids) if ids else sources)]
     graph = load_graph(settings.index_path)
-    options = sampler or SamplerOptions(seed=seed, **EVAL_SAMPLER)
+    options = sampler or replace(settings.fit.sampler, seed=seed)
     n_live = options.n_live
     fitter = get_fitter("bagpipes", options)
     workers = workers or min(3, usable_cpus())

@@ -4,9 +4,12 @@ that differs from the generator where real data would.
 Each truth is one kind of cause the baseline model cannot make, with its values drawn (seeded) from ranges
 chosen from the literature on high-redshift galaxies and LRDs, or a null truth that *is* the baseline model.
 Where real galaxies differ from the fitted model, the generator differs too: the birth-cloud attenuation
-ratio eta (fit: 1/0.44), the ionisation parameter (fit: log U = -3 fixed), the AGN disc slopes (fit: -1.56)
-and broad lines; the null truths keep the fit's own assumptions, so the loop's false-acceptance rate is
-measured where no change is needed.
+ratio eta (fit: 1, CIGALE's one continuum attenuation), the ionisation parameter (fit: log U = -3 fixed), the
+AGN disc slopes (fit: -1.56) and broad lines. Null truths keep the fit's model; every other null also carries
+the model mismatch real catalogs have that no rule should answer: per-band zero-point offsets of
+:data:`ZERO_POINT_MAG` (the size of the zero-point corrections JWST catalogs apply). Noise is drawn the way
+the fit assumes it: the depth's noise and the fit's error floor in quadrature, with the catalog error the
+depth's alone (the fit adds the floor itself).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ BANDS = ("f435w", "f606w", "f775w", "f090w", "f115w", "f150w", "f200w", "f277w",
 #: 5-sigma point-source depth in AB mag (JADES-like medium depth; the HST bands ~1 mag shallower).
 DEPTH_AB = {b: (28.0 if b in ("f435w", "f606w", "f775w") else 29.0) for b in BANDS}
 KINDS = ("hidden_agn", "high_av", "recent_burst", "strong_lines", "null")
+#: Standard deviation of the per-band zero-point offsets of the mismatched null truths (mag).
+ZERO_POINT_MAG = 0.03
 #: The parameter each kind's recovery is judged on (bagpipes' name), and where the truth holds it.
 KEY_PARAMETER = {"hidden_agn": "agn:f5100A", "high_av": "dust:Av", "recent_burst": "burst:age",
                  "strong_lines": "nebular:logU", "null": "dust:Av"}
@@ -70,7 +75,8 @@ def draw_truth(kind: str, index: int, rng: np.random.Generator) -> Truth:
     high_av, A_V 1.4-3 (LRD dusty-starburst fits need A_V >= 3, Barro et al. 2024, arXiv:2305.14418);
     recent_burst, 2-20 % of the mass formed 5-30 Myr ago (a burst the lines have forgotten and the UV has
     not); strong_lines, log U -2 to -1.2 on a 20-150 Myr population ([OIII] emitters at z > 6 reach rest EWs
-    of 1,000 A). A null truth is the baseline model itself (eta 1/0.44, log U -3, A_V inside the cap).
+    of 1,000 A). A null truth is the baseline model itself (eta 1, log U -3, A_V inside the cap); odd-numbered nulls
+    carry per-band zero-point offsets.
     """
     from ..fit.spec import cosmic_age_myr
 
@@ -83,9 +89,12 @@ def draw_truth(kind: str, index: int, rng: np.random.Generator) -> Truth:
     comps: dict = {"redshift": z, "delayed": stars, "nebular": {"logU": logu},
                    "dust": {"type": "Calzetti", "Av": av, "eta": eta}}
     key = av
+    zero_points = None
     if kind == "null":
         comps["nebular"] = {"logU": -3.0}
-        comps["dust"]["eta"] = 1 / 0.44
+        comps["dust"]["eta"] = 1.0
+        if index % 2 == 1:
+            zero_points = [round(float(v), 4) for v in rng.normal(0.0, ZERO_POINT_MAG, len(BANDS))]
     elif kind == "hidden_agn":
         comps["agn"] = {"alphalam": _uniform(rng, -2.0, -1.0), "betalam": _uniform(rng, -2.0, -1.0),
                         "share": _log_uniform(rng, 0.3, 3.0), "ew": _uniform(rng, 0.0, 500.0), "sigma": 2000.0}
@@ -115,6 +124,8 @@ def draw_truth(kind: str, index: int, rng: np.random.Generator) -> Truth:
                      broad_halpha_ew=round(comps["agn"]["ew"], 1))
     if kind == "recent_burst":
         drawn.update(burst_age_myr=round(comps["burst"]["age"] * 1000, 1), burst_fraction=round(fraction, 3))
+    if zero_points is not None:
+        drawn["zero_point_offsets_mag"] = zero_points
     return Truth(kind, index, z, comps, key, int(rng.integers(2 ** 31)), drawn)
 
 
@@ -158,10 +169,12 @@ def synthesise(truth: Truth):
             truth.key_value = f5100
         model = pipes.model_galaxy(comps, filt_list=curves, phot_units="mujy")
     true = np.asarray(model.photometry, dtype=float)
+    if "zero_point_offsets_mag" in truth.drawn:
+        true = true * 10 ** (-0.4 * np.asarray(truth.drawn["zero_point_offsets_mag"]))
     rng = np.random.default_rng(truth.noise_seed)
     sigma = np.array([10 ** (-0.4 * (DEPTH_AB[b] - 23.9)) / 5 for b in BANDS])
-    err = np.sqrt(sigma ** 2 + (0.03 * true) ** 2)
-    flux = true + rng.normal(0, err)
-    phot = Photometry(np.array([truth.source_id]), np.array([truth.redshift]), filters, flux[None, :], err[None, :],
-                      np.zeros((1, len(BANDS)), dtype=bool), np.array([truth.index]))
-    return phot.source(0, error_floor=FitSettings.error_floor)
+    floor = FitSettings.error_floor
+    flux = true + rng.normal(0, np.sqrt(sigma ** 2 + (floor * true) ** 2))
+    phot = Photometry(np.array([truth.source_id]), np.array([truth.redshift]), filters, flux[None, :],
+                      sigma[None, :], np.zeros((1, len(BANDS)), dtype=bool), np.array([truth.index]))
+    return phot.source(0, error_floor=floor)

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import InputError
 from ..sed.photometry import Photometry
 from .base import FitError, FitResult, Fitter, chi2_of, fit_seed, prior_edge, significant
+from .likelihood import INFLATION_NAME, LIKELIHOOD
 from .scratch import scratch_dir
 from .spec import ModelSpec, age_cap_myr
 
@@ -46,8 +47,10 @@ TRANSLATION: tuple[tuple[str, str, str], ...] = (
     ("nebular.logU", "nebular.logU", "same"),
     ("nebular.zgas (Z)", "nebular.metallicity [Z/Zsun]", "/0.02"),
     ("nebular.f_esc, ne, lines_width", "—", "not representable"),
-    ("dustatt_modified_starburst.E_BV_lines, E_BV_factor", "dust.Av, dust.eta",
-     "Av = 4.05 x E_BV_factor x E_BV_lines (continuum), eta = 1/E_BV_factor (birth clouds and lines, t < 10 Myr)"),
+    ("dustatt_modified_starburst.E_BV_lines, E_BV_factor", "dust.Av, dust.eta = 1",
+     "Av = 4.05 x E_BV_factor x E_BV_lines: young and old stars get the same continuum attenuation, as in CIGALE; "
+     "the nebular lines get it too (bagpipes attenuates lines with their young stars), not E_BV_lines: the "
+     "line-to-continuum ratio E_BV_factor is not representable, and a change of it alone is not refitted"),
     ("dustatt_modified_starburst.powerlaw_slope, uv_bump_amplitude", "dust.type = Salim: delta, B", "same meaning"),
     ("dustatt_modified_CF00.Av_ISM, mu, slope_ISM", "dust.type = CF00: Av, eta = 1/mu, n = -slope_ISM",
      "slope_BC not separate"),
@@ -64,6 +67,14 @@ TRANSLATION: tuple[tuple[str, str, str], ...] = (
     ("redshifting.redshift", "redshift", "fixed at the catalog's value"),
 )
 
+#: What the bagpipes translation of dustatt_modified_starburst cannot keep (listed as not represented).
+LINE_ATTENUATION_NOTE = ("dustatt_modified_starburst.E_BV_factor: the nebular lines get the stellar continuum's "
+                         "attenuation in bagpipes, not E_BV_lines alone")
+#: Parameters whose meaning the translation does not keep: a change of them alone is not a model bagpipes can
+#: test, so it is not refitted (and so never reaches rule learning).
+MEANING_NOT_KEPT = {"E_BV_factor"}
+
+
 def translation_markdown() -> str:
     """:data:`TRANSLATION` as the markdown table docs/GUIDE.md prints (a test keeps the two equal).
 
@@ -76,7 +87,7 @@ def translation_markdown() -> str:
 
 
 #: Times whose prior edges are judged in log: a 50 Myr starburst is not "at the floor" of a 10 Myr-1 Gyr prior.
-_LOG_EDGES = {"delayed:age", "delayed:tau", "burst:age"}
+_LOG_EDGES = {"delayed:age", "delayed:tau", "burst:age", "agn:hanorm", "agn:f5100A"}
 _SUPPORTED = {"sfhdelayed", "bc03", "nebular", "dustatt_modified_starburst", "dustatt_modified_CF00", "dl2014",
               "skirtor2016", "fritz2006"}
 _AGN_DEFAULT_NOTE = ("AGN torus dust emission (SKIRTOR/Fritz) is not representable in bagpipes: its agn component is "
@@ -104,8 +115,10 @@ def to_bagpipes(spec: ModelSpec) -> tuple[dict, list[str]]:
     >>> instructions, lost = to_bagpipes(baseline(5.43))
     >>> instructions["dust"]["type"], instructions["dust"]["Av"]
     ('Calzetti', (0.0, 0.891))
-    >>> lost
-    ["bc03.imf = chabrier: bagpipes' BC03 grid uses a Kroupa IMF (masses differ by ~0.03 dex)"]
+    >>> instructions["dust"]["eta"]    # young and old stars: one continuum attenuation, as in CIGALE
+    1.0
+    >>> [note.split(":")[0] for note in lost]
+    ['dustatt_modified_starburst.E_BV_factor', 'bc03.imf = chabrier']
     """
     lost: list[str] = []
     out: dict = {"redshift": spec.redshift}
@@ -144,7 +157,10 @@ def to_bagpipes(spec: ModelSpec) -> tuple[dict, list[str]]:
         av = tuple(round(v, 4) for v in av) if isinstance(av, tuple) else round(av, 4)
         slope, bump = dust.get("powerlaw_slope", 0.0), dust.get("uv_bump_amplitude", 0.0)
         salim = isinstance(slope, tuple) or slope != 0.0 or isinstance(bump, tuple) or bump != 0.0
-        out["dust"] = {"type": "Salim" if salim else "Calzetti", "Av": av, "eta": round(1.0 / factor, 4)}
+        # eta = 1: CIGALE's modified starburst gives young and old stars one continuum E(B-V). bagpipes' eta
+        # would also attenuate the lines apart, but only together with the young stars' continuum.
+        out["dust"] = {"type": "Salim" if salim else "Calzetti", "Av": av, "eta": 1.0}
+        lost.append(LINE_ATTENUATION_NOTE)
         if salim:
             out["dust"].update({"delta": slope, "B": bump})
     elif spec.has("dustatt_modified_CF00"):
@@ -186,6 +202,11 @@ def to_bagpipes(spec: ModelSpec) -> tuple[dict, list[str]]:
     return out, lost
 
 
+def _module_value(spec: ModelSpec, parameter: str):
+    """The value of ``parameter`` in whichever module of ``spec`` holds it (None when none does)."""
+    return next((dict(values)[parameter] for _, values in spec.params if parameter in dict(values)), None)
+
+
 def _flambda_at_rest_5100(phot: Photometry) -> float:
     """Observed f_lambda (erg/s/cm2/A) in the detected band nearest rest 5100 A."""
     target = 0.51 * (1 + phot.redshift)
@@ -205,6 +226,8 @@ class BagpipesFitter(Fitter):
 
     name = "bagpipes"
     gives_evidence = True
+    #: the likelihood's version: fits kept in the cache under another are not read (fit/cache.py)
+    version = "mismatch-1"
     #: nautilus trains this many neural networks per bound; one keeps small fits fast on a laptop
     n_networks = 1
 
@@ -214,20 +237,46 @@ class BagpipesFitter(Fitter):
     def translate(self, spec: ModelSpec) -> dict:
         return to_bagpipes(spec)[0]
 
+    def unkept_change(self, old: ModelSpec, new: ModelSpec) -> str:
+        for parameter in sorted(MEANING_NOT_KEPT):
+            before, after = (_module_value(s, parameter) for s in (old, new))
+            if before != after:
+                return LINE_ATTENUATION_NOTE
+        return ""
+
     def edge_symptoms(self, result: FitResult) -> list[str]:
+        """Every sampled parameter with a prior edge that a rule can move, judged in the prior's own measure
+        (log for ages and the broad-line strength, :func:`~astrorag.fit.base.prior_edge`).
+
+        The sampled ranges are read from the fit itself (``result.priors``): the AGN's are scaled to the
+        source there.
+        """
         instructions = to_bagpipes(result.spec)[0]
         found = []
-        av = instructions.get("dust", {}).get("Av")
-        if isinstance(av, tuple) and prior_edge(result.posterior.get("dust:Av"), *av) == "upper":
+
+        def edge(name: str) -> str:
+            if name not in result.priors:
+                return ""
+            lo, hi, scale = result.priors[name]
+            return prior_edge(result.posterior.get(name), lo, hi, "log" if name in _LOG_EDGES else scale)
+
+        if edge("dust:Av") == "upper":
             found.append("attenuation_at_limit")
         age = instructions["delayed"]["age"]
         near_cosmic = isinstance(age, tuple) and age[1] >= 0.9e-3 * age_cap_myr(result.spec.redshift)
-        if near_cosmic and prior_edge(result.posterior.get("delayed:age"), *age) == "upper":
+        if near_cosmic and edge("delayed:age") == "upper":
             found.append("age_at_limit")
-        if isinstance(age, tuple) and age[0] > 0.0011 and \
-                prior_edge(result.posterior.get("delayed:age"), *age, "log") == "lower":
+        if isinstance(age, tuple) and age[0] > 0.0011 and edge("delayed:age") == "lower":
             found.append("age_at_floor")   # a floor above 1 Myr that the posterior piles against
-        return found
+        if edge("burst:age") == "lower" and result.priors["burst:age"][0] > 0.0011:
+            found.append("age_at_floor")
+        if edge("agn_dust:Av") == "upper":
+            found.append("agn_attenuation_at_limit")
+        if edge("nebular:logU") == "upper":
+            found.append("logu_at_limit")
+        if edge("agn:hanorm") == "upper":
+            found.append("broad_lines_at_limit")
+        return list(dict.fromkeys(found))
 
     def fit(self, phot: Photometry, spec: ModelSpec, workdir: str | None = None,
             replicate: int = 0) -> FitResult:
@@ -282,16 +331,18 @@ class BagpipesFitter(Fitter):
                 galaxy = pipes.galaxy(phot.source_id.replace("/", "_").replace(":", "_"), lambda _id: table,
                                       spectrum_exists=False, filt_list=curves, phot_units="mujy")
                 model = pipes.fitting.fitted_model(galaxy, instructions)
+                prior, like = _with_inflation(model)
                 # nautilus is run here, not through bagpipes' fit(), which builds the sampler without a seed.
-                sampler = Sampler(model.prior.transform, model.lnlike, n_dim=model.ndim, n_live=self.n_live,
+                sampler = Sampler(prior, like, n_dim=model.ndim + 1, n_live=self.n_live,
                                   n_networks=self.n_networks, pool=None, seed=seed)
                 converged = bool(sampler.run(verbose=False, n_eff=self.options.n_eff,
                                              discard_exploration=self.options.discard_exploration,
                                              n_like_max=self.options.max_likelihood_calls))
                 points, log_w, log_l = sampler.posterior()
                 log_z, n_eff = float(sampler.log_z), float(sampler.n_eff)
+                # The model fluxes at the best fit of the model itself (the inflation does not change them).
                 best = points[int(np.argmax(log_l))]
-                model.lnlike(best)
+                model.lnlike(best[:-1])
                 flam = np.asarray(model.model_galaxy.photometry, dtype=float)
                 eff = np.asarray(galaxy.filter_set.eff_wavs, dtype=float)
         except Exception as exc:  # bagpipes and nautilus raise bare exceptions on bad input
@@ -304,8 +355,11 @@ class BagpipesFitter(Fitter):
         chi2, n = chi2_of(phot, model_ujy)
         weights = np.exp(log_w - np.max(log_w))
         posterior = {name: _quantiles(points[:, j], weights) for j, name in enumerate(model.params)}
+        inflation = _quantiles(points[:, -1], weights)
+        posterior[INFLATION_NAME] = inflation
         priors = {name: (float(lo), float(hi), "log" if str(pdf).startswith("log") or name in _LOG_EDGES
                          else "linear") for name, (lo, hi), pdf in zip(model.params, model.limits, model.pdfs)}
+        priors[INFLATION_NAME] = (*LIKELIHOOD.prior, "log")
         if "agn:f5100A" in posterior and scale > 0:
             # The disc's share of the observed flux density at rest 5100 A: readable where 1e-19 cgs is not.
             posterior["agn:f5100A_share"] = {q: significant(v / scale) for q, v in posterior["agn:f5100A"].items()}
@@ -317,13 +371,35 @@ class BagpipesFitter(Fitter):
         err_lnz = 1.0 / math.sqrt(n_eff) if n_eff > 0 else None
         return FitResult(self.name, spec, model_ujy.tolist(), chi2, n, int(model.ndim), log_z,
                          time.process_time() - start, posterior, lost, log_evidence_err=err_lnz, priors=priors,
-                         seed=seed, converged=converged)
+                         seed=seed, converged=converged, inflation=inflation)
+
+
+def _with_inflation(model) -> tuple:
+    """The sampler's prior transform and likelihood: bagpipes' model parameters plus the error-inflation factor
+    as the last dimension, under astrorag's likelihood (fit/likelihood.py) rather than bagpipes' own.
+
+    bagpipes keeps the photometry and the model in its own units (erg/s/cm2/A); the likelihood does not care.
+    """
+    observed, errors = model.galaxy.photometry[:, 1], model.galaxy.photometry[:, 2]
+
+    def prior(cube):
+        cube = np.asarray(cube, dtype=float)
+        return np.append(model.prior.transform(np.array(cube[:-1])), LIKELIHOOD.inflation_from_unit(cube[-1]))
+
+    def like(x):
+        bagpipes_ln_l = model.lnlike(x[:-1])
+        if bagpipes_ln_l <= -9e99:   # an unphysical history (older than the Universe) or a broken model
+            return -9.99e99
+        return LIKELIHOOD.log_likelihood(observed, errors, np.asarray(model.model_galaxy.photometry), x[-1])
+
+    return prior, like
 
 
 def _quantiles(values: np.ndarray, weights: np.ndarray) -> dict[str, float]:
-    """Weighted 16th, 50th and 84th percentiles, to 4 significant figures."""
+    """Weighted 2.5th, 16th, 50th, 84th and 97.5th percentiles (the 68 % and 95 % intervals), to 4 significant
+    figures."""
     order = np.argsort(values)
     cdf = np.cumsum(weights[order])
     cdf /= cdf[-1]
     return {name: significant(float(np.interp(q, cdf, values[order])), 4)
-            for name, q in (("p16", 0.16), ("p50", 0.5), ("p84", 0.84))}
+            for name, q in (("p2.5", 0.025), ("p16", 0.16), ("p50", 0.5), ("p84", 0.84), ("p97.5", 0.975))}

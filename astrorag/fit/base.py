@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import AstroRagError
 from ..settings import SamplerOptions
+from .likelihood import INFLATION_NAME, LIKELIHOOD
 from .spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -39,6 +40,9 @@ def fit_seed(seed: int, source_id: str, spec: ModelSpec, replicate: int = 0) -> 
 #: A posterior whose median lies in the outer tenth of its prior range (in the prior's own scale, log for a
 #: log-uniform prior) is "at the edge": the prior, not the data, sets it (one criterion for every parameter).
 EDGE_FRACTION = 0.9
+#: On a log-uniform prior, a median within this factor of an end is at that edge too, however wide the range:
+#: a 17 Myr age on a 10 Myr floor is set by the floor.
+EDGE_LOG_FACTOR = 2.0
 #: Below this chi-square probability (dof = bands - free parameters) a fit is "poor": the model cannot make the
 #: photometry within its errors (0.1 %, about 3.3 sigma one-sided).
 POOR_FIT_P = 1e-3
@@ -67,6 +71,8 @@ class FitResult:
     priors: dict[str, tuple[float, float, str]] = field(default_factory=dict)
     seed: int | None = None
     converged: bool = True     # False: the sampler stopped at its likelihood-call cap
+    #: the error-inflation factor's posterior {p16, p50, p84} (fit/likelihood.py), None for a fitter without one
+    inflation: dict[str, float] | None = None
 
     @property
     def dof(self) -> int:
@@ -77,10 +83,28 @@ class FitResult:
         return self.chi2 / max(self.dof, 1)
 
     @property
+    def inflation_p50(self) -> float | None:
+        """The median factor the fit errors needed (1: none); None when the fitter has no mismatch term."""
+        return None if not self.inflation else float(self.inflation["p50"])
+
+    @property
+    def chi2_red_inflated(self) -> float | None:
+        """chi2_red with the errors inflated by the median factor (about 1 for a fit the likelihood accepts)."""
+        s = self.inflation_p50
+        return None if s is None else self.chi2_red / s ** 2
+
+    @property
+    def rejected(self) -> str:
+        """Why the data reject this fit even with inflated errors, or ``""`` (fit/likelihood.py)."""
+        return LIKELIHOOD.rejects(self.inflation_p50, self.chi2, self.dof)
+
+    @property
     def at_prior_edge(self) -> dict[str, str]:
         """Parameters whose posterior median sits in the outer tenth of the prior: ``{name: "upper"|"lower"}``."""
         edges = {}
         for name, (lo, hi, scale) in sorted(self.priors.items()):
+            if name == INFLATION_NAME:
+                continue   # the likelihood's own term: its verdict is ``rejected``
             where = prior_edge(self.posterior.get(name), lo, hi, scale)
             # A pile-up at zero of a quantity that cannot be negative (A_V = 0: no dust) is the physics, not
             # the prior speaking.
@@ -95,15 +119,19 @@ class FitResult:
         parts = [] if self.converged else ["unconverged: the sampler stopped at its cap of likelihood calls, so "
                                            "its evidence and posterior are not to be trusted"]
         p = chi2_probability(self.chi2, self.dof)
+        rejected, s = self.rejected, self.inflation_p50
         if self.dof <= 0:
             parts.append(f"unconstrained: {self.n_free} free parameters for {self.n_bands} bands")
-        elif p < POOR_FIT_P:
+        elif rejected:
+            parts.append(f"no model fits; best available: chi2_red {self.chi2_red:.1f} (p = {p:.0e}), {rejected}")
+        elif s is None and p < POOR_FIT_P:
             parts.append(f"poor: chi2_red {self.chi2_red:.1f} (p = {p:.0e})")
         edges = self.at_prior_edge
         if edges:
             parts.append("prior-limited: " + ", ".join(f"{name} at its {side} prior edge"
                                                        for name, side in edges.items()))
-        return "; ".join(parts) or f"adequate: chi2_red {self.chi2_red:.2f}"
+        inflated = f" (errors inflated x{s:.2f})" if s is not None else ""
+        return "; ".join(parts) or f"adequate: chi2_red {self.chi2_red:.2f}{inflated}"
 
     @property
     def bic(self) -> float:
@@ -117,6 +145,9 @@ class FitResult:
                 "log_evidence_err": None if self.log_evidence_err is None else round(self.log_evidence_err, 3),
                 "bic": round(self.bic, 3), "seconds": round(self.seconds, 1), "seed": self.seed,
                 "converged": self.converged,
+                "inflation": self.inflation,
+                "chi2_red_inflated": None if self.chi2_red_inflated is None else round(self.chi2_red_inflated, 3),
+                "rejected_by_data": self.rejected or None,
                 "posterior": self.posterior, "at_prior_edge": self.at_prior_edge, "quality": self.quality,
                 "model_ujy": [None if not np.isfinite(v) else round(float(v), 6) for v in self.model_ujy],
                 "not_represented": self.not_represented}
@@ -148,12 +179,15 @@ def chi2_probability(chi2: float, dof: int) -> float:
 
 
 def prior_edge(posterior: dict[str, float] | None, lo: float, hi: float, scale: str = "linear") -> str:
-    """``"upper"`` or ``"lower"`` when the posterior median is in the outer tenth of the prior, else ``""``.
+    """``"upper"`` or ``"lower"`` when the posterior median is in the outer tenth of the prior (or, on a log
+    prior, within :data:`EDGE_LOG_FACTOR` of an end), else ``""``.
 
     >>> prior_edge({"p16": 0.85, "p50": 0.88, "p84": 0.89}, 0.0, 0.891)
     'upper'
     >>> prior_edge({"p50": 0.011}, 0.01, 1.0, "log"), prior_edge({"p50": 0.4}, 0.0, 0.891)
     ('lower', '')
+    >>> prior_edge({"p50": 0.017}, 0.01, 1.0, "log")   # 17 Myr on a 10 Myr floor
+    'lower'
     """
     if not posterior or not hi > lo:
         return ""
@@ -161,6 +195,10 @@ def prior_edge(posterior: dict[str, float] | None, lo: float, hi: float, scale: 
     if scale == "log":
         if lo <= 0 or median <= 0:
             return ""
+        if median <= lo * EDGE_LOG_FACTOR and hi / lo > EDGE_LOG_FACTOR ** 2:
+            return "lower"
+        if median >= hi / EDGE_LOG_FACTOR and hi / lo > EDGE_LOG_FACTOR ** 2:
+            return "upper"
         lo, hi, median = math.log10(lo), math.log10(hi), math.log10(median)
     position = (median - lo) / (hi - lo)
     if position >= EDGE_FRACTION:
@@ -188,6 +226,8 @@ class Fitter:
 
     name = "base"
     gives_evidence = False
+    #: what the fit cache keys on besides the options: bump it when a fit's result changes for the same input
+    version = ""
 
     def __init__(self, options: SamplerOptions | None = None):
         self.options = options or SamplerOptions()
@@ -199,6 +239,11 @@ class Fitter:
     def not_representable(self, spec: ModelSpec) -> list[str]:
         """Parts of ``spec`` this fitter cannot build, in words (empty when it can build all of it)."""
         return []
+
+    def unkept_change(self, old: ModelSpec, new: ModelSpec) -> str:
+        """Why the change from ``old`` to ``new`` would not mean in this fitter what it means in the rule
+        vocabulary (``""`` when it would): such a change is not refitted, so it never reaches rule learning."""
+        return ""
 
     def edge_symptoms(self, result: FitResult) -> list[str]:
         """Symptoms the posterior shows (a parameter piled against its prior bound), in the rule vocabulary."""

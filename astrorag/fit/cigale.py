@@ -147,6 +147,24 @@ def module_values(spec: ModelSpec, module: str) -> tuple[dict[str, str], list[st
     return values, notes
 
 
+def unwritable_modules(spec: ModelSpec) -> list[str]:
+    """The modules of ``spec`` that the vocabulary accepts but this writer does not write, each with why.
+
+    The writer writes a module only with every parameter CIGALE declares for it (the ``.spec`` must validate),
+    and those declarations are transcribed module by module (fit/cigale_modules.py).
+
+    >>> from astrorag.fit.spec import baseline
+    >>> unwritable_modules(baseline(5.0).with_module("dale2014", {}))
+    ["dale2014: its parameter declarations are not transcribed in astrorag's CIGALE writer (use dl2014)"]
+    """
+    alternative = {"dale2014": "dl2014", "dl2007": "dl2014", "casey2012": "dl2014", "themis": "dl2014",
+                   "sfh2exp": "sfhdelayed", "sfhdelayedbq": "sfhdelayed", "sfhperiodic": "sfhdelayed",
+                   "m2005": "bc03"}
+    return [f"{m}: its parameter declarations are not transcribed in astrorag's CIGALE writer"
+            + (f" (use {alternative[m]})" if m in alternative else "")
+            for m in spec.modules if m not in cm.MODULES]
+
+
 def write_ini(spec: ModelSpec, phot: Photometry, folder: str | Path, rationale: dict[str, str] | None = None,
               cores: int = 1) -> tuple[Path, Path]:
     """Write ``pcigale.ini``, its ``pcigale.ini.spec`` and ``data.txt`` for one source; return the .ini and data.
@@ -158,6 +176,9 @@ def write_ini(spec: ModelSpec, phot: Photometry, folder: str | Path, rationale: 
     When the AGN makes broad lines (``broad_lines = free``), which no CIGALE module can, the bands holding
     H-alpha, H-beta or [OIII] are left out of the fit instead.
     """
+    unwritten = unwritable_modules(spec)
+    if unwritten:
+        raise InputError("the CIGALE writer cannot write " + "; ".join(unwritten))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rationale = rationale or {}
@@ -272,11 +293,21 @@ class CigaleFitter(Fitter):
     gives_evidence = False
 
     def not_representable(self, spec: ModelSpec) -> list[str]:
-        return []
+        return unwritable_modules(spec)
+
+    def translate(self, spec: ModelSpec) -> ModelSpec:
+        """The model as the writer writes it: without the modules it cannot write (listed as not represented)."""
+        for module in spec.modules:
+            if module not in cm.MODULES:
+                spec = spec.without(module)
+        return spec
 
     def fit(self, phot: Photometry, spec: ModelSpec, workdir: str | None = None,
             replicate: int = 0) -> FitResult:
         folder = Path(workdir or Path.cwd() / f"cigale-{phot.source_id.replace('/', '_')}")
+        unwritten = unwritable_modules(spec)
+        if unwritten:
+            raise FitError("cannot fit with cigale: " + "; ".join(unwritten))
         ini, _ = write_ini(spec, phot, folder)
         pcigale = shutil.which("pcigale")
         if pcigale is None:

@@ -1,18 +1,23 @@
 """The closed loop: fit, read the residuals, rank the rule graph's actions, refit with the top few, keep a
 change only when the model comparison says so, repeat.
 
-Model comparison: with a sampler's log-evidence, a change is kept when its ln Z gain clears two bars
-(:func:`acceptance_threshold`): :data:`MIN_DELTA_LN_Z` (2 ln B >= 6, "strong" on the Kass & Raftery 1995
-scale), and the noise of the comparison itself, z sigma, with sigma from each fit's ln Z error or the measured
-run-to-run spread (:data:`LN_Z_SPREAD`, or the source's own when its replicates disagree more), and z the
-one-sided 5 % point corrected for choosing the best of the round's candidates (Bonferroni). The baseline is
-fitted twice with independent seeds; replicates that disagree by more than :data:`MULTIMODAL_LN_Z` get a third,
-the best evidence is used and the path says the posterior is multimodal. A candidate that clears the bars is
-refitted with another seed and kept only when that replicate clears them too. Without an evidence, a change is
-kept when it lowers BIC by at least :data:`MIN_DELTA_BIC` (the same scale: Delta BIC ~ -2 ln B).
+Model comparison: with a sampler's log-evidence, computed under the mismatch-aware likelihood
+(fit/likelihood.py: the fit errors carry a free inflation factor, so ln Z and its gains carry the misfit), a
+change is kept when its ln Z gain clears two bars (:func:`acceptance_threshold`): :data:`MIN_DELTA_LN_Z`
+(2 ln B >= 6, "strong" on the Kass & Raftery 1995 scale), and the noise of the comparison itself, z sigma, with
+sigma from each fit's ln Z error and the spread of this source's own baseline replicates (two sampler seeds,
+three when they disagree by more than :data:`MULTIMODAL_LN_Z`), and z the one-sided point of a 5 % family-wise
+error over every comparison the run can make (``steps x width``, Bonferroni). A candidate that clears the
+bars is refitted with another seed and kept only when that replicate clears them too. Without an evidence, a
+change is kept when it lowers BIC by at least :data:`MIN_DELTA_BIC` (the same scale: Delta BIC ~ -2 ln B).
 
-Every attempted change gives one record in the ``rules learn`` fit-log format, so that real fits update
-the rule confidences.
+A change kept where the data reject the new model as well (its errors needed more inflation than
+:data:`~astrorag.fit.likelihood.MAX_INFLATION`) is labelled "best available", never decisive.
+
+Every attempted change gives one record in the ``rules learn`` fit-log format. A record counts as evidence
+for a rule only when the comparison was decisive: a confirmed kept change, or a refit that lost at least as
+much as a keep must gain, both on models the data accept; the others are kept with the reason they do not
+count (:func:`learnable`).
 """
 
 from __future__ import annotations
@@ -38,30 +43,59 @@ from .spec import ModelSpec, NotAModelChange, apply_action, baseline
 
 MIN_DELTA_LN_Z = 3.0
 MIN_DELTA_BIC = 6.0
-#: Run-to-run standard deviation of a baseline's ln Z over sampler seeds at the default sampler options: the
-#: largest of four real LRDs (3 seeds each; pooled 0.34; eval/bench/fit_seed_spread.json, README "Fitting").
-#: nautilus' own error (1/sqrt(n_eff), ~0.03) is ten times smaller: it counts the weights' sampling noise, not
-#: a part of the posterior the sampler missed.
-LN_Z_SPREAD = 0.7
 #: Baseline replicates further apart than this disagree on the posterior itself (another mode): a third is run.
 MULTIMODAL_LN_Z = 3.0
-#: One-sided false-acceptance level of one round's comparison (before the correction for the round's width).
+#: Family-wise false-acceptance level of a whole run: every comparison it can make shares it (Bonferroni).
+#: A fixed run-to-run spread measured on four sources used to stand in the noise bar; each source's own
+#: baseline replicates measure it now, and the confirming refit with another seed tests every keep.
 FALSE_ACCEPT_ALPHA = 0.05
+#: Two candidates of a round whose best-fit models differ by less than this many fit errors in every band are
+#: one comparison (near-duplicates): the weaker is not confirmed separately and its record does not count.
+DUPLICATE_SIGMA = 0.5
 
 
-def acceptance_threshold(err_old: float | None, err_new: float | None, width: int = 1,
-                         spread: float = LN_Z_SPREAD) -> tuple[float, str]:
+def acceptance_threshold(err_old: float | None, err_new: float | None, comparisons: int = 1,
+                         spread: float = 0.0) -> tuple[float, str]:
     """The ln Z gain a change must reach, and which bar sets it (``"kass_raftery"`` or ``"noise"``).
 
-    >>> acceptance_threshold(0.05, 0.05, width=1)
+    ``comparisons`` is the size of the family the run's 5 % false-acceptance level is shared over;
+    ``spread`` the standard deviation of this source's baseline ln Z over sampler seeds.
+
+    >>> acceptance_threshold(0.05, 0.05, comparisons=9)
     (3.0, 'kass_raftery')
-    >>> t, bar = acceptance_threshold(0.05, 0.05, width=3, spread=2.0); round(t, 2), bar
-    (6.02, 'noise')
+    >>> t, bar = acceptance_threshold(0.05, 0.05, comparisons=9, spread=2.0); round(t, 2), bar
+    (7.18, 'noise')
     """
     sigma = math.hypot(max(err_old or 0.0, spread), max(err_new or 0.0, spread))
-    z = NormalDist().inv_cdf(1 - FALSE_ACCEPT_ALPHA / max(width, 1))
+    z = NormalDist().inv_cdf(1 - FALSE_ACCEPT_ALPHA / max(comparisons, 1))
     noise = z * sigma
     return (MIN_DELTA_LN_Z, "kass_raftery") if MIN_DELTA_LN_Z >= noise else (noise, "noise")
+
+
+def learnable(step: "FitStep", before: FitResult, after: FitResult | None, duplicate_of: str = "") -> str:
+    """Why a step's record must not count as evidence for its rule, or ``""`` when it counts.
+
+    It counts when the comparison was decisive on models the data accept: a kept change confirmed by a second
+    seed, or a refit that lost at least the gain a keep needs. A single refit in between, an unconverged fit,
+    a near-duplicate of a better candidate, or a pair the data reject (no model fits, so the gain says which
+    wrong model is less wrong) is kept in the log with this reason and not counted.
+    """
+    if after is None:
+        return "the refit failed"
+    if duplicate_of:
+        return f"a near-duplicate of {duplicate_of}'s refit"
+    if not after.converged or not before.converged:
+        return "a fit did not converge"
+    rejected = [f"{which}: {fit.rejected}" for which, fit in (("before", before), ("after", after)) if fit.rejected]
+    if rejected:
+        return "the data reject the models compared (" + "; ".join(rejected) + ")"
+    if step.accepted:
+        return ""
+    if step.delta is not None and step.threshold is not None and step.delta <= -step.threshold:
+        return ""
+    if step.threshold_bar == "bic":
+        return "" if step.delta is not None and step.delta <= 0 else "a BIC gain short of the bar, not decisive"
+    return "an unconfirmed single refit: its gain is neither decisive for nor against the change"
 
 
 @dataclass
@@ -86,6 +120,25 @@ class FitStep:
     threshold_bar: str | None = None       # which bar set it: kass_raftery, noise or bic
     replicates: list[float] = field(default_factory=list)   # ln Z of independent seeds (baseline; a confirmation)
     quality: str = ""
+    inflation: float | None = None         # the factor the fit errors needed (median; fit/likelihood.py)
+    chi2_red_inflated: float | None = None
+    rejected_by_data: str = ""             # why the data reject this step's model even with inflated errors
+    kept_as: str = ""                      # "decisive" or "best available: ..." for a kept change
+
+    @classmethod
+    def from_fit(cls, step: int, action: dict[str, Any] | None, change: str, fit: FitResult,
+                 symptoms: list[str], **extra: Any) -> "FitStep":
+        """The step of one finished fit (its figures read from the fit)."""
+        return cls(step, action, change, fit.chi2, fit.chi2_red, fit.log_evidence, fit.bic, extra.pop("delta", None),
+                   False, fit.seconds, list(symptoms), fit.not_represented, log_evidence_err=fit.log_evidence_err,
+                   quality=fit.quality, inflation=fit.inflation_p50, chi2_red_inflated=fit.chi2_red_inflated,
+                   rejected_by_data=fit.rejected, **extra)
+
+    def set_fit(self, fit: FitResult) -> None:
+        """Read the figures of ``fit`` (the replicate a confirmation kept)."""
+        self.log_evidence, self.chi2, self.chi2_red, self.quality = fit.log_evidence, fit.chi2, fit.chi2_red, fit.quality
+        self.inflation, self.chi2_red_inflated, self.rejected_by_data = (fit.inflation_p50, fit.chi2_red_inflated,
+                                                                         fit.rejected)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -103,7 +156,8 @@ class FitPath:
     baseline: FitResult
     records: list[dict[str, Any]]
     skipped: list[dict[str, str]] = field(default_factory=list)
-    spread: float = LN_Z_SPREAD    # run-to-run ln Z spread used in the comparisons
+    spread: float = 0.0            # this source's baseline ln Z spread over seeds, used in the comparisons
+    comparisons: int = 1           # the family the run's false-acceptance level is shared over
     multimodal: bool = False       # the baseline's replicates disagreed by more than MULTIMODAL_LN_Z
     seed: int | None = None
     fits: list[FitResult] = field(default_factory=list, repr=False)
@@ -126,9 +180,23 @@ class FitPath:
     def seconds(self) -> float:
         return sum(s.seconds for s in self.steps)
 
+    @property
+    def verdict(self) -> str:
+        """One line on what the run concludes, in the terms a referee would ask for."""
+        kept = [s.action["rule_id"] for s in self.accepted if s.action]
+        changes = f"kept {', '.join(kept)}" if kept else "kept no change"
+        if self.final.rejected:
+            return (f"no model fits; best available: {self.final_model.describe()} ({changes}); "
+                    f"the data reject it: {self.final.rejected}")
+        return f"{changes}; the final model fits the data ({self.final.quality})"
+
     def to_dict(self) -> dict[str, Any]:
         return {"source_id": self.source_id, "fitter": self.fitter, "criterion": self.criterion,
                 "threshold": self.threshold, "seed": self.seed, "ln_z_spread": round(self.spread, 3),
+                "comparisons": self.comparisons, "false_acceptance_alpha": FALSE_ACCEPT_ALPHA,
+                "verdict": self.verdict, "rejected_by_data": self.final.rejected or None,
+                "inflation": self.final.inflation, "chi2_red_inflated": None if self.final.chi2_red_inflated is None
+                else round(self.final.chi2_red_inflated, 3),
                 "multimodal": self.multimodal,
                 "steps": [s.to_dict() for s in self.steps], "final_model": self.final_model.to_dict(),
                 "final_model_text": self.final_model.describe(),
@@ -177,6 +245,9 @@ def applicable_change(spec: ModelSpec, action, fitter: Fitter, built=None) -> tu
         new, change = apply_action(spec, action)
     except NotAModelChange as exc:
         return None, str(exc)
+    unkept = fitter.unkept_change(spec, new)
+    if unkept:
+        return None, f"not representable in {fitter.name}: {unkept}"
     if fitter.translate(new) == (fitter.translate(spec) if built is None else built):
         lost = sorted(set(fitter.not_representable(new)) - set(fitter.not_representable(spec)))
         return None, f"not representable in {fitter.name}: {'; '.join(lost) or 'no change'}"
@@ -291,6 +362,93 @@ def _baseline(run: _Runner, spec: ModelSpec, fitter: Fitter, say) -> tuple[FitRe
     return best, values, multimodal, sum(f.seconds for f in fits)
 
 
+@dataclass
+class Candidate:
+    """One refit of a round: its step, its fit (None when it failed) and its fit-log record."""
+
+    step: FitStep
+    fit: FitResult | None
+    record: dict[str, Any]
+    duplicate_of: str = ""
+
+    @property
+    def rule_id(self) -> str:
+        return self.step.action["rule_id"] if self.step.action else ""
+
+    @property
+    def passes(self) -> bool:
+        """Cleared its bar with a finished sampler (an unfinished one's evidence is not an evidence)."""
+        return (self.fit is not None and self.fit.converged and not self.duplicate_of
+                and self.step.delta is not None and self.step.threshold is not None
+                and self.step.delta >= self.step.threshold)
+
+
+def _near_duplicates(candidates: list[Candidate], source: Photometry) -> None:
+    """Mark each candidate whose best-fit model is within :data:`DUPLICATE_SIGMA` fit errors of a better
+    candidate's in every band: one comparison, not two."""
+    errors = np.asarray(source.fit_err[0], dtype=float)
+    fitted = sorted((c for c in candidates if c.fit is not None), key=lambda c: -(c.step.delta or -math.inf))
+    for i, weaker in enumerate(fitted):
+        for better in fitted[:i]:
+            if better.duplicate_of:
+                continue
+            a, b = np.asarray(better.fit.model_ujy, float), np.asarray(weaker.fit.model_ujy, float)
+            use = np.isfinite(a) & np.isfinite(b) & np.isfinite(errors) & (errors > 0)
+            if use.any() and np.all(np.abs(a[use] - b[use]) / errors[use] < DUPLICATE_SIGMA):
+                weaker.duplicate_of = better.rule_id
+                break
+
+
+def _refit_round(run: _Runner, chosen, current: FitResult, symptoms: list[str], resid: dict[str, float],
+                 number: int, path: FitPath, fitter: Fitter) -> list[Candidate]:
+    """Refit the round's chosen changes and score each against ``current``."""
+    source = run.source
+    outcomes = run([(new, 0) for _, new, _ in chosen])
+    candidates = []
+    for (action, new, change), outcome in zip(chosen, outcomes):
+        if isinstance(outcome, str):
+            step = FitStep(number, _action_dict(action), change, None, None, None, None, None, False, 0.0,
+                           list(symptoms), [], outcome)
+            candidates.append(Candidate(step, None, {}))
+            continue
+        path.fits.append(outcome)
+        _, after_resid = _symptoms_and_residuals(source, outcome.model_ujy)
+        gain = _gain(fitter, outcome, current)
+        if fitter.gives_evidence:
+            threshold, bar = acceptance_threshold(current.log_evidence_err, outcome.log_evidence_err,
+                                                  path.comparisons, path.spread)
+        else:
+            threshold, bar = MIN_DELTA_BIC, "bic"
+        record = {
+            "source_id": source.source_id, "symptoms": list(symptoms),
+            "action": {"parameter": action.parameter, "module": action.module, "direction": action.direction},
+            "rule_id": action.rule_id, "fitter": fitter.name,
+            "chi2_before": round(current.chi2_red, 4), "chi2_after": round(outcome.chi2_red, 4),
+            "inflation_before": current.inflation_p50, "inflation_after": outcome.inflation_p50,
+            "residuals_before": resid, "residuals_after": after_resid,
+            path.criterion + "_gain": round(gain, 3), "threshold": round(threshold, 3), "accepted": False}
+        path.records.append(record)
+        step = FitStep.from_fit(number, _action_dict(action), change, outcome, symptoms, delta=gain,
+                                threshold=round(threshold, 3), threshold_bar=bar)
+        candidates.append(Candidate(step, outcome, record))
+    _near_duplicates(candidates, source)
+    return candidates
+
+
+def _settle_records(candidates: list[Candidate], current: FitResult) -> None:
+    """Say in each record whether it counts as evidence for its rule, and if not, why (:func:`learnable`)."""
+    for c in candidates:
+        if not c.record:
+            continue
+        why = learnable(c.step, current, c.fit, c.duplicate_of)
+        c.record["accepted"] = c.step.accepted
+        c.record["counts"] = not why
+        if why:
+            c.record["not_counted"] = why
+        else:
+            c.record.pop("not_counted", None)
+
+
 def run_loop(source: Photometry, graph: RuleGraph, fitter: Fitter, *, steps: int,
              width: int, workers: int = 1, submit: Callable[..., Future] | None = None,
              progress: Callable[[str], None] | None = None, start: ModelSpec | None = None,
@@ -319,14 +477,14 @@ def run_loop(source: Photometry, graph: RuleGraph, fitter: Fitter, *, steps: int
     interrupted = True
     try:
         current, replicates, multimodal, seconds = _baseline(run, spec, fitter, say)
-        spread = max(LN_Z_SPREAD, statistics.stdev(replicates) if len(replicates) > 1 else 0.0)
+        spread = statistics.stdev(replicates) if len(replicates) > 1 else 0.0
         symptoms, resid = fit_symptoms(source, fitter, current)
+        first = FitStep.from_fit(0, None, "baseline", current, symptoms,
+                                 replicates=[round(v, 3) for v in replicates])
+        first.accepted, first.seconds = True, seconds
         path = FitPath(source.source_id, fitter.name, "log_evidence" if fitter.gives_evidence else "bic",
-                       [FitStep(0, None, "baseline", current.chi2, current.chi2_red, current.log_evidence,
-                                current.bic, None, True, seconds, symptoms,
-                                current.not_represented, log_evidence_err=current.log_evidence_err,
-                                replicates=[round(v, 3) for v in replicates], quality=current.quality)],
-                       current, current, [], fits=[current], spread=spread, multimodal=multimodal,
+                       [first], current, current, [], fits=[current], spread=spread,
+                       comparisons=max(steps * width, 1), multimodal=multimodal,
                        seed=getattr(fitter.options, "seed", None))
         tried: set[ModelSpec] = {spec}
         for number in range(1, steps + 1):
@@ -336,51 +494,26 @@ def run_loop(source: Photometry, graph: RuleGraph, fitter: Fitter, *, steps: int
                 say(f"{source.source_id}: no further action the fitter can test")
                 break
             say(f"{source.source_id}: round {number}: refitting with {', '.join(a.rule_id for a, _, _ in chosen)}")
-            outcomes = run([(new, 0) for _, new, _ in chosen])
-            round_steps = []
-            for (action, new, change), outcome in zip(chosen, outcomes):
-                if isinstance(outcome, str):
-                    round_steps.append((FitStep(number, _action_dict(action), change, None, None, None, None, None,
-                                                False, 0.0, list(symptoms), [], outcome), None, None))
-                    continue
-                path.fits.append(outcome)
-                _, after_resid = _symptoms_and_residuals(source, outcome.model_ujy)
-                gain = _gain(fitter, outcome, current)
-                if fitter.gives_evidence:
-                    threshold, bar = acceptance_threshold(current.log_evidence_err, outcome.log_evidence_err,
-                                                          len(chosen), spread)
-                else:
-                    threshold, bar = MIN_DELTA_BIC, "bic"
-                record = {
-                    "source_id": source.source_id, "symptoms": list(symptoms),
-                    "action": {"parameter": action.parameter, "module": action.module,
-                               "direction": action.direction},
-                    "rule_id": action.rule_id, "fitter": fitter.name,
-                    "chi2_before": round(current.chi2_red, 4), "chi2_after": round(outcome.chi2_red, 4),
-                    "residuals_before": resid, "residuals_after": after_resid,
-                    path.criterion + "_gain": round(gain, 3), "accepted": False}
-                path.records.append(record)
-                round_steps.append((FitStep(number, _action_dict(action), change, outcome.chi2, outcome.chi2_red,
-                                            outcome.log_evidence, outcome.bic, gain, False, outcome.seconds,
-                                            list(symptoms), outcome.not_represented,
-                                            log_evidence_err=outcome.log_evidence_err, threshold=round(threshold, 3),
-                                            threshold_bar=bar, quality=outcome.quality), outcome, record))
-            # A refit the sampler did not finish cannot win: its evidence is not an evidence.
-            passing = sorted((r for r in round_steps if r[1] is not None and r[1].converged
-                              and r[0].delta >= r[0].threshold), key=lambda r: -r[0].delta)
+            candidates = _refit_round(run, chosen, current, symptoms, resid, number, path, fitter)
+            passing = sorted((c for c in candidates if c.passes), key=lambda c: -c.step.delta)
             best = None
             for candidate in passing:
-                best = _confirm(run, candidate, current, path, say) if fitter.gives_evidence else candidate
-                if best is not None:
+                if not fitter.gives_evidence or _confirm(run, candidate, current, path, say):
+                    best = candidate
                     break
+            _settle_records(candidates, current)  # judged against the model they changed
             if best is not None:
-                best[0].accepted = best[2]["accepted"] = True
-                current, spec = best[1], best[1].spec
-                path.kept.append((best[0].action["rule_id"], current))
+                best.step.accepted = best.record["accepted"] = True
+                best.step.kept_as = ("decisive" if not best.fit.rejected else
+                                     f"best available: the data reject this model too ({best.fit.rejected})")
+                _settle_records([best], current)
+                current, spec = best.fit, best.fit.spec
+                path.kept.append((best.rule_id, current))
                 symptoms, resid = fit_symptoms(source, fitter, current)
-                say(f"{source.source_id}: kept {best[0].action['rule_id']} "
-                    f"({path.criterion} gain {best[0].delta:.1f} >= {best[0].threshold:.1f}; chi2 {current.chi2:.1f})")
-            path.steps += [step for step, _, _ in round_steps]
+                label = "" if best.step.kept_as == "decisive" else f" [{best.step.kept_as}]"
+                say(f"{source.source_id}: kept {best.rule_id} ({path.criterion} gain {best.step.delta:.1f} >= "
+                    f"{best.step.threshold:.1f}; chi2 {current.chi2:.1f}){label}")
+            path.steps += [c.step for c in candidates]
             if on_round is not None:
                 on_round(path)
             if best is None:
@@ -393,31 +526,30 @@ def run_loop(source: Photometry, graph: RuleGraph, fitter: Fitter, *, steps: int
     return path
 
 
-def _confirm(run: _Runner, best, current: FitResult, path: FitPath, say):
+def _confirm(run: _Runner, candidate: Candidate, current: FitResult, path: FitPath, say) -> bool:
     """Refit the round's best change with another seed; keep it only when that replicate passes too.
 
     The kept fit is the replicate with the higher evidence (a sampler misses modes, it does not invent them);
     the step reports both ln Z values and the smaller gain.
     """
-    step, outcome, record = best
+    step, outcome, record = candidate.step, candidate.fit, candidate.record
     again = run([(outcome.spec, 1)])[0]
     if isinstance(again, str):
-        say(f"{path.source_id}: the confirming refit of {step.action['rule_id']} failed: {again}")
+        say(f"{path.source_id}: the confirming refit of {candidate.rule_id} failed: {again}")
         step.error = f"confirmation failed: {again}"
-        return None
+        return False
     path.fits.append(again)
     gains = [step.delta, _gain(run.fitter, again, current)]
     step.replicates = [round(outcome.log_evidence, 3), round(again.log_evidence, 3)]
     step.seconds += again.seconds
-    if min(gains) < step.threshold or not again.converged:
-        say(f"{path.source_id}: {step.action['rule_id']} did not hold with another seed (gains "
-            f"{gains[0]:.1f}, {gains[1]:.1f}; needs {step.threshold:.1f})")
-        step.delta = min(gains)
-        record[path.criterion + "_gain"] = round(step.delta, 3)
-        return None
     step.delta = min(gains)
     record[path.criterion + "_gain"] = round(step.delta, 3)
+    if step.delta < step.threshold or not again.converged:
+        say(f"{path.source_id}: {candidate.rule_id} did not hold with another seed (gains "
+            f"{gains[0]:.1f}, {gains[1]:.1f}; needs {step.threshold:.1f})")
+        return False
     chosen = max((outcome, again), key=lambda f: f.log_evidence)
-    step.log_evidence, step.chi2, step.chi2_red, step.quality = (chosen.log_evidence, chosen.chi2, chosen.chi2_red,
-                                                                 chosen.quality)
-    return step, chosen, record
+    step.set_fit(chosen)
+    record["chi2_after"], record["inflation_after"] = round(chosen.chi2_red, 4), chosen.inflation_p50
+    candidate.fit = chosen
+    return True

@@ -337,7 +337,7 @@ def apply_action(spec: ModelSpec, action: Action | RankedAction) -> tuple[ModelS
         if direction == "add_module" and spec.has(module):
             raise NotAModelChange(f"{module} is already in the model")
         new = spec.without(current) if current else spec
-        new = new.with_module(module)
+        new = new.with_module(module, _carried(spec, current, module) if current else None)
         new = _apply_also(new, spec, module, also, action)
         verb = f"switched {current} to {module}" if current and current != module else f"added {module}"
         return replace(new, notes=()), verb + _companions(spec, new, module, also)
@@ -362,6 +362,24 @@ def apply_action(spec: ModelSpec, action: Action | RankedAction) -> tuple[ModelS
         raise NotAModelChange(f"the model already has {action.parameter} = {_show(value)}")
     note = f"{action.parameter} ({module}): {_show(current_value) if current_value is not None else 'default'} -> {_show(value)}"
     return replace(new, notes=()), note + _companions(spec, new, module, also)
+
+
+def _carried(spec: ModelSpec, current: str, module: str) -> dict[str, Value]:
+    """The new module's defaults, with every parameter the module it replaces shares with it kept as the model
+    had it (a switch of torus geometry keeps fracAGN, its definition, the polar dust and the broad lines).
+
+    >>> s = baseline(5.0).with_module("skirtor2016", {"fracAGN": (0.3, 0.99), "EBV": (0.1, 0.5), "i": 30.0,
+    ...                                               "broad_lines": "free"})
+    >>> kept = _carried(s, "skirtor2016", "fritz2006")
+    >>> kept["fracAGN"], kept["EBV"], kept["broad_lines"], kept["psy"]
+    ((0.3, 0.99), (0.1, 0.5), 'free', 60.1)
+    """
+    values = dict(MODULE_DEFAULTS.get(module, {}))
+    shared = set(vocab.MODULES.get(module, ())) | {p for p, owners in vocab.EXTENSIONS.items() if module in owners}
+    for parameter, value in spec.module(current).items():
+        if parameter in shared:
+            values[parameter] = value
+    return values
 
 
 def _companions(before: ModelSpec, after: ModelSpec, module: str, also: list[tuple[str, str]]) -> str:

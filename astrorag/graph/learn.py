@@ -12,6 +12,11 @@ Fit log: JSON Lines, one record per attempted change to a fit::
 per rest-frame region and optional. A change succeeds when the reduced chi-square drops by at least
 ``improvement`` (20 % by default) and, where residuals are given, the mean absolute residual over the
 regions named by the symptoms does not grow.
+
+Records written by ``astrorag fit`` carry the loop's verdict: ``accepted`` (the evidence kept the change) and
+``counts`` (the comparison was decisive on models the data accept, :func:`astrorag.fit.loop.learnable`). A
+record with ``counts: false`` is read but not counted, and the report says why (``not_counted``); one with
+``counts: true`` succeeds when it was accepted.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class FitOutcome:
     action: Action
     success: bool
     key: str = ""  # see record_key: outcomes with one key count once
+    not_counted: str = ""  # why the record is no evidence for its rule (the fit loop's verdict), if it is not
 
 
 @dataclass
@@ -53,9 +59,14 @@ class LearnReport:
     repeated: int = 0
     #: rule_id -> (confidence before, after), for the rules this update moved
     changes: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: records read but not counted, by the reason the fit loop gave
+    not_counted: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         repeated = f"; {self.repeated} repeated record(s) not counted again" if self.repeated else ""
+        if self.not_counted:
+            reasons = "; ".join(f"{n} x {why}" for why, n in sorted(self.not_counted.items(), key=lambda kv: -kv[1]))
+            repeated += f"; {sum(self.not_counted.values())} record(s) not counted as evidence ({reasons})"
         return (f"{self.records} fit records ({self.successes} improved, {self.failures} did not{repeated}); "
                 f"{self.rules_updated} rule updates; {self.unmatched} outcomes matched no rule; "
                 f"{len(self.learned)} new learned rule(s){': ' + ', '.join(self.learned) if self.learned else ''}"
@@ -81,6 +92,9 @@ class FitRecordIn(BaseModel):
     chi2_after: float = Field(ge=0, allow_inf_nan=False)
     residuals_before: dict[str, float] | None = Field(None, max_length=20)
     residuals_after: dict[str, float] | None = Field(None, max_length=20)
+    accepted: bool | None = None
+    counts: bool | None = None
+    not_counted: str | None = Field(None, max_length=500)
 
 
 def _reason(exc: ValidationError) -> str:
@@ -117,9 +131,13 @@ def read_fitlog(path: Path, improvement: float = 0.2) -> tuple[list[FitOutcome],
             if success and shared:
                 worse = sum(abs(res_a[r]) for r in shared) > sum(abs(res_b[r]) for r in shared)
                 success = not worse
+            if rec.counts is not None:
+                # The fit loop judged the comparison: its verdict, not a chi-square drop, decides.
+                success = bool(rec.accepted)
+            why = "" if rec.counts is not False else (rec.not_counted or "the fit loop marked it not decisive")
             action = Action(act.direction, parameter, module)
             outcomes.append(FitOutcome(symptoms, action, success, record_key(rec.source_id, rec.rule_id, symptoms,
-                                                                             action, line.value)))
+                                                                             action, line.value), why))
         except ValidationError as exc:
             problems.append(Problem(str(path), number, _reason(exc)))
         except (InputError, ValueError, TypeError) as exc:
@@ -159,6 +177,11 @@ def learn(graph: RuleGraph, outcomes: list[FitOutcome], min_successes: int = 3,
     seen = set() if seen is None else seen
     pending: dict[tuple, list[FitOutcome]] = {}
     for outcome in outcomes:
+        if outcome.not_counted:
+            # Grouped by the kind of reason, without the figures that make each one unique.
+            kind = outcome.not_counted.split(" (")[0]
+            report.not_counted[kind] = report.not_counted.get(kind, 0) + 1
+            continue
         if outcome.key:
             if outcome.key in seen:
                 report.repeated += 1
