@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import InputError
 from ..sed.photometry import Photometry
 from .base import FitError, FitResult, Fitter, chi2_of, fit_seed, prior_edge, significant
+from . import bhstar
 from .likelihood import INFLATION_NAME, LIKELIHOOD
 from .scratch import scratch_dir
 from .spec import ModelSpec, age_cap_myr
@@ -63,6 +64,10 @@ TRANSLATION: tuple[tuple[str, str, str], ...] = (
      "observed 5100 A continuum; off: hanorm = 0"),
     ("skirtor2016 / fritz2006 EBV (polar dust)", "agn_dust.type = SMC, Av = 2.74 x EBV", "same meaning"),
     ("skirtor2016 / fritz2006 torus (t, oa, i, R, Mcl, ...)", "—", "no torus dust emission in bagpipes"),
+    ("bhstar (astrorag extension) temperature, f5500_share, balmer_break, halpha_ew",
+     "astrorag's own component, added to bagpipes' model photometry in astrorag's likelihood",
+     "a dust-free blackbody photosphere (T free) with a Balmer break of free strength and broad H-alpha/H-beta "
+     "(decrement 10), scaled as a share of the observed flux density at rest 5500 A (fit/bhstar.py)"),
     ("xray, radio", "—", "not representable"),
     ("redshifting.redshift", "redshift", "fixed at the catalog's value"),
 )
@@ -87,9 +92,10 @@ def translation_markdown() -> str:
 
 
 #: Times whose prior edges are judged in log: a 50 Myr starburst is not "at the floor" of a 10 Myr-1 Gyr prior.
-_LOG_EDGES = {"delayed:age", "delayed:tau", "burst:age", "agn:hanorm", "agn:f5100A"}
+_LOG_EDGES = {"delayed:age", "delayed:tau", "burst:age", "agn:hanorm", "agn:f5100A", "bhstar:f5500_share",
+              "bhstar:halpha_ew"}
 _SUPPORTED = {"sfhdelayed", "bc03", "nebular", "dustatt_modified_starburst", "dustatt_modified_CF00", "dl2014",
-              "skirtor2016", "fritz2006"}
+              "skirtor2016", "fritz2006", "bhstar"}
 _AGN_DEFAULT_NOTE = ("AGN torus dust emission (SKIRTOR/Fritz) is not representable in bagpipes: its agn component is "
                      "a disc power law; mid-IR torus constraints are lost")
 
@@ -196,6 +202,9 @@ def to_bagpipes(spec: ModelSpec) -> tuple[dict, list[str]]:
         lost.append(f"{agn}.fracAGN: bagpipes has no AGN fraction; its disc flux at rest 5100 A (before polar dust) "
                     f"is given a log-uniform prior of {share[0]:g}-{share[1]:g} of the observed flux density there "
                     "(the lambda_fracAGN = 0.4/0.7 reading)")
+    if spec.has("bhstar"):
+        values = spec.module("bhstar")
+        out["bhstar"] = {name: values.get(name, bhstar.PRIORS[name][:2]) for name in bhstar.NAMES}
     for name in ("xray", "radio"):
         if spec.has(name):
             lost.append(f"{name}: not representable in bagpipes")
@@ -209,12 +218,7 @@ def _module_value(spec: ModelSpec, parameter: str):
 
 def _flambda_at_rest_5100(phot: Photometry) -> float:
     """Observed f_lambda (erg/s/cm2/A) in the detected band nearest rest 5100 A."""
-    target = 0.51 * (1 + phot.redshift)
-    best, flam = math.inf, math.nan
-    for f, e, pivot in zip(phot.flux[0], phot.fit_err[0], phot.pivots):
-        if math.isfinite(f) and math.isfinite(e) and f > 2 * e and abs(math.log(pivot / target)) < best:
-            best, flam = abs(math.log(pivot / target)), f * 1e-29 * C_ANGSTROM_S / (pivot * 1e4) ** 2
-    return flam
+    return _flambda_at_rest(phot, 0.51)
 
 
 def _flambda_to_ujy(flam: np.ndarray, wave_aa: np.ndarray) -> np.ndarray:
@@ -227,7 +231,7 @@ class BagpipesFitter(Fitter):
     name = "bagpipes"
     gives_evidence = True
     #: the likelihood's version: fits kept in the cache under another are not read (fit/cache.py)
-    version = "mismatch-1"
+    version = "mismatch-2"
     #: nautilus trains this many neural networks per bound; one keeps small fits fast on a laptop
     n_networks = 1
 
@@ -291,6 +295,7 @@ class BagpipesFitter(Fitter):
         if phot.redshift > pipes.config.max_redshift:
             raise FitError(f"z = {phot.redshift} is above bagpipes' grid limit ({pipes.config.max_redshift})")
         instructions, lost = to_bagpipes(spec)
+        bh_priors = instructions.pop("bhstar", None)
         scale = math.nan
         if "agn" in instructions:
             scale = _flambda_at_rest_5100(phot) * (1 + phot.redshift)
@@ -313,6 +318,14 @@ class BagpipesFitter(Fitter):
         flux = np.array([0.0 if upper[i] else measured[i] for i in use])
         err = np.array([measured[i] / 2 if upper[i] else errors[i] for i in use])
         curves = [all_curves[i] for i in use]
+        component = None
+        if bh_priors is not None:
+            # The observed f_lambda (erg/s/cm2/A, bagpipes' unit) at rest 5500 A that the BH*'s share refers to.
+            bh_scale = _flambda_at_rest(phot, 0.55)
+            if not bh_scale > 0:
+                raise FitError(f"source {phot.source_id}: no detected band near rest 5500 A to scale the BH* continuum")
+            component = (bhstar.BlackHoleStar(phot.redshift, bhstar.load_bands(curves)), bh_scale,
+                         {name: (*_as_range(value), bhstar.PRIORS[name][2]) for name, value in bh_priors.items()})
         table = np.column_stack([flux, err])
         seed = fit_seed(self.options.seed, phot.source_id, spec, replicate)
         # CPU seconds of this fit (its process), so that the figure holds however loaded the machine is.
@@ -331,9 +344,9 @@ class BagpipesFitter(Fitter):
                 galaxy = pipes.galaxy(phot.source_id.replace("/", "_").replace(":", "_"), lambda _id: table,
                                       spectrum_exists=False, filt_list=curves, phot_units="mujy")
                 model = pipes.fitting.fitted_model(galaxy, instructions)
-                prior, like = _with_inflation(model)
+                prior, like, n_extra = _with_inflation(model, component)
                 # nautilus is run here, not through bagpipes' fit(), which builds the sampler without a seed.
-                sampler = Sampler(prior, like, n_dim=model.ndim + 1, n_live=self.n_live,
+                sampler = Sampler(prior, like, n_dim=model.ndim + n_extra, n_live=self.n_live,
                                   n_networks=self.n_networks, pool=None, seed=seed)
                 converged = bool(sampler.run(verbose=False, n_eff=self.options.n_eff,
                                              discard_exploration=self.options.discard_exploration,
@@ -342,8 +355,10 @@ class BagpipesFitter(Fitter):
                 log_z, n_eff = float(sampler.log_z), float(sampler.n_eff)
                 # The model fluxes at the best fit of the model itself (the inflation does not change them).
                 best = points[int(np.argmax(log_l))]
-                model.lnlike(best[:-1])
+                model.lnlike(best[:model.ndim])
                 flam = np.asarray(model.model_galaxy.photometry, dtype=float)
+                if component is not None:
+                    flam = flam + component[0].band_fluxes(best[model.ndim:model.ndim + 4], component[1])
                 eff = np.asarray(galaxy.filter_set.eff_wavs, dtype=float)
         except Exception as exc:  # bagpipes and nautilus raise bare exceptions on bad input
             raise FitError(f"bagpipes failed on source {phot.source_id}: {type(exc).__name__}: {exc}") from exc
@@ -357,9 +372,13 @@ class BagpipesFitter(Fitter):
         posterior = {name: _quantiles(points[:, j], weights) for j, name in enumerate(model.params)}
         inflation = _quantiles(points[:, -1], weights)
         posterior[INFLATION_NAME] = inflation
+        if component is not None:
+            posterior.update(_bhstar_posterior(phot, component, points[:, model.ndim:model.ndim + 4], weights))
         priors = {name: (float(lo), float(hi), "log" if str(pdf).startswith("log") or name in _LOG_EDGES
                          else "linear") for name, (lo, hi), pdf in zip(model.params, model.limits, model.pdfs)}
         priors[INFLATION_NAME] = (*LIKELIHOOD.prior, "log")
+        if component is not None:
+            priors.update({f"bhstar:{name}": component[2][name] for name in bhstar.NAMES})
         if "agn:f5100A" in posterior and scale > 0:
             # The disc's share of the observed flux density at rest 5100 A: readable where 1e-19 cgs is not.
             posterior["agn:f5100A_share"] = {q: significant(v / scale) for q, v in posterior["agn:f5100A"].items()}
@@ -374,25 +393,65 @@ class BagpipesFitter(Fitter):
                          seed=seed, converged=converged, inflation=inflation)
 
 
-def _with_inflation(model) -> tuple:
-    """The sampler's prior transform and likelihood: bagpipes' model parameters plus the error-inflation factor
-    as the last dimension, under astrorag's likelihood (fit/likelihood.py) rather than bagpipes' own.
+def _with_inflation(model, component=None) -> tuple:
+    """The sampler's prior transform, likelihood and extra dimensions: bagpipes' model parameters, then the BH*
+    component's four when the model has one, then the error-inflation factor, under astrorag's likelihood
+    (fit/likelihood.py) rather than bagpipes' own.
 
-    bagpipes keeps the photometry and the model in its own units (erg/s/cm2/A); the likelihood does not care.
+    bagpipes keeps the photometry and the model in its own units (erg/s/cm2/A); the BH* is computed in them.
     """
     observed, errors = model.galaxy.photometry[:, 1], model.galaxy.photometry[:, 2]
+    n = model.ndim
+    n_bh = 0 if component is None else len(bhstar.NAMES)
 
     def prior(cube):
         cube = np.asarray(cube, dtype=float)
-        return np.append(model.prior.transform(np.array(cube[:-1])), LIKELIHOOD.inflation_from_unit(cube[-1]))
+        parts = [model.prior.transform(np.array(cube[:n]))]
+        if component is not None:
+            parts.append(bhstar.from_unit(cube[n:n + n_bh], component[2]))
+        parts.append([LIKELIHOOD.inflation_from_unit(cube[-1])])
+        return np.concatenate(parts)
 
     def like(x):
-        bagpipes_ln_l = model.lnlike(x[:-1])
+        bagpipes_ln_l = model.lnlike(x[:n])
         if bagpipes_ln_l <= -9e99:   # an unphysical history (older than the Universe) or a broken model
             return -9.99e99
-        return LIKELIHOOD.log_likelihood(observed, errors, np.asarray(model.model_galaxy.photometry), x[-1])
+        flux = np.asarray(model.model_galaxy.photometry, dtype=float)
+        if component is not None:
+            flux = flux + component[0].band_fluxes(x[n:n + n_bh], component[1])
+        return LIKELIHOOD.log_likelihood(observed, errors, flux, x[-1])
 
-    return prior, like
+    return prior, like, n_bh + 1
+
+
+def _as_range(value) -> tuple[float, float]:
+    return (float(value[0]), float(value[1])) if isinstance(value, (tuple, list)) else (float(value), float(value))
+
+
+def _flambda_at_rest(phot: Photometry, rest_micron: float) -> float:
+    """Observed f_lambda (erg/s/cm2/A) in the detected band nearest ``rest_micron``."""
+    target = rest_micron * (1 + phot.redshift)
+    best, flam = math.inf, math.nan
+    for f, e, pivot in zip(phot.flux[0], phot.fit_err[0], phot.pivots):
+        if math.isfinite(f) and math.isfinite(e) and f > 2 * e and abs(math.log(pivot / target)) < best:
+            best, flam = abs(math.log(pivot / target)), f * 1e-29 * C_ANGSTROM_S / (pivot * 1e4) ** 2
+    return flam
+
+
+def _bhstar_posterior(phot: Photometry, component, samples: np.ndarray, weights: np.ndarray) -> dict:
+    """The BH*'s posterior in readable units: T_eff (K), its share of the observed flux density at rest 5500 A
+    and at rest 1500 A (the UV), the Balmer break's depth, the broad H-alpha EW and L_bol (L_sun)."""
+    model_bh, scale, _ = component
+    out = {f"bhstar:{name}": _quantiles(samples[:, i], weights) for i, name in enumerate(bhstar.NAMES)}
+    keep = weights > weights.max() * 1e-4     # the samples that carry the posterior
+    samples, w = samples[keep], weights[keep]
+    uv_scale = _flambda_at_rest(phot, 0.15)
+    if uv_scale > 0:
+        uv = np.array([p[1] * model_bh.share_at(p, 1500.0) * scale / uv_scale for p in samples])
+        out["bhstar:uv_share"] = _quantiles(uv, w)
+    lum = np.array([model_bh.luminosity_lsun(p, scale) for p in samples])
+    out["bhstar:log_L_bol_lsun"] = _quantiles(np.log10(lum), w)
+    return out
 
 
 def _quantiles(values: np.ndarray, weights: np.ndarray) -> dict[str, float]:

@@ -160,7 +160,11 @@ def unwritable_modules(spec: ModelSpec) -> list[str]:
     alternative = {"dale2014": "dl2014", "dl2007": "dl2014", "casey2012": "dl2014", "themis": "dl2014",
                    "sfh2exp": "sfhdelayed", "sfhdelayedbq": "sfhdelayed", "sfhperiodic": "sfhdelayed",
                    "m2005": "bc03"}
-    return [f"{m}: its parameter declarations are not transcribed in astrorag's CIGALE writer"
+    from ..graph.vocabulary import EXTENSION_MODULES
+
+    return [f"{m}: CIGALE has no such module ({EXTENSION_MODULES[m]}, an astrorag extension fitted with bagpipes)"
+            if m in EXTENSION_MODULES else
+            f"{m}: its parameter declarations are not transcribed in astrorag's CIGALE writer"
             + (f" (use {alternative[m]})" if m in alternative else "")
             for m in spec.modules if m not in cm.MODULES]
 

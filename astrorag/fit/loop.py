@@ -162,6 +162,7 @@ class FitPath:
     seed: int | None = None
     fits: list[FitResult] = field(default_factory=list, repr=False)
     kept: list[tuple[str, FitResult]] = field(default_factory=list, repr=False)  # (rule id, fit) per kept change
+    prior_check: dict[str, Any] | None = None   # the verdict under a second prior (prior_check), when run
 
     @property
     def final_model(self) -> ModelSpec:
@@ -185,10 +186,28 @@ class FitPath:
         """One line on what the run concludes, in the terms a referee would ask for."""
         kept = [s.action["rule_id"] for s in self.accepted if s.action]
         changes = f"kept {', '.join(kept)}" if kept else "kept no change"
+        prior = ""
+        if self.prior_check:
+            c = self.prior_check
+            second = c["ln_z_gain_second_prior"]
+            prior = (f"; {c['winner']} against {c['rival']}: {c['verdict']} (ln Z gain {c['ln_z_gain_first_prior']:+.1f}"
+                     + (f", {second:+.1f} under the second prior)" if second is not None else ")"))
         if self.final.rejected:
             return (f"no model fits; best available: {self.final_model.describe()} ({changes}); "
-                    f"the data reject it: {self.final.rejected}")
-        return f"{changes}; the final model fits the data ({self.final.quality})"
+                    f"the data reject it: {self.final.rejected}{prior}")
+        return f"{changes}; the final model fits the data ({self.final.quality}){prior}"
+
+    @property
+    def bhstar(self) -> dict[str, Any] | None:
+        """The final model's black-hole-star component in readable units, with 68 % intervals."""
+        names = {"T_eff_K": "bhstar:temperature", "share_of_observed_5500A": "bhstar:f5500_share",
+                 "share_of_observed_1500A": "bhstar:uv_share", "log_L_bol_Lsun": "bhstar:log_L_bol_lsun",
+                 "balmer_break_depth": "bhstar:balmer_break", "broad_halpha_ew_rest_AA": "bhstar:halpha_ew"}
+        post = self.final.posterior
+        if "bhstar:temperature" not in post:
+            return None
+        return {label: {q: post[name][q] for q in ("p16", "p50", "p84")} for label, name in names.items()
+                if name in post}
 
     def to_dict(self) -> dict[str, Any]:
         return {"source_id": self.source_id, "fitter": self.fitter, "criterion": self.criterion,
@@ -197,7 +216,7 @@ class FitPath:
                 "verdict": self.verdict, "rejected_by_data": self.final.rejected or None,
                 "inflation": self.final.inflation, "chi2_red_inflated": None if self.final.chi2_red_inflated is None
                 else round(self.final.chi2_red_inflated, 3),
-                "multimodal": self.multimodal,
+                "multimodal": self.multimodal, "prior_check": self.prior_check, "bhstar": self.bhstar,
                 "steps": [s.to_dict() for s in self.steps], "final_model": self.final_model.to_dict(),
                 "final_model_text": self.final_model.describe(),
                 "final": self.final.to_dict(), "quality": self.final.quality, "chi2_red": round(self.final.chi2_red, 3),
@@ -449,10 +468,103 @@ def _settle_records(candidates: list[Candidate], current: FitResult) -> None:
             c.record.pop("not_counted", None)
 
 
+#: The second prior of the prior-sensitivity check: the non-stellar continuum (AGN disc or BH*) may give at most
+#: this share of the rest-optical light, so the host must make the rest (as Merida et al. 2026,
+#: arXiv:2606.12355, refit LRDs under a prior against a strong AGN continuum and saw the verdicts move).
+SECOND_PRIOR_MAX_SHARE = 0.3
+
+
+def family_of(spec: ModelSpec) -> str:
+    """The model family a verdict is about: ``"bhstar"``, ``"agn"`` or ``"stars"``."""
+    if spec.has("bhstar"):
+        return "bhstar"
+    return "agn" if spec.member("agn") else "stars"
+
+
+def second_prior(spec: ModelSpec) -> ModelSpec:
+    """``spec`` under the prior that disfavours a strong non-stellar continuum (:data:`SECOND_PRIOR_MAX_SHARE`).
+
+    >>> from astrorag.graph.types import Action
+    >>> agn, _ = apply_action(baseline(5.0), Action("increase", "fracAGN", "skirtor2016", "0.5 - 0.99"))
+    >>> second_prior(agn).value("skirtor2016", "fracAGN")
+    (0.01, 0.3)
+    """
+    cap = SECOND_PRIOR_MAX_SHARE
+    for module, parameter in ((spec.member("agn"), "fracAGN"), ("bhstar", "f5500_share")):
+        if module and spec.has(module) and parameter in spec.module(module):
+            lo, hi = _as_pair(spec.value(module, parameter))
+            spec = spec.with_value(module, parameter, (min(max(lo, 0.01), cap / 3), min(hi, cap)))
+    return spec
+
+
+def _as_pair(value) -> tuple[float, float]:
+    return value if isinstance(value, tuple) else (float(value), float(value))
+
+
+def _dusty_agn_alternative(spec: ModelSpec) -> ModelSpec:
+    """The winner with its BH* replaced by the dusty-AGN reading (rule lrd-reddened-agn's model)."""
+    from ..graph.types import Action
+
+    stars = spec.without("bhstar")
+    if stars.member("agn"):
+        return stars
+    new, _ = apply_action(stars, Action("increase", "fracAGN", "skirtor2016", "0.5 - 0.99",
+                                        also=(("broad_lines", "free"), ("lambda_fracAGN", "0.4/0.7"),
+                                              ("EBV", "0.1 - 0.5"), ("i", "0 - 30"))))
+    return new
+
+
+def prior_check(run: "_Runner", path: FitPath, say) -> dict[str, Any] | None:
+    """Refit the winning family and its best rival under :func:`second_prior`; say whether the verdict holds.
+
+    Runs when the loop kept a non-stellar family (AGN or BH*) for a source with a V-shaped SED. The rival is the
+    best fit of another family the run made; a BH* winner with no AGN fit in the run is also compared with the
+    dusty-AGN reading, fitted here. "robust to the prior" needs the winner ahead by the Kass & Raftery bar
+    under both priors.
+    """
+    final = path.final
+    winner_family = family_of(final.spec)
+    if winner_family == "stars" or "v_shaped_sed" not in path.steps[0].symptoms or final.log_evidence is None:
+        return None
+    rivals = [f for f in path.fits if family_of(f.spec) != winner_family and f.log_evidence is not None
+              and f.converged]
+    if winner_family == "bhstar" and not any(family_of(f.spec) == "agn" for f in rivals):
+        dusty = run([(_dusty_agn_alternative(final.spec), 0)])[0]
+        if not isinstance(dusty, str):
+            path.fits.append(dusty)
+            rivals.append(dusty)
+    if not rivals:
+        return None
+    rival = max(rivals, key=lambda f: f.log_evidence)
+    say(f"{path.source_id}: prior check: refitting {winner_family} and {family_of(rival.spec)} under a prior "
+        f"that caps the non-stellar continuum at {SECOND_PRIOR_MAX_SHARE:g} of the rest-optical light")
+    outcomes = run([(second_prior(final.spec), 0), (second_prior(rival.spec), 0)])
+    gains = [final.log_evidence - rival.log_evidence]
+    if not any(isinstance(o, str) for o in outcomes):
+        gains.append(outcomes[0].log_evidence - outcomes[1].log_evidence)
+        path.fits += list(outcomes)
+    robust = len(gains) == 2 and min(gains) >= MIN_DELTA_LN_Z
+    verdict = "robust to the prior" if robust else ("prior-dependent" if len(gains) == 2 else
+                                                    "undecided: a second-prior refit failed")
+    check = {"winner": winner_family, "rival": family_of(rival.spec), "rival_model": rival.spec.describe(),
+             "ln_z_gain_first_prior": round(gains[0], 3),
+             "ln_z_gain_second_prior": round(gains[1], 3) if len(gains) == 2 else None,
+             "second_prior": f"non-stellar continuum share <= {SECOND_PRIOR_MAX_SHARE:g} at rest-optical",
+             "verdict": verdict}
+    if winner_family == "bhstar":
+        agn = [f for f in rivals if family_of(f.spec) == "agn"]
+        if agn:
+            check["ln_z_gain_vs_dusty_agn"] = round(final.log_evidence - max(f.log_evidence for f in agn), 3)
+    say(f"{path.source_id}: {winner_family} against {check['rival']}: gain {gains[0]:+.1f} under the first prior"
+        + (f", {gains[1]:+.1f} under the second" if len(gains) == 2 else "") + f": {verdict}")
+    return check
+
+
 def run_loop(source: Photometry, graph: RuleGraph, fitter: Fitter, *, steps: int,
              width: int, workers: int = 1, submit: Callable[..., Future] | None = None,
              progress: Callable[[str], None] | None = None, start: ModelSpec | None = None,
-             cache: FitCache | None = None, on_round: Callable[["FitPath"], None] | None = None) -> FitPath:
+             cache: FitCache | None = None, on_round: Callable[["FitPath"], None] | None = None,
+             check_prior: bool = True) -> FitPath:
     """Baseline fit of one source (a one-row table from :meth:`Photometry.source`, with its error floor),
     then up to ``steps`` rounds of refits with the top ``width`` actions.
 
@@ -463,7 +575,8 @@ def run_loop(source: Photometry, graph: RuleGraph, fitter: Fitter, *, steps: int
     ``submit`` runs fits elsewhere (a dask client's ``submit``); otherwise a process pool of ``workers``
     runs each round's refits (in this process when ``workers`` is 1). Fits found in ``cache`` are not run
     again (the same command resumes an interrupted run); ``on_round`` sees the path after every round, so
-    its records can be written as they come.
+    its records can be written as they come. When the run keeps a non-stellar family for a V-shaped source,
+    :func:`prior_check` refits the winner and its best rival under a second prior (``check_prior``).
 
     Raises
     ------
@@ -519,6 +632,9 @@ def run_loop(source: Photometry, graph: RuleGraph, fitter: Fitter, *, steps: int
             if best is None:
                 # The same model and symptoms: the next round tries the next-ranked actions not yet tried.
                 say(f"{source.source_id}: no change passed the {path.criterion} threshold; trying the next actions")
+        path.final = current
+        if fitter.gives_evidence and check_prior:
+            path.prior_check = prior_check(run, path, say)
         interrupted = False
     finally:
         run.close(interrupted)

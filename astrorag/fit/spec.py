@@ -33,6 +33,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "nebular": ("nebular",),
     "xray": ("xray",),
     "radio": ("radio",),
+    "bhstar": ("bhstar",),
 }
 
 #: Parameters a module gets when an action adds it (CIGALE's names and units). The AGN defaults follow the
@@ -48,6 +49,9 @@ MODULE_DEFAULTS: dict[str, dict[str, Value]] = {
     # Fritz's psy is the angle from the equator (psy 90 = type 1): 60.1 is SKIRTOR's i = 30 view.
     "fritz2006": {"fracAGN": (0.0, 0.9), "lambda_fracAGN": "0.4/0.7", "psy": 60.1, "EBV": 0.0},
     "xray": {"alpha_ox": (-1.9, -1.1), "max_dev_alpha_ox": 0.2},
+    # The BH*'s priors (fit/bhstar.py says where each range comes from).
+    "bhstar": {"temperature": (2000.0, 9000.0), "f5500_share": (0.01, 1.5), "balmer_break": (0.0, 0.95),
+               "halpha_ew": (10.0, 2000.0)},
 }
 
 #: Physical bounds, so that a rule's range never leaves what the models allow.
@@ -57,6 +61,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "tau_main": (1.0, 20000.0), "age_main": (1.0, 13800.0), "metallicity": (0.0001, 0.05),
     "logU": (-4.0, -1.0), "zgas": (0.0001, 0.05), "uv_bump_amplitude": (0.0, 5.0), "umin": (0.1, 50.0),
     "qpah": (0.47, 7.32), "gamma": (0.0, 1.0), "i": (0.0, 90.0),
+    "f5500_share": (0.001, 2.0), "balmer_break": (0.0, 0.99), "halpha_ew": (1.0, 5000.0),
 }
 
 #: Parameters CIGALE reads as one value, never a grid (xray's max_dev_alpha_ox is a float): a rule's number sets them.

@@ -85,7 +85,7 @@ def load_seed_rules(path: Path | None = None) -> list[Rule]:
                         citations=tuple(entry["citations"]), origin="seed",
                         supports=tuple(entry.get("supports", ())),
                         contradicted_by=tuple(entry.get("contradicted_by", ())),
-                        dissent=entry.get("dissent", ""))
+                        dissent=entry.get("dissent", ""), superseded_by=entry.get("superseded_by", ""))
         except KeyError as exc:
             raise InputError(f"{path}: rule {entry.get('id', '?')} lacks the field {exc.args[0]}") from None
         rules.append(validate_rule(rule))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .papers import cite, paper_year
+
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -66,6 +68,7 @@ class Rule:
     supports: tuple[str, ...] = ()
     contradicted_by: tuple[str, ...] = ()
     dissent: str = ""  # what the papers in contradicted_by argue
+    superseded_by: str = ""  # what the field (or a newer rule) has replaced this reading with, if anything
     successes: int = 0
     failures: int = 0
     support_count: int = 1  # how many times the rule was found (distillation) or proposed
@@ -89,6 +92,11 @@ class Rule:
         return "|".join([",".join(sorted(self.condition)), self.action.parameter or "", self.action.module or "",
                          self.action.direction])
 
+    @staticmethod
+    def cite(ids) -> str:
+        """Paper ids with their authors and years, as a rule shows them."""
+        return cite(ids)
+
     def describe(self) -> str:
         from .vocabulary import SYMPTOMS
 
@@ -103,7 +111,9 @@ class Rule:
                 "citations": list(self.citations), "supports": list(self.supports),
                 "contradicted_by": list(self.contradicted_by), "dissent": self.dissent,
                 "contested": self.contested, "papers_for": list(self.citations),
-                "papers_against": list(self.contradicted_by), "summary": self.describe()}
+                "papers_against": list(self.contradicted_by), "superseded_by": self.superseded_by,
+                "paper_years": {i: paper_year(i) for i in (*self.citations, *self.contradicted_by) if paper_year(i)},
+                "summary": self.describe()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Rule":
@@ -111,7 +121,7 @@ class Rule:
                    rationale=data["rationale"], prior_confidence=data["prior_confidence"],
                    citations=tuple(data["citations"]), origin=data["origin"],
                    supports=tuple(data.get("supports", ())), contradicted_by=tuple(data.get("contradicted_by", ())),
-                   dissent=data.get("dissent", ""),
+                   dissent=data.get("dissent", ""), superseded_by=data.get("superseded_by", ""),
                    successes=data.get("successes", 0), failures=data.get("failures", 0),
                    support_count=data.get("support_count", 1))
 

@@ -38,7 +38,13 @@ MODULES: dict[str, tuple[str, ...]] = {
     "xray": ("gam", "alpha_ox", "max_dev_alpha_ox", "det_lmxb", "det_hmxb"),
     "radio": ("qir_sf", "alpha_sf", "R_agn", "alpha_agn"),
     "redshifting": ("redshift",),
+    # astrorag's extension, not a CIGALE module (EXTENSION_MODULES): a black-hole-star continuum (fit/bhstar.py)
+    "bhstar": ("temperature", "f5500_share", "balmer_break", "halpha_ew"),
 }
+#: Modules astrorag's own fitters add to the model that CIGALE has no counterpart for (the CIGALE writer
+#: refuses them with the reason).
+EXTENSION_MODULES = {"bhstar": "a black-hole-star continuum: dense, dust-free gas around an accreting black hole "
+                               "(a blackbody photosphere with a gas Balmer break and broad Balmer lines)"}
 
 #: Parameter -> what it means, and the words people use for it.
 PARAMETER_ALIASES: dict[str, tuple[str, ...]] = {
@@ -80,6 +86,9 @@ PARAMETER_ALIASES: dict[str, tuple[str, ...]] = {
     "gamma": ("photodissociation fraction",),
     "redshift": ("redshift", "photometric redshift", "photo-z"),
     "alpha_ox": ("alpha_ox", "x-ray to optical slope"),
+    "f5500_share": ("black hole star share", "bh* share", "share of the optical light from the black hole star"),
+    "balmer_break": ("gas balmer break", "balmer break strength", "balmer absorption strength"),
+    "halpha_ew": ("broad h-alpha equivalent width",),
 }
 
 #: Rest-frame regions (microns) used by symptoms and diagnostics.

@@ -25,6 +25,8 @@ class StepRow:
     bar: str = ""
     kept: bool = False
     seeds: str = ""
+    inflation: str = ""
+    kept_as: str = ""
 
 
 def step_rows(path) -> list[StepRow]:
@@ -40,12 +42,18 @@ def step_rows(path) -> list[StepRow]:
             gain="" if s.delta is None else f"{s.delta:+.1f}",
             needed="" if s.threshold is None else f"{s.threshold:.1f}", bar=s.threshold_bar or "",
             kept=bool(s.accepted and s.action),
-            seeds=", ".join(f"{v:.1f}" for v in s.replicates) if len(s.replicates) > 1 else ""))
+            seeds=", ".join(f"{v:.1f}" for v in s.replicates) if len(s.replicates) > 1 else "",
+            inflation="" if s.inflation is None else f"x{s.inflation:.2f}",
+            kept_as="" if s.kept_as in ("", "decisive") else s.kept_as))
     return rows
 
 
 def _outcome(path) -> list[str]:
-    lines = [f"final model: {path.final_model.describe()}", f"fit quality: {path.final.quality}"]
+    lines = [f"final model: {path.final_model.describe()}", f"fit quality: {path.final.quality}",
+             f"verdict: {path.verdict}"]
+    if path.bhstar:
+        lines.append("black-hole star (68 % intervals): " + "; ".join(
+            f"{name} {v['p50']:g} ({v['p16']:g}-{v['p84']:g})" for name, v in path.bhstar.items()))
     if path.multimodal:
         lines.append(MULTIMODAL)
     lines += [f"not representable: {n}" for n in sorted({n for s in path.steps for n in s.not_represented})]
@@ -66,8 +74,10 @@ def fit_text(path) -> str:
             continue
         gain = f"  gain {r.gain} (needs {r.needed}, {r.bar})" if r.gain else ""
         seeds = f"  ln Z by seed {r.seeds}" if r.seeds else ""
+        inflation = f", errors {r.inflation}" if r.inflation else ""
+        label = f" [{r.kept_as}]" if r.kept and r.kept_as else ""
         lines.append(f"  step {r.step}  {'KEPT ' if r.kept else '     '}{r.change}  chi2 {r.chi2} "
-                     f"(red. {r.chi2_red}){gain}{seeds}")
+                     f"(red. {r.chi2_red}{inflation}){gain}{seeds}{label}")
     return "\n".join(lines + _outcome(path))
 
 
@@ -78,6 +88,7 @@ def fit_markdown(path) -> str:
         if r.error:
             rows.append(f"| {r.step} | {r.change} | failed: {r.error} | | | |")
         else:
-            rows.append(f"| {r.step} | {r.change} | {r.chi2} | {r.gain} | {r.needed} | {'yes' if r.kept else ''} |")
+            kept = ("yes" + (f" ({r.kept_as})" if r.kept_as else "")) if r.kept else ""
+            rows.append(f"| {r.step} | {r.change} | {r.chi2} | {r.gain} | {r.needed} | {kept} |")
     outcome = [f"- {line}" if line.startswith("not representable") else line for line in _outcome(path)]
     return "\n".join([f"**{path.source_id}**: {_rule(path)}", "", *rows, "", *outcome])

@@ -16,7 +16,9 @@ def rule_text(rule) -> str:
              f"  {rule.describe()}", f"  why: {rule.rationale}"]
     if rule.supports:
         lines.append(f"  points to: {', '.join(rule.supports)}")
-    lines.append(f"  papers for: {', '.join(rule.citations) or '(fit outcomes only)'}")
+    lines.append(f"  papers for: {rule.cite(rule.citations) or '(fit outcomes only)'}")
     if rule.contested:
-        lines += [f"  CONTESTED: papers against: {', '.join(rule.contradicted_by)}", f"    they argue: {rule.dissent}"]
+        lines += [f"  CONTESTED: papers against: {rule.cite(rule.contradicted_by)}", f"    they argue: {rule.dissent}"]
+    if rule.superseded_by:
+        lines.append(f"  SUPERSEDED: {rule.superseded_by}")
     return "\n".join(lines)
