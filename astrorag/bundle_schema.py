@@ -22,8 +22,9 @@ MAX_TEXT_CHARS = 1_000_000
 REPLAYED_SETTINGS = frozenset({
     "index_name", "k", "retrieval_mode", "candidates", "rrf_k", "graph_rules", "no_evidence_min_cosine",
     "year_min", "year_max", "category", "weight_recency", "weight_citations", "ollama_model", "openai_model",
-    "num_ctx", "max_tokens", "prompt_budget", "temperature", "chat_format", "embedding_model", "chunk_size",
-    "chunk_overlap"})
+    "num_ctx", "max_tokens", "prompt_budget", "temperature", "chat_format", "chunk_size", "chunk_overlap"})
+# embedding_model is recorded but never taken: a bundle's string would be loaded (a local path) or fetched (a hub
+# name) as a model; replay reports when the bundle's differs from this machine's.
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 

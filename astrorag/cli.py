@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_argument("--workers", type=int, help="LocalCluster workers (default: CPU count)")
     catalog.add_argument("--z", type=float, help="one redshift for all sources")
     catalog.add_argument("--flux-unit")
-    catalog.add_argument("--block-rows", type=int, default=100_000, help="rows per task")
+    catalog.add_argument("--block-rows", type=bounded_int(1, 10_000_000), default=100_000,
+                         help="rows per task (1 - 10,000,000)")
     catalog.add_argument("--llm", action="store_true",
                          help="also write LLM narratives for flagged sources (<out>.narratives.jsonl), in parallel, "
                          "with the catalog backend (ASTRORAG_CATALOG_BACKEND, e.g. openai for vLLM)")
@@ -246,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     srv = command(sub, "serve", cmd_serve, "start the Gradio app (same as python app.py)")
     srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=int, default=7860)
+    srv.add_argument("--port", type=bounded_int(1, 65535), default=7860, help="TCP port (1 - 65535)")
     srv.add_argument("--auth", help="USER:PASS")
     srv.add_argument("--mcp", action="store_true", help="also serve the four tools (search_literature, ask, "
                      "advise_sed, rules_for_symptoms) to MCP clients at /gradio_api/mcp/")
@@ -264,8 +265,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def bounded_int(low: int, high: int):
+    """An argparse type: a whole number from ``low`` to ``high``, else a one-line error naming the limits.
+
+    >>> bounded_int(1, 65535)("7860")
+    7860
+    >>> bounded_int(1, 65535)("99999")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: 99999 is outside the limits 1 - 65535
+    """
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside the limits {low} - {high}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+_STATED_SOURCES: set[str] = set()
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Settings from the TOML file, the environment and the flags given (a flag's dest is its setting's key)."""
+    """Settings from the TOML file, the environment and the flags given (a flag's dest is its setting's key).
+
+    The sources other than the user's own config are stated once on stderr, before any request leaves.
+    """
+    from .settings import provenance
+
+    line = provenance(getattr(args, "config", None)).line()
+    if line and line not in _STATED_SOURCES:
+        _STATED_SOURCES.add(line)
+        print(line, file=sys.stderr)
     overrides = {k: v for k, v in vars(args).items() if k in LEAVES and v is not None}
     if getattr(args, "llm_model", None):
         overrides[_model_setting(args.llm_model, getattr(args, "backend_name", None))] = args.llm_model

@@ -1,8 +1,14 @@
 """One typed Settings object in groups, fed by defaults, a TOML file, ASTRORAG_* variables and CLI flags.
 
 Precedence, lowest first: field defaults < TOML file < environment < explicit overrides.
-The TOML file is ``$ASTRORAG_CONFIG`` if set, else ``./astrorag.toml``, else
-``~/.config/astrorag/config.toml`` (the first that exists).
+The TOML file is the one named (``--config``), else ``$ASTRORAG_CONFIG``, else the user's own
+``~/.config/astrorag/config.toml``. A settings file in the working folder (``./astrorag.toml``) is never read
+unless named: a folder someone sent (a bundle, a repository) could otherwise decide where prompts, keys and
+data go, as git refuses a repository's own hooks and direnv waits for ``direnv allow``. :func:`provenance`
+says which sources set what, so that the CLI states it once.
+
+Every number is bounded where its group is built (``at_least``/``at_most``, finite floats): the limits are in
+the settings table (docs/GUIDE.md) and in each error message.
 
 Each value lives in one group (``settings.retrieval.k``, ``settings.llm.ollama.host``,
 ``settings.fit.sampler.n_live``) with one default and a description. Each also has a flat key, the
@@ -15,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import tomllib
 import typing
@@ -56,14 +63,15 @@ def _default_ollama_host() -> str:
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, key: str | None = None, flag: str | None = None,
             factory: Any = dataclasses.MISSING, choices: tuple[str, ...] | None = None,
-            at_least: float | None = None, default_text: str | None = None) -> Any:
+            at_least: float | None = None, at_most: float | None = None, default_text: str | None = None) -> Any:
     """A field of a settings group: its default, what it means, its flat key and, where it has one, its flag.
 
-    ``key`` (default: the field's name) names the ``ASTRORAG_*`` variable; ``choices`` and ``at_least`` are
-    checked when the group is built; ``default_text`` says the default in words where it is computed.
+    ``key`` (default: the field's name) names the ``ASTRORAG_*`` variable; ``choices``, ``at_least`` and
+    ``at_most`` are checked when the group is built (and floats must be finite); ``default_text`` says the
+    default in words where it is computed.
     """
     metadata = {"help": help, "key": key, "flag": flag, "choices": choices, "at_least": at_least,
-                "default_text": default_text}
+                "at_most": at_most, "default_text": default_text}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -86,10 +94,29 @@ class _Group:
             if meta.get("choices") and value not in meta["choices"]:
                 raise ConfigError(f"{key}={value!r} is not one of {', '.join(meta['choices'])}; set "
                                   f"{ENV_PREFIX}{key.upper()}{_flag_hint(f)} to one of them")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{key} must be a finite number, got {value}; set {ENV_PREFIX}{key.upper()}"
+                                  f"{_flag_hint(f)} to a number{_limits(meta)}")
             if meta.get("at_least") is not None and value < meta["at_least"]:
                 least = meta["at_least"]
-                raise ConfigError(f"{key} must be at least {least:g}, got {value}; set {ENV_PREFIX}{key.upper()}"
-                                  f"{_flag_hint(f)} to {least:g} or more")
+                raise ConfigError(f"{key} must be at least {_num(least)}, got {value}; set {ENV_PREFIX}{key.upper()}"
+                                  f"{_flag_hint(f)} to {_num(least)} or more{_limits(meta)}")
+            if meta.get("at_most") is not None and value > meta["at_most"]:
+                most = meta["at_most"]
+                raise ConfigError(f"{key} must be at most {_num(most)}, got {value}; set {ENV_PREFIX}{key.upper()}"
+                                  f"{_flag_hint(f)} to {_num(most)} or less{_limits(meta)}")
+
+
+def _num(value: float) -> str:
+    """A limit as written: whole numbers in full (131072, not 1.31e+05)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _limits(meta: Mapping[str, Any]) -> str:
+    lo, hi = meta.get("at_least"), meta.get("at_most")
+    if lo is not None and hi is not None:
+        return f" (limits {_num(lo)} - {_num(hi)})"
+    return ""
 
 
 def _flag_hint(f: dataclasses.Field) -> str:
@@ -149,10 +176,10 @@ class IngestSettings(_Group):
 class RetrievalSettings(_Group):
     """What a question retrieves."""
 
-    k: int = setting(6, flag="--k", at_least=1, help="passages to retrieve")
+    k: int = setting(6, flag="--k", at_least=1, at_most=MAX_K, help="passages to retrieve")
     mode: str = setting("fused", key="retrieval_mode", flag="--mode", choices=("dense", "bm25", "fused"),
                         help="retriever: dense (embeddings), bm25 (keywords) or fused (both, reciprocal-rank fusion)")
-    candidates: int = setting(50, at_least=1, help="candidates each retriever offers to the fusion")
+    candidates: int = setting(50, at_least=1, at_most=10_000, help="candidates each retriever offers to the fusion")
     rrf_k: int = setting(60, at_least=1, help="the constant of reciprocal-rank fusion")
     graph_rules: int = setting(3, at_least=0, help="SED-fitting rules added to a question's evidence (0: none)")
     # Calibrated for all-MiniLM-L6-v2 (docs/GUIDE.md, "No evidence"); recalibrate with `eval retrieval`.
@@ -166,9 +193,12 @@ class RetrievalSettings(_Group):
     weight_citations: float = setting(0.0, at_least=0, help="boost of much-cited papers in the ranking (0: none)")
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if self.k > MAX_K:
             raise ConfigError(f"k={self.k} is more passages than a prompt can hold; use at most {MAX_K} (--k)")
+        super().__post_init__()
+        if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
+            raise ConfigError(f"year_min {self.year_min} is after year_max {self.year_max}: no paper can match; "
+                              "swap them (--year-min, --year-max)")
 
 
 @dataclass(frozen=True)
@@ -176,14 +206,14 @@ class SourceSettings(_Group):
     """The literature services: NASA ADS and arXiv."""
 
     ads_url: str = setting("https://api.adsabs.harvard.edu/v1", help="ADS API base URL (a mirror, or a test server)")
-    ads_page_size: int = setting(200, at_least=1, help="records per ADS request")
+    ads_page_size: int = setting(200, at_least=1, at_most=2000, help="records per ADS request")
     ads_min_remaining: int = setting(10, at_least=0, help="ADS requests kept in reserve of the daily quota")
     # The token travels in a header: plain http only to loopback unless allowed.
     ads_allow_http: bool = setting(False, help="allow an ADS URL over plain http beyond 127.0.0.1")
     arxiv_url: str = setting("https://export.arxiv.org/api/query", help="arXiv API URL")
-    arxiv_page_size: int = setting(100, at_least=1, help="results per arXiv request")
+    arxiv_page_size: int = setting(100, at_least=1, at_most=2000, help="results per arXiv request")
     arxiv_delay_s: float = setting(3.0, at_least=0, help="seconds between arXiv requests (arXiv asks for 3)")
-    http_retries: int = setting(5, at_least=0, help="retries of a failed request")
+    http_retries: int = setting(5, at_least=0, at_most=100, help="retries of a failed request")
     http_backoff_s: float = setting(2.0, at_least=0, help="first wait before a retry, doubled each time")
 
 
@@ -249,18 +279,18 @@ class LLMSettings(_Group):
     eval_backend: str | None = setting(None, help="the evaluation harness' backend; unset: `backend`")
     distill_backend: str | None = setting(None, help="rule distillation's backend; unset: `backend`")
     catalog_backend: str | None = setting(None, help="catalog narratives' backend; unset: `backend`")
-    num_ctx: int = setting(8192, flag="--num-ctx", at_least=1,
+    num_ctx: int = setting(8192, flag="--num-ctx", at_least=256, at_most=1_048_576,
                            help="context window in tokens: sent to Ollama, loaded by llamacpp, assumed for a server "
                                 "that does not report its own")
-    max_tokens: int = setting(1024, flag="--max-tokens", at_least=1,
+    max_tokens: int = setting(1024, flag="--max-tokens", at_least=1, at_most=131_072,
                               help="longest reply in tokens; the prompt budget keeps this much of the context free "
                                    "(or a quarter of a small context)")
     # A CPU prefills 13-25 tokens/s for an 8B model, so this is the wait before the first word.
-    prompt_budget: int = setting(1500, at_least=0,
+    prompt_budget: int = setting(1500, at_least=0, at_most=1_048_576,
                                  help="tokens the prompt is kept near (0: no limit): rules in brief, passages cut "
                                       "to their sentences closest to the question; no paper is left out")
-    temperature: float = setting(0.2, at_least=0, help="sampling temperature")
-    timeout_s: float = setting(300.0, key="llm_timeout_s", flag="--timeout", at_least=0,
+    temperature: float = setting(0.2, at_least=0, at_most=2.0, help="sampling temperature")
+    timeout_s: float = setting(300.0, key="llm_timeout_s", flag="--timeout", at_least=0, at_most=86_400,
                                help="seconds to wait for a reply; past it the model is reported as slow, not missing")
     ollama: OllamaOptions = _group(OllamaOptions)
     openai: OpenAIOptions = _group(OpenAIOptions)
@@ -288,8 +318,9 @@ class SamplerOptions(_Group):
     evidence.
     """
 
-    n_live: int = setting(200, flag="--n-live", at_least=10, help="nautilus live points")
-    n_eff: int = setting(1000, flag="--n-eff", at_least=0, help="nautilus' target effective posterior sample size")
+    n_live: int = setting(200, flag="--n-live", at_least=10, at_most=100_000, help="nautilus live points")
+    n_eff: int = setting(1000, flag="--n-eff", at_least=0, at_most=1_000_000,
+                         help="nautilus' target effective posterior sample size")
     discard_exploration: bool = setting(True, help="drop nautilus' exploration phase (an unbiased evidence)")
     seed: int = setting(0, key="fit_seed", flag="--seed", at_least=0,
                         help="sampler seed: the same seed gives the same path")
@@ -309,12 +340,13 @@ class FitSettings(_Group):
     """The fit loop: which fitter, how many rounds of how many refits, the error floor and the sampler."""
 
     fitter: str = setting("bagpipes", flag="--fitter", help="bagpipes (pip install -e '.[fit]') or cigale")
-    steps: int = setting(3, key="fit_steps", flag="--steps", at_least=0,
+    steps: int = setting(3, key="fit_steps", flag="--steps", at_least=0, at_most=50,
                          help="rounds of refits after the baseline")
-    width: int = setting(3, key="fit_width", flag="--width", at_least=1, help="top actions refitted per round")
+    width: int = setting(3, key="fit_width", flag="--width", at_least=1, at_most=50,
+                         help="top actions refitted per round")
     # JWST catalogs' errors omit calibration and template mismatch; 5 % is the floor commonly adopted in
     # JWST SED fitting.
-    error_floor: float = setting(0.05, at_least=0, help="fraction of the flux added in quadrature to each error "
+    error_floor: float = setting(0.05, at_least=0, at_most=1.0, help="fraction of the flux added in quadrature to each error "
                                                         "in a fit")
     sampler: SamplerOptions = _group(SamplerOptions)
 
@@ -499,10 +531,13 @@ def setting_keys() -> list[str]:
 
 def settings_markdown() -> str:
     """The settings reference (docs/GUIDE.md prints it): each group's settings with variable, default, meaning."""
-    lines = ["| setting | variable (flag) | default | meaning |", "| --- | --- | --- | --- |"]
+    lines = ["| setting | variable (flag) | default | limits | meaning |", "| --- | --- | --- | --- | --- |"]
     for leaf in LEAVES.values():
         variable = f"{leaf.env} (`{leaf.flag}`)" if leaf.flag else leaf.env
-        lines.append(f"| {'.'.join(leaf.path)} | {variable} | {leaf.default_text} | {leaf.help} |")
+        lo, hi = leaf.field.metadata.get("at_least"), leaf.field.metadata.get("at_most")
+        limits = (f"{_num(lo)} - {_num(hi)}" if lo is not None and hi is not None else f">= {_num(lo)}"
+                  if lo is not None else f"<= {_num(hi)}" if hi is not None else "")
+        lines.append(f"| {'.'.join(leaf.path)} | {variable} | {leaf.default_text} | {limits} | {leaf.help} |")
     return "\n".join(lines)
 
 
@@ -517,10 +552,63 @@ def _config_path(config_file: str | Path | None, env: Mapping[str, str]) -> Path
         if not path.is_file():
             raise ConfigError(f"ASTRORAG_CONFIG points to {path}, which does not exist")
         return path
-    for candidate in (Path("astrorag.toml"), Path.home() / ".config" / "astrorag" / "config.toml"):
-        if candidate.is_file():
-            return candidate
-    return None
+    own = user_config_path()
+    return own if own.is_file() else None
+
+
+#: The settings file of the working folder, read only when named (see the module's text).
+LOCAL_CONFIG = Path("astrorag.toml")
+
+
+def user_config_path() -> Path:
+    """The user's own settings file, read without being named."""
+    return Path.home() / ".config" / "astrorag" / "config.toml"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Which sources set which settings, and which settings file was seen and not read."""
+
+    file: Path | None = None
+    file_keys: tuple[str, ...] = ()
+    env_keys: tuple[str, ...] = ()
+    ignored_local: Path | None = None
+
+    def line(self) -> str:
+        """One line for the terminal, or "" when only defaults and the user's own config were used.
+
+        >>> Provenance(Path("x.toml"), ("index_dir", "openai_url")).line()
+        'settings: x.toml (index_dir, openai_url)'
+        """
+        parts = []
+        if self.file is not None and self.file != user_config_path() and self.file_keys:
+            parts.append(f"settings: {self.file} ({', '.join(self.file_keys)})")
+        if self.ignored_local is not None:
+            parts.append(f"settings: ./{self.ignored_local} in this folder was NOT read (a settings file where "
+                         f"you work may come from anyone; to use it: --config {self.ignored_local} or "
+                         f"ASTRORAG_CONFIG={self.ignored_local})")
+        return "; ".join(parts)
+
+
+def provenance(config_file: str | Path | None = None, env: Mapping[str, str] | None = None) -> Provenance:
+    """The sources :meth:`Settings.load` would read for these arguments, and what each sets (flat keys).
+
+    >>> provenance(env={"ASTRORAG_K": "4"}).env_keys
+    ('k',)
+    """
+    env = os.environ if env is None else env
+    path = _config_path(config_file, env)
+    keys: tuple[str, ...] = ()
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                keys = tuple(sorted(_flatten((t := tomllib.load(fh)).get("astrorag", t), str(path))))
+        except (OSError, tomllib.TOMLDecodeError, ConfigError):
+            keys = ()
+    ignored = LOCAL_CONFIG if LOCAL_CONFIG.is_file() and (path is None or
+                                                         path.resolve() != LOCAL_CONFIG.resolve()) else None
+    env_keys = tuple(sorted(leaf.key for leaf in LEAVES.values() if env.get(leaf.env, "") != ""))
+    return Provenance(path, keys, env_keys, ignored)
 
 
 def _flatten(table: Mapping[str, Any], source: str, prefix: str = "") -> dict[str, Any]:

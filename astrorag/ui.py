@@ -320,12 +320,13 @@ CSS = """
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
           mcp: bool = False) -> None:
     """Serve the app; with ``mcp``, also as an MCP server at /gradio_api/mcp/ (the four typed tools)."""
-    demo = build_app(settings)
     credentials = None
     if auth:
-        if ":" not in auth:
-            raise AstroRagError("--auth takes USER:PASS")
-        credentials = tuple(auth.split(":", 1))
+        user, _, password = auth.partition(":")
+        if not user or not password:
+            raise AstroRagError("--auth takes USER:PASS with neither empty (an empty password protects nothing)")
+        credentials = (user, password)
+    demo = build_app(settings)
     if host not in ("127.0.0.1", "localhost") and not credentials:
         print(f"warning: serving on {host} without --auth: anyone who can reach it can use it")
     if mcp and credentials:

@@ -92,6 +92,8 @@ def advise_catalog_file(settings: Settings, path: str | Path, out: str | Path, *
     from ..sed.catalog import advise_catalog
     from ..sed.photometry import check_redshift
 
+    if not isinstance(block_rows, int) or not 1 <= block_rows <= 10_000_000:
+        raise InputError(f"block_rows must be a whole number from 1 to 10,000,000, got {block_rows!r}")
     if z is not None:
         check_redshift(z)
     llm = None

@@ -84,8 +84,8 @@ def fit_sources(settings: Settings, phot, *, workers: int = 1, scheduler: str | 
             runs.append(run)
             if on_source is not None:
                 on_source(run)
-    if cache.hits and progress:
-        progress(f"{cache.hits} fit(s) taken from the fit cache ({cache.folder}; --fresh refits them)")
+    if cache.summary() and progress:
+        progress(cache.summary())
     return runs
 
 
