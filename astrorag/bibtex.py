@@ -40,12 +40,23 @@ _MATH = re.compile(r"(\$[^$]*\$)")
 _MACRO = re.compile(r"\\([A-Za-z]+|.)")
 
 
+# Control characters (NUL, ESC, DEL, C1) never reach the .bib; a record's newlines and tabs become spaces.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _escape_text(text: str) -> str:
-    return "".join(_SPECIAL.get(ch, ch) for ch in text)
+    return "".join(_SPECIAL.get(ch, ch) for ch in _CONTROL.sub(" ", text))
 
 
 def _safe_math(math: str) -> bool:
-    """Math a title may keep: balanced braces and only the macros of :data:`MATH_MACROS`."""
+    """Math a title may keep: balanced braces and only the macros of :data:`MATH_MACROS`; no ``^^`` (TeX's
+    character-code notation: ``^^5c`` is a backslash), no ``%`` (a comment), no ``#`` and no control character.
+
+    >>> _safe_math("z^2"), _safe_math("^^5cinput^^7b/etc/passwd^^7d"), _safe_math("a % b")
+    (True, False, False)
+    """
+    if "^^" in math or "%" in math or "#" in math or _CONTROL.search(math):
+        return False
     depth = 0
     for ch in math:
         depth += {"{": 1, "}": -1}.get(ch, 0)

@@ -777,6 +777,12 @@ def main(argv: list[str] | None = None) -> int:
     from .signals import Interrupted, terminate_on_sigterm
 
     terminate_on_sigterm()  # a batch system's SIGTERM runs the same clean-up as Ctrl-C
+    from .render.safe import SafeStream
+
+    # Record text (titles, abstracts, file names) is data: no escape sequence from it reaches the terminal.
+    if not isinstance(sys.stdout, SafeStream):
+        sys.stdout = SafeStream(sys.stdout)  # type: ignore[assignment]
+        sys.stderr = SafeStream(sys.stderr, keep_carriage_return=True)  # type: ignore[assignment]
     try:
         return func(args)
     except AstroRagError as exc:

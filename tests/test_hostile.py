@@ -27,6 +27,8 @@ HOSTILE = [
     Document.create(title="Good math $z\\sim 4\\text{--}7$ stays", authors=("Kokorev, Vasily",), year=2024,
                     bibcode="2024ApJ...968...38K", doi="10.3847/1538-4357/ad4265", arxiv_id="2401.09981"),
     Document.create(title="No authors in the record", year=2025, arxiv_id="2510.06408"),
+    Document.create(title="Char codes $^^5cinput^^7b/etc/passwd^^7d$ and $a % comment$ \x1b[8mhidden\x1b[0m "
+                          "\x00nul \x7fdel", authors=("I, J\x1b]0;owned\x07",), year=2025, arxiv_id="2501.00006"),
 ]
 ALLOWED_FIELDS = {"author", "title", "journal", "year", "volume", "pages", "doi", "archiveprefix", "eprint",
                   "primaryclass", "adsurl", "url", "note", "ENTRYTYPE", "ID"}
@@ -61,6 +63,10 @@ def test_hostile_records_give_a_bib_that_parses_to_every_entry_and_no_injected_f
     no_authors = by_eprint["2510.06408"]
     assert no_authors["ID"] == "2025arXiv251006408X" and "names no authors" in no_authors["note"]
     assert not any(e["ID"].endswith(".") for e in entries)
+    # TeX's ^^ notation, comments and control characters never reach the .bib as such.
+    assert "^^" not in text and not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", text)
+    codes = by_eprint["2501.00006"]["title"]
+    assert "\\textasciicircum{}\\textasciicircum{}5cinput" in codes and "\\%" in codes
 
 
 def test_hostile_bib_passes_a_real_bibtex_run(tmp_path):
@@ -228,3 +234,20 @@ def test_records_with_no_word_to_index_are_kept_and_found_by_meaning_only(tmp_pa
         ingest_documents(index, [Document.create(title="Little red dots", abstract="Broad Balmer lines.")],
                          embedder, settings)
         assert [h.chunk_id for h in retriever.search("Balmer", k=3, mode="bm25")]
+
+
+def test_terminal_output_carries_no_control_sequence_from_a_record(tmp_path):
+    """ingest + ask + export bibtex on records holding ESC, OSC and NUL: stdout and stderr are plain."""
+    records = tmp_path / "hostile.jsonl"
+    records.write_text(json.dumps({"id": "2501.00007", "title": "Little red dots \x1b[2J\x1b]0;owned\x07 glow",
+                                   "abstract": "Little red dots are compact \x1b[8mhidden text\x1b[0m sources "
+                                               "whose V-shaped SEDs \x00 puzzle us.", "year": 2025}) + "\n")
+    env = {**os.environ, "ASTRORAG_INDEX_DIR": str(tmp_path / "idx"), "ASTRORAG_INDEX_NAME": "hostile"}
+    for command in (["ingest", "files", str(records)], ["ask", "What are little red dots?", "--backend",
+                                                        "extractive"],
+                    ["export", "bibtex", "--ids", "2501.00007"]):
+        run = subprocess.run([sys.executable, "-m", "astrorag", *command], capture_output=True, text=True,
+                             timeout=600, env=env, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        for stream in (run.stdout, run.stderr):
+            assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", stream), (command, stream[:300])
