@@ -66,3 +66,39 @@ def test_empty_and_missing_files(tmp_path):
     odd.write_text("x")
     with pytest.raises(InputError, match="unsupported file type .txt"):
         read_files([odd])
+
+
+def test_one_bad_record_never_stops_a_file_and_each_says_its_line(tmp_path):
+    """The malformed records a careless or hostile file holds: each is one problem naming file:line, the good
+    records beside them are kept, and an over-long field is cut with a note."""
+    import json
+
+    from astrorag.ingest.records import MAX_FIELD_CHARS
+
+    good = {"id": "2401.09981", "title": "Little red dots", "abstract": "Compact red sources."}
+    lines = [json.dumps(good),
+             '{"id": "2401.00001", "title": "Overflow", "citation_count": 1e999}',
+             json.dumps({"id": "2401.00002", "title": "DOI object", "doi": {"value": "10.1/x"}}),
+             json.dumps({"id": "2401.00003", "title": "Huge", "abstract": "dust " * 200_000}),
+             json.dumps({"id": "2401.00004", "title": "Also good", "abstract": "Fine."})]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = read_files([path])
+    assert [d.doc_id for d in result.documents] == ["2401.09981", "2401.00003", "2401.00004"]
+    problems = [str(p) for p in result.problems]
+    assert problems[0].startswith(f"{path}:2: citation_count") and "is not a count" in problems[0]
+    assert problems[1].startswith(f"{path}:3: doi must be a string, got dict")
+    assert MAX_FIELD_CHARS["abstract"] - 1 <= len(result.documents[1].abstract) <= MAX_FIELD_CHARS["abstract"]
+    assert any(note.startswith(f"{path}:4: abstract cut from 1,000,000 to 100,000") for note in result.notes)
+    # An ADS-shaped response whose response is not a table of docs.
+    ads = tmp_path / "ads.json"
+    ads.write_text('{"response": 5}')
+    assert str(read_files([ads]).problems[0]).endswith(":1: an ADS response must hold response.docs, a list of "
+                                                         "records")
+    # A CSV field beyond Python's default 128 KiB is read; one beyond the bound is that row's problem only.
+    table = tmp_path / "papers.csv"
+    table.write_text("id,title,abstract\n2401.00005,Long,\"" + "x" * 200_000 + "\"\n"
+                     "2401.00006,Too long,\"" + "y" * 4_100_000 + "\"\n2401.00007,After,fine\n")
+    read = read_files([table])
+    assert [d.doc_id for d in read.documents] == ["2401.00005", "2401.00007"]
+    assert str(read.problems[0]).startswith(f"{table}:3: unreadable row") and "4,000,000" in str(read.problems[0])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,19 @@ from ..index.types import Document
 from ..types import Problem, normalize_arxiv_id
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv")
+#: The longest text field a record may bring (characters): a whole paper's text is a few hundred thousand;
+#: beyond it the field is cut, with a note, so that no record can stall chunking or exhaust memory.
+MAX_FIELD_CHARS = {"title": 2_000, "abstract": 100_000, "summary": 100_000, "body": 2_000_000,
+                   "text": 2_000_000}
+#: A CSV field longer than this (characters) makes its row a problem (Python's csv module stops at 128 KiB).
+MAX_CSV_FIELD = 4_000_000
+
+
+@dataclass
+class Note:
+    """Something said about a record that was kept (a field cut to its bound)."""
+
+    text: str
 
 
 @dataclass
@@ -47,6 +61,8 @@ def read_files(paths: Iterable[str | Path]) -> ReadResult:
             for item in _read_one(path):
                 if isinstance(item, Problem):
                     result.problems.append(item)
+                elif isinstance(item, Note):
+                    result.notes.append(item.text)
                 else:
                     kept.append(item)
         except RecursionError:  # JSON nested deeper than Python parses: this file only, the others go on
@@ -96,7 +112,7 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def _read_one(path: Path) -> Iterator[Document | Problem]:
+def _read_one(path: Path) -> Iterator[Document | Problem | Note]:
     if path.stat().st_size == 0:
         yield Problem(str(path), 0, "file is empty: no records to ingest")
         return
@@ -109,17 +125,19 @@ def _read_one(path: Path) -> Iterator[Document | Problem]:
         yield from _read_csv(path)
 
 
-def _read_jsonl(path: Path) -> Iterator[Document | Problem]:
+def _read_jsonl(path: Path) -> Iterator[Document | Problem | Note]:
     seen_any = False
     for line in jsonl_lines(path):
         seen_any = True
-        yield Problem(str(path), line.number, line.error) if line.error else _to_document(line.value, path,
-                                                                                           line.number)
+        if line.error:
+            yield Problem(str(path), line.number, line.error)
+        else:
+            yield from _with_notes(line.value, path, line.number)
     if not seen_any:
         yield Problem(str(path), 0, "file holds only blank lines: no records to ingest")
 
 
-def _read_json(path: Path) -> Iterator[Document | Problem]:
+def _read_json(path: Path) -> Iterator[Document | Problem | Note]:
     try:
         data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
     except json.JSONDecodeError as exc:
@@ -127,28 +145,61 @@ def _read_json(path: Path) -> Iterator[Document | Problem]:
         return
     if isinstance(data, dict):
         # An ADS API response keeps its records under response.docs.
-        data = data.get("response", {}).get("docs", data.get("docs", data.get("records", [data])))
+        response = data.get("response")
+        if "response" in data and not (isinstance(response, dict) and isinstance(response.get("docs"), list)):
+            yield Problem(str(path), 1, "an ADS response must hold response.docs, a list of records")
+            return
+        data = response["docs"] if response is not None else data.get("docs", data.get("records", [data]))
     if not isinstance(data, list):
         yield Problem(str(path), 1, "expected a list of records (or an ADS response with response.docs)")
         return
     for number, record in enumerate(data, start=1):
         # Records in one JSON document have no line of their own; report their position instead.
-        yield _to_document(record, path, number)
+        yield from _with_notes(record, path, number)
 
 
-def _read_csv(path: Path) -> Iterator[Document | Problem]:
+def _read_csv(path: Path) -> Iterator[Document | Problem | Note]:
+    csv.field_size_limit(MAX_CSV_FIELD)
     with open(path, encoding="utf-8", errors="replace", newline="") as fh:
         reader = csv.DictReader(fh)
-        if not reader.fieldnames:
+        try:
+            fieldnames = reader.fieldnames
+        except csv.Error as exc:
+            yield Problem(str(path), 1, f"the header row cannot be read ({exc})")
+            return
+        if not fieldnames:
             yield Problem(str(path), 1, "no header row")
             return
         line = 1
-        for row in reader:
-            start, line = line + 1, reader.line_num
+        while True:
+            start = line + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # A field past the bound: this row is a problem; csv resynchronises at the next line.
+                line = reader.line_num
+                yield Problem(str(path), start, f"unreadable row ({exc}; fields are limited to "
+                                                f"{MAX_CSV_FIELD:,} characters)")
+                continue
+            line = reader.line_num
             if None in row:
                 yield Problem(str(path), start, f"{len(row[None])} more fields than the header has")
                 continue
-            yield _to_document({k: v for k, v in row.items() if k is not None}, path, start)
+            yield from _with_notes({k: v for k, v in row.items() if k is not None}, path, start)
+
+
+def _with_notes(record: Any, path: Path, line: int) -> Iterator[Document | Problem | Note]:
+    """The record's document (or problem), and a note for each text field cut to its bound."""
+    if isinstance(record, dict):
+        record = dict(record)
+        for name, limit in MAX_FIELD_CHARS.items():
+            value = record.get(name)
+            if isinstance(value, str) and len(value) > limit:
+                record[name] = value[:limit]
+                yield Note(f"{path}:{line}: {name} cut from {len(value):,} to {limit:,} characters")
+    yield _to_document(record, path, line)
 
 
 def _to_document(record: Any, path: Path, line: int) -> Document | Problem:
@@ -158,8 +209,8 @@ def _to_document(record: Any, path: Path, line: int) -> Document | Problem:
         if record.get("bibcode"):
             return _from_ads(record)
         return _from_arxiv_or_plain(record)
-    except (ValueError, TypeError) as exc:
-        return Problem(str(path), line, str(exc))
+    except (ValueError, TypeError, OverflowError, AttributeError, KeyError) as exc:
+        return Problem(str(path), line, str(exc) or type(exc).__name__)
 
 
 def _first(value: Any) -> Any:
@@ -195,9 +246,26 @@ def _int_or_none(value: Any) -> int | None:
     if value in (None, ""):
         return None
     try:
-        return int(float(value))
-    except ValueError:
-        raise ValueError(f"citation_count {value!r} is not a number") from None
+        number = float(value)
+        if not math.isfinite(number) or not 0 <= number <= 1e9:
+            raise ValueError
+        return int(number)
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(f"citation_count {str(value)[:40]!r} is not a count (a whole number from 0 to 1e9)") \
+            from None
+
+
+def _identifier(value: Any, name: str) -> str | None:
+    """A DOI or similar: one string (the first of a list), never an object."""
+    value = _first(value)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, (str, int, float)):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+    text = str(value).strip()
+    if len(text) > 300:
+        raise ValueError(f"{name} is {len(text):,} characters long; an identifier has at most 300")
+    return text
 
 
 def _require_title(record: dict[str, Any]) -> str:
@@ -215,7 +283,7 @@ def _from_ads(record: dict[str, Any]) -> Document:
     return Document.create(
         title=_require_title(record), abstract=abstract, body=str(record.get("body") or ""),
         authors=_as_list(record.get("author")), year=_year(record.get("year")),
-        arxiv_id=arxiv_id, bibcode=str(record["bibcode"]).strip(), doi=_first(record.get("doi")),
+        arxiv_id=arxiv_id, bibcode=_identifier(record["bibcode"], "bibcode"), doi=_identifier(record.get("doi"), "doi"),
         source="ads",
         citation_count=_int_or_none(record.get("citation_count")), published=record.get("pubdate"),
     )
@@ -231,7 +299,7 @@ def _from_arxiv_or_plain(record: dict[str, Any]) -> Document:
     authors = record.get("authors") or record.get("author")
     return Document.create(
         title=_require_title(record), abstract=text, body=body, authors=_as_list(authors), year=year,
-        arxiv_id=arxiv_id, doi=_first(record.get("doi")), categories=_as_list(record.get("categories")),
+        arxiv_id=arxiv_id, doi=_identifier(record.get("doi"), "doi"), categories=_as_list(record.get("categories")),
         source="arxiv" if arxiv_id else "file", published=str(published) if published else None,
         citation_count=_int_or_none(record.get("citation_count")),
     )
