@@ -123,3 +123,30 @@ def test_replay_never_takes_the_embedding_model_from_a_bundle():
     assert "embedding_model" not in REPLAYED_SETTINGS
     assert {"openai_url", "ollama_host", "index_dir", "ads_url"}.isdisjoint(REPLAYED_SETTINGS)
     assert np.isfinite(Settings().llm.temperature)
+
+
+@pytest.mark.slow
+def test_three_ingests_started_together_into_a_new_index_keep_every_record_once(tmp_path):
+    from pathlib import Path
+
+    lines = (Path(__file__).parent / "data" / "abstracts_small.jsonl").read_text().splitlines()[:24]
+    parts = []
+    for i in range(3):
+        part = tmp_path / f"part{i}.jsonl"
+        part.write_text("\n".join(lines[i * 8:(i + 1) * 8]) + "\n")
+        parts.append(part)
+    env = {**os.environ, "ASTRORAG_INDEX_DIR": str(tmp_path / "idx"), "ASTRORAG_INDEX_NAME": "together"}
+    runs = [subprocess.Popen([sys.executable, "-m", "astrorag", "ingest", "files", str(p)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path) for p in parts]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (out, err) in zip(runs, outputs):
+        assert run.returncode == 0, err
+        assert "damaged" not in out + err
+    check = subprocess.run([sys.executable, "-m", "astrorag", "index", "check", "--json"], capture_output=True,
+                           text=True, env=env, cwd=tmp_path, timeout=300)
+    assert check.returncode == 0, check.stdout + check.stderr
+    from astrorag.index.store import Index
+
+    with Index.open(Settings(index_dir=tmp_path / "idx", index_name="together")) as index:
+        assert index.count_documents() == 24
+        assert len(set(index.chunk_ids())) == index.count_chunks() == index.vectors.count()

@@ -103,6 +103,20 @@ class Index:
     # ---- opening ---------------------------------------------------------------------------
     @classmethod
     def open(cls, settings: Settings, create: bool = False) -> "Index":
+        """The index the settings name; with ``create``, a new one when there is none.
+
+        Opening and creating hold one lock beside the index folder, so that processes that start together on
+        a new index see it either absent or whole: never a half-written manifest or an empty ledger file
+        (which would read as damage).
+        """
+        from ..locks import locked
+
+        settings.storage.index_dir.mkdir(parents=True, exist_ok=True)
+        with locked(settings.storage.index_dir / f".{settings.storage.index_name}.open.lock"):
+            return cls._open(settings, create)
+
+    @classmethod
+    def _open(cls, settings: Settings, create: bool) -> "Index":
         path = settings.index_path
         spec = index_fingerprint(settings)
         manifest = path / "manifest.json"
