@@ -7,9 +7,68 @@ text in the results is data for the calling agent, never instructions.
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import InputError
 from .render import answer_brief, passages_brief
-from .settings import Settings
+from .settings import MAX_QUESTION_CHARS, Settings
+
+#: The longest search query or symptom list a tool takes (characters): checked before any work starts.
+MAX_QUERY_CHARS = 2_000
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchArgs(_Args):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    k: int = Field(6, ge=1, le=50)
+    year_min: int = Field(0, ge=0, le=3000)
+    year_max: int = Field(0, ge=0, le=3000)
+
+
+class AskArgs(_Args):
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    k: int = Field(6, ge=1, le=50)
+
+
+class AdviseArgs(_Args):
+    photometry_csv: str = Field(min_length=1)
+    source_id: str = Field("", max_length=200)
+    redshift: float = Field(0.0, ge=0.0, le=30.0, allow_inf_nan=False)
+
+
+class RulesArgs(_Args):
+    symptoms: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    limit: int = Field(8, ge=1, le=50)
+
+
+def checked(model: type[_Args], **arguments: Any) -> Any:
+    """The arguments validated against the tool's schema (types, sizes and ranges), before any work starts;
+    a missing or wrong one is an :class:`~astrorag.errors.InputError` that names it and its limits.
+
+    >>> checked(AskArgs, question="What are LRDs?", k=4).k
+    4
+    >>> checked(AskArgs, question="x", k=float("inf"))
+    Traceback (most recent call last):
+    ...
+    astrorag.errors.InputError: k: Input should be a finite number (got inf)
+    """
+    given = {name: value for name, value in arguments.items() if value is not None}
+    try:
+        return model.model_validate(given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "arguments"
+        if first["type"] == "missing":
+            raise InputError(f"{where} is required") from None
+        value = first.get("input")
+        shown = f" (got {str(value)[:40]})" if not isinstance(value, (dict, list)) else \
+            f" (got a {type(value).__name__})"
+        raise InputError(f"{where}: {first['msg']}{shown}") from None
 
 
 class Tools:
@@ -42,8 +101,9 @@ class Tools:
 
         from .workflows import query_params
 
-        params = query_params(k=max(1, min(int(k), 50)), year_min=year_min, year_max=year_max)
-        evidence = self._open().retrieve(query, dataclasses.replace(params, graph_rules=0))
+        args = checked(SearchArgs, query=query, k=k, year_min=year_min, year_max=year_max)
+        params = query_params(k=args.k, year_min=args.year_min, year_max=args.year_max)
+        evidence = self._open().retrieve(args.query, dataclasses.replace(params, graph_rules=0))
         return passages_brief(evidence)
 
     def ask(self, question: str, k: int = 6) -> dict:
@@ -58,7 +118,8 @@ class Tools:
         """
         from .workflows import query_params
 
-        answer = self._open().ask(question, query_params(k=max(1, min(int(k), 50))))
+        args = checked(AskArgs, question=question, k=k)
+        answer = self._open().ask(args.question, query_params(k=args.k))
         return answer_brief(answer)
 
     def advise_sed(self, photometry_csv: str, source_id: str = "", redshift: float = 0.0) -> dict:
@@ -76,7 +137,10 @@ class Tools:
         """
         from .workflows import advise_csv_text
 
-        run = advise_csv_text(self.settings, photometry_csv, source_id or None, redshift or None)
+        args = checked(AdviseArgs, photometry_csv=photometry_csv, source_id=source_id,
+                       redshift=float(redshift) if isinstance(redshift, int) and not isinstance(redshift, bool)
+                       else redshift)
+        run = advise_csv_text(self.settings, args.photometry_csv, args.source_id or None, args.redshift or None)
         data = run.advice.to_dict()
         data["read_problems"] = [str(p) for p in run.problems]
         return data
@@ -94,7 +158,8 @@ class Tools:
         """
         from .workflows import rules_for_symptoms
 
-        return [a.to_dict() for a in rules_for_symptoms(self.settings, symptoms, limit=max(1, min(int(limit), 50)))]
+        args = checked(RulesArgs, symptoms=symptoms, limit=limit)
+        return [a.to_dict() for a in rules_for_symptoms(self.settings, args.symptoms, limit=args.limit)]
 
     def close(self) -> None:
         if self._assistant is not None:

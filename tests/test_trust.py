@@ -150,3 +150,24 @@ def test_three_ingests_started_together_into_a_new_index_keep_every_record_once(
     with Index.open(Settings(index_dir=tmp_path / "idx", index_name="together")) as index:
         assert index.count_documents() == 24
         assert len(set(index.chunk_ids())) == index.count_chunks() == index.vectors.count()
+
+
+def test_mcp_tools_check_every_argument_before_any_work(small_settings):
+    from astrorag.errors import InputError
+    from astrorag.tools import MAX_QUERY_CHARS, Tools
+
+    tools = Tools(small_settings)
+    try:
+        cases = [(lambda: tools.rules_for_symptoms("v shape " * 150_000), "at most 2000 characters"),
+                 (lambda: tools.search_literature("x" * (MAX_QUERY_CHARS + 1)), "at most 2000 characters"),
+                 (lambda: tools.search_literature("dust", k=float("inf")), "finite"),
+                 (lambda: tools.ask({"question": "x"}), "valid string"),
+                 (lambda: tools.ask(None), "question is required"),
+                 (lambda: tools.search_literature("dust", k=500), "less than or equal to 50"),
+                 (lambda: tools.advise_sed("id,z\n1,5\n", redshift=float("nan")), "finite")]
+        for call, message in cases:
+            with pytest.raises(InputError, match=message):
+                call()
+        assert tools._assistant is None      # nothing was opened, retrieved or generated for a bad call
+    finally:
+        tools.close()
