@@ -171,3 +171,26 @@ def test_mcp_tools_check_every_argument_before_any_work(small_settings):
         assert tools._assistant is None      # nothing was opened, retrieved or generated for a bad call
     finally:
         tools.close()
+
+
+def test_damaged_learning_state_gives_a_clear_error_and_changes_nothing(tmp_path):
+    from astrorag.errors import InputError
+    from astrorag.workflows.rules import COUNTED_RECORDS, learn_rules, undo_learn
+
+    settings = Settings(index_dir=tmp_path / "idx", index_name="learn")
+    log = tmp_path / "fits.jsonl"
+    log.write_text(json.dumps({"source_id": "s", "symptoms": ["v_shaped_sed"], "rule_id": "lrd-agn-red-continuum",
+                               "action": {"parameter": "EBV", "module": "skirtor2016", "direction": "increase"},
+                               "chi2_before": 9.0, "chi2_after": 2.0}) + "\n")
+    learn_rules(settings, log)
+    counted = settings.index_path / COUNTED_RECORDS
+    counted.write_text('["abc", ')        # truncated
+    graph_before = (settings.index_path / "rules.json").read_bytes() if (settings.index_path /
+                                                                          "rules.json").exists() else None
+    with pytest.raises(InputError, match="is damaged .*nothing was changed"):
+        learn_rules(settings, log)
+    if graph_before is not None:
+        assert (settings.index_path / "rules.json").read_bytes() == graph_before
+    (settings.index_path / (COUNTED_RECORDS + ".before-learn")).unlink()
+    with pytest.raises(InputError, match="cannot undo: .*missing"):
+        undo_learn(settings)

@@ -91,7 +91,6 @@ def learn_rules(settings: Settings, fitlog: str | Path, improvement: float = 0.2
     ``rules undo``. The report lists each rule's confidence before and after.
     """
     import json
-    import shutil
 
     from ..graph.learn import learn, read_fitlog
     from ..graph.model import graph_path, load_graph
@@ -101,21 +100,36 @@ def learn_rules(settings: Settings, fitlog: str | Path, improvement: float = 0.2
     folder = settings.index_path
     folder.mkdir(parents=True, exist_ok=True)
     counted = folder / COUNTED_RECORDS
+    from ..files import write_atomically
+
     with locked(folder / "rules.lock"):
         graph = load_graph(folder)
-        seen = set(json.loads(counted.read_text())) if counted.is_file() else set()
+        seen = read_counted(counted)
         report = learn(graph, outcomes, seen=seen)
         report.problems = problems + report.problems
-        for path in (graph_path(folder), counted):  # one step of undo
-            if path.is_file():
-                shutil.copy2(path, path.with_name(path.name + ".before-learn"))
-            else:
-                path.with_name(path.name + ".before-learn").write_text("absent")
+        for path in (graph_path(folder), counted):  # one step of undo, each copy written whole
+            backup = path.with_name(path.name + ".before-learn")
+            write_atomically(backup, path.read_text() if path.is_file() else "absent")
         graph.save(graph_path(folder))
-        from ..files import write_atomically
-
         write_atomically(counted, json.dumps(sorted(seen)))
     return report
+
+
+def read_counted(path: Path) -> set[str]:
+    """The keys of the fit records already counted, or a clear error when the file is damaged."""
+    import json
+
+    if not path.is_file():
+        return set()
+    try:
+        keys = json.loads(path.read_text())
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ValueError("not a list of record keys")
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path} is damaged ({exc}); nothing was changed. Move it aside to start counting "
+                         f"records afresh (records already counted would then count again), or restore it "
+                         f"from {path.name}.before-learn") from None
+    return set(keys)
 
 
 def undo_learn(settings: Settings) -> dict[str, tuple[float, float]]:
@@ -137,6 +151,10 @@ def undo_learn(settings: Settings) -> dict[str, tuple[float, float]]:
         if not kept[0].is_file():
             raise InputError(f"nothing to undo: no rules learn has been run on index "
                              f"{settings.storage.index_name!r} since the last undo")
+        if not kept[1].is_file():
+            raise InputError(f"cannot undo: {kept[1]} is missing, so the counted records cannot be restored "
+                             f"with the rules; nothing was changed. The rule graph before the update is in "
+                             f"{kept[0]}")
         now = {r.rule_id: r.confidence for r in load_graph(folder).rules()}
         for backup, target in zip(kept, (graph_file, counted)):
             if backup.read_text() == "absent":
