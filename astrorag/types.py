@@ -75,3 +75,21 @@ def bibcode_parts(bibcode: str) -> tuple[str, str, str] | None:
         return None
     journal, volume, page = bibcode[4:9].strip("."), bibcode[9:13].strip("."), bibcode[14:18].strip(".")
     return (journal, volume, page) if journal else None
+
+
+# C0 controls but tab and newline, DEL and the C1 block; ESC sequences go first as a whole.
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROLS_KEEP_CR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def plain_text(text: str, keep_carriage_return: bool = False) -> str:
+    """``text`` without terminal escape sequences and control characters (tabs and newlines kept): record text
+    is data, and ``ESC[8m`` (hidden text), ``ESC[2J`` (clear screen) or an OSC title must not act on a terminal,
+    the app or an agent's client.
+
+    >>> plain_text("a\\x1b[8mhidden\\x1b[0m b\\x1b]0;owned\\x07 c\\x00\\x7f\\x9b")
+    'ahidden b c'
+    """
+    text = _ESCAPES.sub("", text)
+    return (_CONTROLS_KEEP_CR if keep_carriage_return else _CONTROLS).sub("", text)

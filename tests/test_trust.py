@@ -194,3 +194,11 @@ def test_damaged_learning_state_gives_a_clear_error_and_changes_nothing(tmp_path
     (settings.index_path / (COUNTED_RECORDS + ".before-learn")).unlink()
     with pytest.raises(InputError, match="cannot undo: .*missing"):
         undo_learn(settings)
+
+
+def test_records_are_stored_without_control_characters_so_no_output_can_show_them():
+    from astrorag.index.types import Document
+
+    doc = Document.create(title="Dots \x1b[2J\x1b]0;owned\x07 glow", abstract="compact \x1b[8mhidden\x1b[0m\x00 red",
+                          authors=("I, J\x9b31m",), arxiv_id="2501.00008")
+    assert (doc.title, doc.abstract, doc.authors) == ("Dots glow", "compact hidden red", ("I, J31m",))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..types import content_hash, normalize_arxiv_id
+from ..types import content_hash, normalize_arxiv_id, plain_text
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,10 @@ class Document:
                 url = f"https://ui.adsabs.harvard.edu/abs/{bibcode}"
             elif doi:
                 url = f"https://doi.org/{doi}"
-        fields["authors"] = tuple(fields.get("authors") or ())
+        # Record text is data: no escape sequence or control character is stored, so none reaches an output.
+        fields["authors"] = tuple(plain_text(str(a)) for a in (fields.get("authors") or ()))
         fields["categories"] = tuple(fields.get("categories") or ())
+        title, abstract, body = plain_text(title), plain_text(abstract), plain_text(body)
         return cls(doc_id=doc_id, title=" ".join(title.split()), abstract=abstract.strip(), body=body.strip(),
                    arxiv_id=arxiv_id, bibcode=bibcode, doi=doi, url=url, **fields)
 

@@ -7,23 +7,11 @@ newlines stay); :class:`SafeStream` does so for everything a command prints.
 
 from __future__ import annotations
 
-import re
 from typing import TextIO
 
-# C0 controls but tab and newline, DEL and the C1 block; ESC sequences go first as a whole.
-_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_CONTROLS_KEEP_CR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+from ..types import plain_text
 
-
-def plain_text(text: str, keep_carriage_return: bool = False) -> str:
-    """``text`` without terminal escape sequences and control characters (tabs and newlines kept).
-
-    >>> plain_text("a\\x1b[8mhidden\\x1b[0m b\\x1b]0;owned\\x07 c\\x00\\x7f\\x9b")
-    'ahidden b c'
-    """
-    text = _ESCAPES.sub("", text)
-    return (_CONTROLS_KEEP_CR if keep_carriage_return else _CONTROLS).sub("", text)
+__all__ = ["SafeStream", "plain_text"]
 
 
 class SafeStream:
