@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "model rewriting the query (needs a model)")
     ret.add_argument("--rescore", action="store_true", help="also measure fused retrieval with model re-scoring")
     ret.add_argument("--out")
-    sed = command(ev, "sed", cmd_eval_sed, "LRD classification and injected mis-specification suites")
+    sed = command(ev, "sed", cmd_eval_sed, "LRD classification and injected mis-specification suites", as_json)
     sed.add_argument("--n", type=int, default=2000, help="synthetic sources per population")
     sed.add_argument("--seed", type=int, default=0)
     sed.add_argument("--lrd-table", help="LRD photometry to classify (default: the bundled 60 Kokorev+2024 LRDs)")
@@ -694,7 +694,10 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
 def cmd_eval_sed(args: argparse.Namespace) -> int:
     from .evaluation.sed_eval import run_sed_eval
 
-    run_sed_eval(settings_from(args), n_synthetic=args.n, seed=args.seed, lrd_table=args.lrd_table, out=args.out)
+    report = run_sed_eval(settings_from(args), n_synthetic=args.n, seed=args.seed, lrd_table=args.lrd_table,
+                          out=args.out, log=None if args.json else print)
+    if args.json:
+        _print_json(report)
     return 0
 
 

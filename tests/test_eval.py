@@ -130,3 +130,22 @@ def test_eval_retrieval_sed_and_cost_reports(small_settings, tmp_path):
     proj = cost["projection"]
     assert cost["per_answer"]["prompt_tokens_mean"] > 100 and proj["usd_per_source"] < proj["mephisto"]["usd_per_source"]
     assert "latency_by_stage.png" in (tmp_path / "cost" / "report.md").read_text()
+
+
+def test_eval_sed_json_gives_per_redshift_rates_and_the_lrd_likeness(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "astrorag", "eval", "sed", "--json", "--n", "60", "--out",
+                          str(tmp_path / "r")], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "ASTRORAG_INDEX_DIR": str(tmp_path / "idx")})
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    for key in ("lrd_real", "normal", "lrd", "strong_line"):
+        bins = report["populations"][key]["bins"]
+        assert set(bins) == {"z < 6", "6-7", "7-8", "8-9", "z > 9"}
+        assert all("likeness" in b and "rate" in b for b in bins.values())
+    real = report["populations"]["lrd_real"]
+    assert real["n"] == 60 and real["likeness"]["median"] >= real["likeness"]["p16"]

@@ -33,16 +33,17 @@ def run_sed_eval(settings: Settings, n_synthetic: int = 2000, seed: int = 0, lrd
                             "lrd_votes": analysis.votes(i),
                             "line_boosted_bands": analysis.diagnostics.line_boosted_bands(i),
                             **{c.name: None if np.isnan(c.passed[i]) else bool(c.passed[i]) for c in criteria}})
-    populations = {"lrd_real": (f"{table.name} LRDs (real)", real, analysis.lrd_flag, 1)}
+    populations = {"lrd_real": (f"{table.name} LRDs (real)", real, analysis.lrd_flag, 1, analysis.lrd_score)}
     for kind, label, want, phot in (
             ("normal", "synthetic normal galaxies", 0, syn.population("normal", n_synthetic, seed=seed)),
             ("lrd", "synthetic LRDs", 1, syn.population("lrd", n_synthetic, seed=seed)),
             ("strong_line", "synthetic strong-line emitters, z 7-9", 0,
              syn.strong_line_emitters(n_synthetic, seed=seed))):
-        populations[kind] = (label, phot, analyse(phot).lrd_flag, want)
+        analysed = analyse(phot)
+        populations[kind] = (label, phot, analysed.lrd_flag, want, analysed.lrd_score)
     by_population = {}
-    for key, (label, phot, flag, want) in populations.items():
-        stats = flag_rates(flag, phot.z)
+    for key, (label, phot, flag, want, score) in populations.items():
+        stats = flag_rates(flag, phot.z, score)
         stats["want"] = "flagged" if want else "not flagged"
         by_population[key] = stats
         rows.append([f"{label} flagged", stats["n"], stats["rate"], *stats["ci95"]])
@@ -113,8 +114,9 @@ def _cell(stats: dict) -> str:
     return f"{stats['flagged']}/{stats['n']} = {stats['rate']:.3f} [{stats['unclassifiable']}]"
 
 
-def flag_rates(flag: np.ndarray, z: np.ndarray) -> dict:
-    """The flagged share over every source (unclassifiable ones count in n), overall and per redshift bin.
+def flag_rates(flag: np.ndarray, z: np.ndarray, score: np.ndarray | None = None) -> dict:
+    """The flagged share over every source (unclassifiable ones count in n), overall and per redshift bin;
+    with ``score`` (the LRD likeness, 0-1), its median and 16-84 % range too.
 
     >>> r = flag_rates(np.array([1.0, 0.0, np.nan, 1.0]), np.array([5.0, 5.5, 7.5, 8.2]))
     >>> r["n"], r["flagged"], r["unclassifiable"], r["bins"]["7-8"]
@@ -123,8 +125,15 @@ def flag_rates(flag: np.ndarray, z: np.ndarray) -> dict:
     def one(mask: np.ndarray) -> dict:
         n, k = int(mask.sum()), int(np.sum(flag[mask] == 1))
         low, high = wilson_interval(k, n) if n else (0.0, 0.0)
-        return {"n": n, "flagged": k, "unclassifiable": int(np.isnan(flag[mask]).sum()),
-                "rate": k / n if n else 0.0, "ci95": [round(low, 4), round(high, 4)]}
+        out = {"n": n, "flagged": k, "unclassifiable": int(np.isnan(flag[mask]).sum()),
+               "rate": k / n if n else 0.0, "ci95": [round(low, 4), round(high, 4)]}
+        if score is not None:
+            values = np.asarray(score, dtype=float)[mask]
+            values = values[np.isfinite(values)]
+            out["likeness"] = ({"median": round(float(np.median(values)), 3),
+                                "p16": round(float(np.percentile(values, 16)), 3),
+                                "p84": round(float(np.percentile(values, 84)), 3)} if values.size else None)
+        return out
 
     z = np.asarray(z, dtype=float)
     out = one(np.ones(len(flag), dtype=bool))
