@@ -293,6 +293,8 @@ def test_learnable_says_which_comparisons_are_evidence():
     assert learnable(step(1.0), good, good).startswith("an unconfirmed single refit")
     assert learnable(step(10.0), good, good).startswith("an unconfirmed single refit")  # passed once, never confirmed
     assert learnable(step(10.0, accepted=True), good, bad).startswith("the data reject")
+    assert learnable(step(10.0, accepted=True), bad, good) == ""     # a rejected model made acceptable: evidence
+    assert learnable(step(-9.0), bad, good).startswith("the model it changed is rejected")
     assert learnable(step(10.0, accepted=True), good, None) == "the refit failed"
     assert learnable(step(10.0, accepted=True), good, good, duplicate_of="x").startswith("a near-duplicate")
     assert math.isfinite(MAX_INFLATION)

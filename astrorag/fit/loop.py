@@ -86,11 +86,14 @@ def learnable(step: "FitStep", before: FitResult, after: FitResult | None, dupli
         return f"a near-duplicate of {duplicate_of}'s refit"
     if not after.converged or not before.converged:
         return "a fit did not converge"
-    rejected = [f"{which}: {fit.rejected}" for which, fit in (("before", before), ("after", after)) if fit.rejected]
-    if rejected:
+    if after.rejected:
+        # Both wrong, or the change made it wrong: the gain says which wrong model is less wrong.
+        rejected = [f"{which}: {fit.rejected}" for which, fit in (("before", before), ("after", after)) if fit.rejected]
         return "the data reject the models compared (" + "; ".join(rejected) + ")"
     if step.accepted:
-        return ""
+        return ""   # a confirmed change to a model the data accept (from one they may have rejected)
+    if before.rejected:
+        return f"the model it changed is rejected by the data ({before.rejected}) and the change was not kept"
     if step.delta is not None and step.threshold is not None and step.delta <= -step.threshold:
         return ""
     if step.threshold_bar == "bic":
