@@ -266,7 +266,10 @@ def run_fit_eval(settings: Settings, per_kind: int = 6, nulls: int = 10, sampler
     config = _config(options, steps, width, per_kind, nulls, seed)
     done_file = directory / "sources.jsonl"
     done = _read_done(done_file, config)
-    todo = [t for t in truths if t.source_id not in done]
+    # Kinds take turns, so that the rows finished at any moment of a long run cover every kind alike.
+    by_kind = [[t for t in truths if t.kind == kind and t.source_id not in done] for kind in KINDS]
+    todo = [t for turn in range(max((len(k) for k in by_kind), default=0)) for k in by_kind if turn < len(k)
+            for t in [k[turn]]]
     if done:
         log(f"eval fit: resuming: {len(done)} of {len(truths)} sources already in {done_file}")
     jobs = [(t, graph, fitter, steps, width, str(directory / "fits"), seed) for t in todo]
