@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     srv = command(sub, "serve", cmd_serve, "start the Gradio app (same as python app.py)")
     srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=bounded_int(1, 65535), default=7860, help="TCP port (1 - 65535)")
+    srv.add_argument("--port", type=bounded_int(0, 65535), default=7860, help="TCP port (0 - 65535; 0: any free one)")
     srv.add_argument("--auth", help="USER:PASS")
     srv.add_argument("--mcp", action="store_true", help="also serve the four tools (search_literature, ask, "
                      "advise_sed, rules_for_symptoms) to MCP clients at /gradio_api/mcp/")

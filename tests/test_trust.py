@@ -65,7 +65,7 @@ def test_an_inverted_year_range_is_refused():
 
 def test_flags_outside_their_limits_are_one_line_errors(tmp_path):
     run = _cli("serve", "--port", "99999", cwd=tmp_path)
-    assert run.returncode == 2 and "99999 is outside the limits 1 - 65535" in run.stderr
+    assert run.returncode == 2 and "99999 is outside the limits 0 - 65535" in run.stderr
     assert "Traceback" not in run.stderr
     table = tmp_path / "c.csv"
     table.write_text("id,z,f444w_flux,f444w_fluxerr\n1,5,1,0.1\n")

@@ -124,7 +124,7 @@ def to_bagpipes(spec: ModelSpec) -> tuple[dict, list[str]]:
     >>> instructions["dust"]["eta"]    # young and old stars: one continuum attenuation, as in CIGALE
     1.0
     >>> [note.split(":")[0] for note in lost]
-    ['dustatt_modified_starburst.E_BV_factor', 'bc03.imf = chabrier']
+    ['bc03.imf = chabrier', 'dustatt_modified_starburst.E_BV_factor']
     """
     lost: list[str] = []
     out: dict = {"redshift": spec.redshift}

@@ -21,7 +21,7 @@ Examples
 >>> obs, err, model = np.array([1.0, 2.0]), np.array([0.1, 0.1]), np.array([1.0, 2.0])
 >>> round(like.log_likelihood(obs, err, model, 1.0) - like.log_likelihood(obs, err, model, 2.0), 3)
 1.386
->>> like.inflation_from_unit(0.0), like.inflation_from_unit(1.0)
+>>> round(like.inflation_from_unit(0.0), 6), round(like.inflation_from_unit(1.0), 6)
 (1.0, 10.0)
 """
 

@@ -490,13 +490,13 @@ def second_prior(spec: ModelSpec) -> ModelSpec:
     >>> from astrorag.graph.types import Action
     >>> agn, _ = apply_action(baseline(5.0), Action("increase", "fracAGN", "skirtor2016", "0.5 - 0.99"))
     >>> second_prior(agn).value("skirtor2016", "fracAGN")
-    (0.01, 0.3)
+    (0.1, 0.3)
     """
     cap = SECOND_PRIOR_MAX_SHARE
     for module, parameter in ((spec.member("agn"), "fracAGN"), ("bhstar", "f5500_share")):
         if module and spec.has(module) and parameter in spec.module(module):
             lo, hi = _as_pair(spec.value(module, parameter))
-            spec = spec.with_value(module, parameter, (min(max(lo, 0.01), cap / 3), min(hi, cap)))
+            spec = spec.with_value(module, parameter, (round(min(max(lo, 0.01), cap / 3), 6), min(hi, cap)))
     return spec
 
 
