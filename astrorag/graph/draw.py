@@ -25,8 +25,7 @@ def draw(graph: RuleGraph, out: Path, title: str = "") -> Path:
     g = nx.DiGraph(graph.graph)
     size = max(8.0, min(30.0, 0.35 * len(g) ** 0.9))
     fig, ax = plt.subplots(figsize=(size, size * 0.75))
-    # Kamada-Kawai spreads hubs (rules sharing papers) far better than a spring layout; it is deterministic.
-    pos = nx.kamada_kawai_layout(g.to_undirected()) if len(g) > 1 else {n: (0.0, 0.0) for n in g}
+    pos = _layout(g)
     for kind, colour in COLOURS.items():
         nodes = [n for n, k in g.nodes(data="kind") if k == kind]
         nx.draw_networkx_nodes(g, pos, nodelist=nodes, node_color=colour, node_size=260 if kind == "rule" else 180,
@@ -42,3 +41,16 @@ def draw(graph: RuleGraph, out: Path, title: str = "") -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _layout(g: nx.DiGraph) -> dict:
+    """Kamada-Kawai spreads hubs (rules sharing papers) far better than a spring layout and is deterministic,
+    but needs scipy (the fit extra); without it, a seeded spring layout (numpy only), so `rules graph` needs no
+    extra."""
+    if len(g) <= 1:
+        return {n: (0.0, 0.0) for n in g}
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        return nx.spring_layout(g.to_undirected(), seed=0)
+    return nx.kamada_kawai_layout(g.to_undirected())
