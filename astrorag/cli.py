@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--scheduler", help="embed on dask workers: a scheduler address, or 'local' for a LocalCluster")
     ads_p = command(ingest, "ads", cmd_ingest_ads, "NASA ADS search (token from ADS_API_TOKEN / ADS_DEV_KEY)")
     ads_p.add_argument("--query", required=True, help="ADS query, e.g. 'abs:\"little red dots\" year:2023-2026'")
-    ads_p.add_argument("--rows", type=int, default=200, help="how many records at most (default 200)")
+    ads_p.add_argument("--rows", "--max", dest="rows", type=bounded_int(1, 100_000), default=200,
+                       help="how many records at most (default 200; --max as for arxiv)")
     ads_p.add_argument("--sort", help="ADS sort, e.g. 'citation_count desc' or 'date desc'")
     arx = command(ingest, "arxiv", cmd_ingest_arxiv, "arXiv API search (one request per 3 s)")
     arx.add_argument("--query", default="", help="arXiv query, e.g. 'cat:astro-ph.GA AND abs:\"little red dots\"'")
