@@ -149,3 +149,17 @@ def test_eval_sed_json_gives_per_redshift_rates_and_the_lrd_likeness(tmp_path):
         assert all("likeness" in b and "rate" in b for b in bins.values())
     real = report["populations"]["lrd_real"]
     assert real["n"] == 60 and real["likeness"]["median"] >= real["likeness"]["p16"]
+
+
+def test_mcq_reports_the_letters_predicted_the_majority_baseline_and_warns_on_a_constant_answer(small_settings,
+                                                                                               tmp_path):
+    suite = _write(tmp_path / "m.csv", MMLU)
+    with FakeOllama(models=["astrosage"], logprobs=lambda body: [("A", -0.1), ("B", -3.0), ("C", -3.5)]) as server:
+        s = small_settings.replace(ollama_host=server.url, ollama_model="astrosage", progress=False)
+        report = run_mcq(suite, s, ["closed"], backend="ollama", out=tmp_path / "r", log=None)
+    closed = report["modes"][0]
+    assert closed["letters"] == {"A": 3}
+    assert any(n.startswith("warning: mode closed answered A in 3 of 3") for n in report["notices"])
+    base = report["majority_baseline"]
+    assert base["accuracy"] == round(max(report["answer_key_letters"].values()) / 3, 4) and len(base["ci95"]) == 2
+    assert "baseline: always" in (tmp_path / "r" / "report.md").read_text()

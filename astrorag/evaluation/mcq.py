@@ -238,6 +238,31 @@ class ModeResult:
     #: how many predictions each method made: "logprob" (the first token's log-probabilities), "text"
     #: (the reply read, echoed prompt lines ignored) or "retrieval"
     scoring: dict[str, int] = field(default_factory=dict)
+    #: how often each letter was predicted (a model that always says "A" is not answering)
+    letters: dict[str, int] = field(default_factory=dict)
+
+
+#: A mode whose predictions put more than this share on one letter is warned about: it is not reading the
+#: questions, and its accuracy is the share of keys with that letter.
+ONE_LETTER_WARNING = 0.6
+
+
+def letter_warning(mode: str, letters: dict[str, int]) -> str:
+    """A notice when one letter takes more than :data:`ONE_LETTER_WARNING` of a mode's predictions.
+
+    >>> letter_warning("rag", {"A": 9, "B": 1})
+    'warning: mode rag answered A in 9 of 10 predictions (90 %): the model is not reading the questions; compare its accuracy with the majority-letter baseline'
+    >>> letter_warning("rag", {"A": 3, "B": 3, "C": 4})
+    ''
+    """
+    total = sum(letters.values())
+    if not total:
+        return ""
+    letter, count = max(letters.items(), key=lambda kv: kv[1])
+    if count / total <= ONE_LETTER_WARNING:
+        return ""
+    return (f"warning: mode {mode} answered {letter} in {count} of {total} predictions ({100 * count / total:.0f} %): "
+            f"the model is not reading the questions; compare its accuracy with the majority-letter baseline")
 
 
 def choose_modes(modes: str | list[str], settings: Settings, backend: str | None = None,
@@ -296,6 +321,7 @@ def run_mcq(suite: str | Path, settings: Settings, modes: str | list[str] = "aut
         t0 = time.perf_counter()
         correct = unparsed = 0
         methods: dict[str, int] = {}
+        letters: dict[str, int] = {}
         for q in tqdm(questions, desc=f"mcq {mode}", unit="q", disable=not settings.progress):
             if mode == "retrieval":
                 p = predict_retrieval(q, retriever, embedder, settings.retrieval.k)
@@ -306,6 +332,8 @@ def run_mcq(suite: str | Path, settings: Settings, modes: str | list[str] = "aut
                 p = predict_llm(q, llm)
             unparsed += p.predicted is None
             methods[p.method] = methods.get(p.method, 0) + 1
+            if p.predicted is not None:
+                letters[q.letters[p.predicted]] = letters.get(q.letters[p.predicted], 0) + 1
             ok = has_key and p.predicted is not None and p.predicted == q.answer
             correct += ok
             all_predictions.append({
@@ -317,7 +345,12 @@ def run_mcq(suite: str | Path, settings: Settings, modes: str | list[str] = "aut
         n = len(questions)
         results.append(ModeResult(mode, n, n if has_key else 0, correct, unparsed,
                                   correct / n if has_key else None, wilson_interval(correct, n) if has_key else None,
-                                  time.perf_counter() - t0, methods))
+                                  time.perf_counter() - t0, methods, dict(sorted(letters.items()))))
+        warning = letter_warning(mode, letters)
+        if warning:
+            notices.append(warning)
+            if log:
+                print(warning, file=sys.stderr)
     if llm is not None and getattr(llm, "logprob_notice", "") and any("text" in r.scoring for r in results):
         notices.append(f"notice: predictions scored from the reply's text, not log-probabilities: "
                        f"{llm.logprob_notice}")
@@ -331,12 +364,26 @@ def run_mcq(suite: str | Path, settings: Settings, modes: str | list[str] = "aut
         "notices": notices + ([] if has_key else ["the suite has no answer key: predictions written, not scored"]),
         "settings_fingerprint": settings.fingerprint(), "chance": float(np.mean([1 / len(q.options) for q in questions])),
     }
+    if has_key and questions:
+        # The accuracy of always answering the suite's most common key letter: the bar a constant answer reaches.
+        keys: dict[str, int] = {}
+        for q in questions:
+            keys[q.letters[q.answer]] = keys.get(q.letters[q.answer], 0) + 1
+        letter, count = max(keys.items(), key=lambda kv: kv[1])
+        report["majority_baseline"] = {"letter": letter, "accuracy": round(count / len(questions), 4),
+                                       "ci95": [round(v, 4) for v in wilson_interval(count, len(questions))]}
+        report["answer_key_letters"] = dict(sorted(keys.items()))
     plots = _plot_modes(results, directory)
     report["plots"] = plots
-    headers = ["mode", "n", "accuracy", "ci95 low", "ci95 high", "unparsed", "scoring", "seconds"]
+    headers = ["mode", "n", "accuracy", "ci95 low", "ci95 high", "unparsed", "letters predicted", "scoring",
+               "seconds"]
     rows = [[r.mode, r.n, r.accuracy if r.accuracy is not None else "n/a", r.ci95[0] if r.ci95 else "n/a",
-             r.ci95[1] if r.ci95 else "n/a", r.unparsed, ", ".join(f"{k} {v}" for k, v in sorted(r.scoring.items())),
-             round(r.seconds, 1)] for r in results]
+             r.ci95[1] if r.ci95 else "n/a", r.unparsed, " ".join(f"{k}:{v}" for k, v in r.letters.items()),
+             ", ".join(f"{k} {v}" for k, v in sorted(r.scoring.items())), round(r.seconds, 1)] for r in results]
+    if "majority_baseline" in report:
+        base = report["majority_baseline"]
+        rows.append([f"baseline: always {base['letter']}", main.n, base["accuracy"], *base["ci95"], 0,
+                     f"{base['letter']}:{main.n}", "", 0.0])
     md = [f"# Multiple-choice evaluation: {Path(suite).name}", "",
           f"Format {fmt}, {main.n} questions, backend {report['backend']} {report['model']}, chance "
           f"{report['chance']:.3f}, settings {settings.fingerprint()}.", "", markdown_table(headers, rows), ""]
