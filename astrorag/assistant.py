@@ -366,7 +366,9 @@ class Assistant:
         return self.stream(question, params, history).finish()
 
     def _finish(self, prepared: Prepared, text: str, degenerate: str | None = None) -> Answer:
-        notices = [*self.notices, *prepared.notices]
+        # What the backend learned while answering (e.g. the model a server really serves) is said too.
+        learned = [n for n in getattr(self.llm, "notices", []) or [] if n not in self.notices]
+        notices = [*self.notices, *learned, *prepared.notices]
         rejected = ""
         if degenerate:
             rejected = text

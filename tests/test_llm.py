@@ -16,6 +16,7 @@ from astrorag.settings import Settings
 from astrorag.index.types import QueryParams
 from astrorag.index.types import Evidence
 from fake_ollama import FakeOllama
+from fake_openai import FakeOpenAI
 
 
 def _ev(key, text="LRDs are compact red sources.", arxiv_id=None):
@@ -459,3 +460,22 @@ def test_the_extractive_answer_gives_each_paper_its_share_and_the_terminal_no_te
     cited = [line.rsplit("[", 1)[1].rstrip("]") for line in text.splitlines() if line.startswith("- ")]
     assert sum(k in ("1", "2", "3") for k in cited) == 2 and "4" in cited  # two per paper, not per passage
     assert plain_tex("compact ($z\\sim 4\\text{--}7$) with broad H$\\alpha$") == "compact (z~4–7) with broad Hα"
+
+
+def test_an_explicit_openai_backend_records_the_model_the_server_really_serves(small_settings, tmp_path):
+    """llama-cpp-python's server answers to any model name: the JSON and the bundle name the model it serves."""
+    import json as _json
+
+    with FakeOpenAI(model="gemma-3-270m", reply="Little red dots are compact [1].") as server:
+        env = dict(os.environ, ASTRORAG_INDEX_DIR=str(small_settings.storage.index_dir), ASTRORAG_INDEX_NAME="small",
+                   ASTRORAG_OPENAI_URL=server.url + "/v1")
+        run = subprocess.run([sys.executable, "-m", "astrorag", "ask", "What are little red dots?", "--backend",
+                              "openai", "--json", "--save", str(tmp_path / "b"), "--quiet"], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        assert all(r.get("model") == "gemma-3-270m" for r in server.requests)
+    answer = _json.loads(run.stdout)
+    assert answer["model"] == "gemma-3-270m", answer["model"]
+    assert any("serves 'gemma-3-270m'" in n for n in answer.get("notices", [])), answer.get("notices")
+    bundle = _json.loads((tmp_path / "b" / "bundle.json").read_text())
+    assert bundle["model"]["model"] == "gemma-3-270m"

@@ -82,6 +82,7 @@ class OpenAIBackend(LLMBackend):
         self.base_url, self.model = base_url.rstrip("/"), model
         self.temperature, self.max_tokens, self.timeout = temperature, max_tokens, timeout
         self.num_ctx, self.json_mode, self.model_required = num_ctx, json_mode, model_required
+        self._identity_checked = False
         self._concurrency = concurrency
         self._openai = openai
         # Local servers ignore the key; the client insists on one. No automatic retries: a refused request
@@ -259,7 +260,24 @@ class OpenAIBackend(LLMBackend):
         finally:
             self._local.retry = False
 
+    def served_identity(self) -> None:
+        """Name the model the server really serves, once, before the first request: a server that serves one
+        model under another name (llama-cpp-python answers to any name) would otherwise be recorded, in the
+        JSON and the bundle, as the model that was asked for. A name the user chose and the server lists is kept;
+        a default name the server does not list becomes the served one, with a notice."""
+        if self._identity_checked:
+            return
+        self._identity_checked = True
+        listing = self._http("GET", "/v1/models") or {}
+        ids = sorted({m.get("id") for m in listing.get("data", []) if isinstance(m, dict) and m.get("id")})
+        if ids and self.model not in ids and len(ids) == 1:
+            served = ids[0]
+            self.notices.append(f"notice: the server at {self.base_url} serves {served!r}, not {self.model!r}: "
+                                f"the answer is {served!r}'s, and is recorded as such")
+            self.model = served
+
     def chat(self, messages: list[dict], stream: bool = False, format: dict | str | None = None) -> Iterator[str]:
+        self.served_identity()
         start = time.perf_counter()
         extra = self._response_format(format)
         max_tokens = self.reply_tokens()
