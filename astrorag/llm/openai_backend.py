@@ -263,14 +263,14 @@ class OpenAIBackend(LLMBackend):
     def served_identity(self) -> None:
         """Name the model the server really serves, once, before the first request: a server that serves one
         model under another name (llama-cpp-python answers to any name) would otherwise be recorded, in the
-        JSON and the bundle, as the model that was asked for. A name the user chose and the server lists is kept;
-        a default name the server does not list becomes the served one, with a notice."""
+        JSON and the bundle, as the model that was asked for. A name the user chose is kept (a server without it
+        refuses it); a default name the server does not list becomes the served one, with a notice."""
         if self._identity_checked:
             return
         self._identity_checked = True
         listing = self._http("GET", "/v1/models") or {}
         ids = sorted({m.get("id") for m in listing.get("data", []) if isinstance(m, dict) and m.get("id")})
-        if ids and self.model not in ids and len(ids) == 1:
+        if ids and self.model not in ids and len(ids) == 1 and not self.model_required:
             served = ids[0]
             self.notices.append(f"notice: the server at {self.base_url} serves {served!r}, not {self.model!r}: "
                                 f"the answer is {served!r}'s, and is recorded as such")
