@@ -22,7 +22,7 @@ from .base import FitError, FitResult, Fitter, chi2_of, fit_seed, prior_edge, si
 from . import bhstar
 from .likelihood import INFLATION_NAME, LIKELIHOOD
 from .scratch import scratch_dir
-from .spec import ModelSpec, age_cap_myr
+from .spec import ModelSpec, age_cap_myr, as_range
 
 Z_SUN = 0.02           # BC03's solar metallicity (CIGALE's metallicity is the mass fraction Z)
 R_V_CALZETTI = 4.05    # Calzetti et al. 2000
@@ -325,7 +325,7 @@ class BagpipesFitter(Fitter):
             if not bh_scale > 0:
                 raise FitError(f"source {phot.source_id}: no detected band near rest 5500 A to scale the BH* continuum")
             component = (bhstar.BlackHoleStar(phot.redshift, bhstar.load_bands(curves)), bh_scale,
-                         {name: (*_as_range(value), bhstar.PRIORS[name][2]) for name, value in bh_priors.items()})
+                         {name: (*as_range(value), bhstar.PRIORS[name][2]) for name, value in bh_priors.items()})
         table = np.column_stack([flux, err])
         seed = fit_seed(self.options.seed, phot.source_id, spec, replicate)
         # CPU seconds of this fit (its process), so that the figure holds however loaded the machine is.
@@ -422,10 +422,6 @@ def _with_inflation(model, component=None) -> tuple:
         return LIKELIHOOD.log_likelihood(observed, errors, flux, x[-1])
 
     return prior, like, n_bh + 1
-
-
-def _as_range(value) -> tuple[float, float]:
-    return (float(value[0]), float(value[1])) if isinstance(value, (tuple, list)) else (float(value), float(value))
 
 
 def _flambda_at_rest(phot: Photometry, rest_micron: float) -> float:

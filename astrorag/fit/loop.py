@@ -39,7 +39,7 @@ from ..graph.types import RankedAction
 from .base import FitError, FitResult, Fitter
 from .cache import FitCache, fit_key
 from .scratch import init_worker
-from .spec import ModelSpec, NotAModelChange, apply_action, baseline
+from .spec import ModelSpec, NotAModelChange, apply_action, as_range, baseline
 
 MIN_DELTA_LN_Z = 3.0
 MIN_DELTA_BIC = 6.0
@@ -495,13 +495,9 @@ def second_prior(spec: ModelSpec) -> ModelSpec:
     cap = SECOND_PRIOR_MAX_SHARE
     for module, parameter in ((spec.member("agn"), "fracAGN"), ("bhstar", "f5500_share")):
         if module and spec.has(module) and parameter in spec.module(module):
-            lo, hi = _as_pair(spec.value(module, parameter))
+            lo, hi = as_range(spec.value(module, parameter))
             spec = spec.with_value(module, parameter, (round(min(max(lo, 0.01), cap / 3), 6), min(hi, cap)))
     return spec
-
-
-def _as_pair(value) -> tuple[float, float]:
-    return value if isinstance(value, tuple) else (float(value), float(value))
 
 
 def _dusty_agn_alternative(spec: ModelSpec) -> ModelSpec:

@@ -158,6 +158,15 @@ class ModelSpec:
         return " + ".join(parts)
 
 
+def as_range(value: Value) -> tuple[float, float]:
+    """A parameter's value as a (low, high) range: a fixed value is a range of one point.
+
+    >>> as_range((0.1, 0.5)), as_range(0.3)
+    ((0.1, 0.5), (0.3, 0.3))
+    """
+    return (float(value[0]), float(value[1])) if isinstance(value, tuple) else (float(value), float(value))
+
+
 def _show(value: Value) -> str:
     if isinstance(value, tuple):
         return f"{value[0]:g}-{value[1]:g}"
