@@ -325,13 +325,32 @@ def test_strong_line_emitters_at_z_7_to_9_are_not_little_red_dots():
     d = emitters.diagnostics
     i = int(np.flatnonzero((z > 8.2) & (z < 8.8))[0])
     assert "f444w" in d.line_boosted_bands(i) and np.isfinite(d.excess_line_free_mag[i])  # F410M is line-free
-    assert 0 < d.line_ew_needed_aa[i] <= 6850
+    assert 0 < d.line_ew_needed_aa[i] <= 6850 and 0 < d.line_ew_fit_aa[i] <= 6850
     real = analyse(read_photometry(LRD_TABLE))
     assert np.mean(real.lrd_flag == 1) >= 0.9
     # a red continuum at the same redshifts is not explained away: the line-free bands rise too
     lrd = analyse(syn.population("lrd", 1500, seed=6))
     high = lrd.phot.z >= 7.0
-    assert np.mean(lrd.lrd_flag[high] == 1) >= 0.8
+    assert np.mean(lrd.lrd_flag[high] == 1) >= 0.9
+
+
+def test_the_medium_band_tells_lines_from_a_red_continuum():
+    """A line adds the same EW to F410M and F444W, so it raises the medium band ~2.4x more; a red continuum
+    raises both alike. The emitter reading (lines of the published EWs through the filter curves, a
+    continuum near the UV power law) keeps emitters and rejects V-shaped continua at z 7-7.5, where F410M and
+    F444W both hold [OIII]+H-beta."""
+    emitters = analyse(syn.strong_line_emitters(600, seed=7, z_range=(7.0, 7.5)))
+    lrds = analyse(syn.population("lrd", 3000, seed=7))
+    rows = (lrds.phot.z >= 7.0) & (lrds.phot.z < 7.5) & (lrds.diagnostics.red_excess_mag > 1.0)
+    p_emitter, p_lrd = emitters.diagnostics.line_reading_p, lrds.diagnostics.line_reading_p[rows]
+    assert rows.sum() > 50 and np.all(np.isfinite(p_emitter)) and np.all(np.isfinite(p_lrd))
+    assert np.mean(p_emitter >= 0.01) >= 0.95          # the reading's own rejection level, ~1 % of true emitters
+    assert np.mean(p_lrd < 0.01) >= 0.8
+    # the EW it finds is the emitters' own: log-normal about 1700 A
+    ew = emitters.diagnostics.line_ew_fit_aa
+    assert 1000 < np.median(ew) < 2600
+    # and the likeness says how LRD-like each is, beside the flag
+    assert np.median(emitters.lrd_likeness) < 0.1 and np.median(lrds.lrd_likeness[rows]) > 0.5
 
 
 def test_advise_catalog_reports_the_line_free_slope_and_the_line_bands(tmp_path):

@@ -30,17 +30,18 @@ def run_sed_eval(settings: Settings, n_synthetic: int = 2000, seed: int = 0, lrd
     for i in range(len(real)):
         predictions.append({"suite": "lrd_real", "id": str(real.ids[i]), "z": float(real.z[i]),
                             "is_lrd": analysis.is_lrd(i), "lrd_score": round(float(analysis.lrd_score[i]), 3),
+                            "lrd_likeness": round(float(analysis.lrd_likeness[i]), 3),
                             "lrd_votes": analysis.votes(i),
                             "line_boosted_bands": analysis.diagnostics.line_boosted_bands(i),
                             **{c.name: None if np.isnan(c.passed[i]) else bool(c.passed[i]) for c in criteria}})
-    populations = {"lrd_real": (f"{table.name} LRDs (real)", real, analysis.lrd_flag, 1, analysis.lrd_score)}
+    populations = {"lrd_real": (f"{table.name} LRDs (real)", real, analysis.lrd_flag, 1, analysis.lrd_likeness)}
     for kind, label, want, phot in (
             ("normal", "synthetic normal galaxies", 0, syn.population("normal", n_synthetic, seed=seed)),
             ("lrd", "synthetic LRDs", 1, syn.population("lrd", n_synthetic, seed=seed)),
             ("strong_line", "synthetic strong-line emitters, z 7-9", 0,
              syn.strong_line_emitters(n_synthetic, seed=seed))):
         analysed = analyse(phot)
-        populations[kind] = (label, phot, analysed.lrd_flag, want, analysed.lrd_score)
+        populations[kind] = (label, phot, analysed.lrd_flag, want, analysed.lrd_likeness)
     by_population = {}
     for key, (label, phot, flag, want, score) in populations.items():
         stats = flag_rates(flag, phot.z, score)
@@ -116,7 +117,8 @@ def _cell(stats: dict) -> str:
 
 def flag_rates(flag: np.ndarray, z: np.ndarray, score: np.ndarray | None = None) -> dict:
     """The flagged share over every source (unclassifiable ones count in n), overall and per redshift bin;
-    with ``score`` (the LRD likeness, 0-1), its median and 16-84 % range too.
+    with ``score`` (the LRD likeness, 0-1, :func:`~astrorag.sed.criteria.lrd_likeness`), its median and
+    16-84 % range too.
 
     >>> r = flag_rates(np.array([1.0, 0.0, np.nan, 1.0]), np.array([5.0, 5.5, 7.5, 8.2]))
     >>> r["n"], r["flagged"], r["unclassifiable"], r["bins"]["7-8"]

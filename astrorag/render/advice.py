@@ -18,7 +18,8 @@ def diagnostics_markdown(advice) -> str:
     rows = "\n".join(f"| {label} | {d.get(key) if d.get(key) is not None else 'n/a'} |" for key, label in keys)
     verdict = {True: "**yes**", False: "no", None: "not classifiable"}[advice.is_lrd]
     if advice.lrd_score is not None:
-        verdict += f" (score {advice.lrd_score:.2f}; agree: {', '.join(advice.lrd_votes) or 'none'})"
+        likeness = f", likeness {advice.lrd_likeness:.2f}" if advice.lrd_likeness is not None else ""
+        verdict += f" (score {advice.lrd_score:.2f}{likeness}; agree: {', '.join(advice.lrd_votes) or 'none'})"
     crit = "\n".join(
         f"| {c['name']} ({c['paper']}) | {'yes' if c['passed'] else 'no' if c['passed'] is False else 'n/a'} | "
         + "; ".join(f"{t['term']} = {t['value']} ({t['threshold']})" for t in c["terms"]) + " |"

@@ -85,7 +85,8 @@ def advise_source(analysis: SEDAnalysis, i: int, graph: RuleGraph, llm: LLMBacke
             if np.isfinite(fit.slope[i])}
     advice = Advice(source_id=str(phot.ids[i]), redshift=z, sed=sed, diagnostics=diag.for_source(i),
                     criteria=[c.for_source(i) for c in analysis.criteria], is_lrd=analysis.is_lrd(i),
-                    lrd_score=_clean(analysis.lrd_score[i]), lrd_votes=analysis.votes(i),
+                    lrd_score=_clean(analysis.lrd_score[i]),
+                    lrd_likeness=_clean(analysis.lrd_likeness[i]), lrd_votes=analysis.votes(i),
                     symptoms=names, actions=actions, interpretations=interp_list, narrative="", backend="report",
                     fits=fits)
     if not np.isfinite(phot.z[i]):
@@ -110,14 +111,17 @@ def structured_report(advice: Advice) -> str:
         slope = d.get("optical_slope_line_free")
         lines.append(f"  [OIII]+H-beta in {', '.join(d['line_boosted_bands'])}"
                      + (f": optical slope without them = {slope}" if slope is not None else "")
-                     + (f"; EW([OIII]+H-beta) their rise would need = {d['line_ew_needed_aa']} A (star-forming "
-                        f"emitters reach 6850 A)" if d.get("line_ew_needed_aa") is not None else ""))
+                     + (f"; as [OIII]+H-beta on a blue continuum they would need EW = {d['line_ew_fit_aa']} A "
+                        f"(p = {d.get('line_reading_p')} against the emitters' EWs, median 1700 A, and every "
+                        f"rest-optical band)" if d.get("line_ew_fit_aa") is not None else ""))
     if d.get("chi2_red") is not None:
         regions = ", ".join(f"{r} {d.get(f'resid_{r}')}" for r in ("uv", "optical", "nir", "mir", "fir")
                             if d.get(f"resid_{r}") is not None)
         lines.append(f"  fit: reduced chi2 = {d['chi2_red']}; mean (obs-model)/err by region: {regions}")
     verdict = {True: "a little red dot", False: "not a little red dot", None: "not classifiable (bands missing)"}
     score = f", score {advice.lrd_score:.2f}" if advice.lrd_score is not None else ""
+    if advice.lrd_likeness is not None:
+        score += f", likeness {advice.lrd_likeness:.2f}"
     lines.append(f"  LRD: {verdict[advice.is_lrd]}{score}; criteria passed: {', '.join(advice.lrd_votes) or 'none'}")
     lines.append(f"  symptoms: {', '.join(advice.symptoms) or 'none'}")
     for a in advice.actions[:5]:

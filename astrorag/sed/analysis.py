@@ -34,6 +34,7 @@ class SEDAnalysis:
     criteria: list[crit.Criterion]
     lrd_flag: np.ndarray           # 1 / 0 / NaN (not classifiable)
     lrd_score: np.ndarray          # share of evaluable criteria that pass
+    lrd_likeness: np.ndarray       # 0-1 sliding scale (crit.lrd_likeness)
     lrd_votes: np.ndarray          # per source: a bit mask of the criteria that pass (see votes())
     symptoms: dict[str, np.ndarray]
 
@@ -60,4 +61,5 @@ def analyse(phot: Photometry) -> SEDAnalysis:
     criteria = crit.evaluate(phot, mags, diag, colours)
     verdict = crit.lrd_flag(criteria, has_compactness="compactness" in phot.extras, redshift=phot.z)
     symptoms = symp.derive(diag, colours, phot.extras, verdict.flag)
-    return SEDAnalysis(phot, mags, diag, criteria, verdict.flag, verdict.score, verdict.votes, symptoms)
+    likeness = crit.lrd_likeness(verdict.score, diag)
+    return SEDAnalysis(phot, mags, diag, criteria, verdict.flag, verdict.score, likeness, verdict.votes, symptoms)

@@ -28,7 +28,8 @@ from .analysis import analyse
 from .photometry import ID_COLUMNS, Z_COLUMNS, build, detect_columns, read_csv_block
 
 OUTPUT_DIAGNOSTICS = ("beta_uv", "beta_opt", "turnover_um", "balmer_break_mag", "red_excess_mag", "mir_slope",
-                      "chi2_red", "optical_slope_line_free", "excess_line_free_mag", "line_ew_needed_aa")
+                      "chi2_red", "optical_slope_line_free", "excess_line_free_mag", "line_ew_needed_aa",
+                      "line_ew_fit_aa", "line_reading_p")
 
 
 @dataclass
@@ -146,7 +147,7 @@ def process_block(path: str, kind: str, start: int, end: int, first_line: int, h
     analysis = analyse(phot)
     flag = analysis.lrd_flag
     out = {"id": phot.ids.astype(str), "line": phot.lines, "z": phot.z, "is_lrd": flag,
-           "lrd_score": analysis.lrd_score,
+           "lrd_score": analysis.lrd_score, "lrd_likeness": analysis.lrd_likeness,
            "lrd_votes": _vote_strings(analysis)}
     columns = analysis.diagnostics.columns()
     for key in OUTPUT_DIAGNOSTICS:

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from .diagnostics import EW_MAX_OIII_HB_AA, STRONG_BREAK_MAG, Diagnostics, fit_lines
+from .diagnostics import BALMER_LIMIT_UM, EW_MAX_OIII_HB_AA, LINE_READING_REJECT_P, STRONG_BREAK_MAG, Diagnostics, fit_lines
 from .magnitudes import Magnitudes
 from .photometry import Photometry
 
@@ -189,25 +189,60 @@ KOCEVSKI_BANDS = [
 
 def line_explained(diag: Diagnostics) -> np.ndarray:
     """1 where the red rest-optical side can be [OIII]+H-beta on a blue continuum, 0 where it cannot, NaN
-    where no rest-optical band without those lines is there to tell (z ~ 6.8-7.2 in the broad bands, where
-    F356W, F410M and F444W all hold them).
+    where the bands cannot tell (the lines fit, and no rest-optical band free of them shows whether a
+    continuum rises too, as at z ~ 6.8-7.2 where F356W, F410M and F444W all hold them).
 
-    Star-forming extreme emitters at z ~ 7 have blue continua and rest EW([OIII]+H-beta) of 420-6850 A
-    (Daikuhara et al. 2025, arXiv:2507.13456); bluer continua go with stronger lines (Withers et al. 2026,
-    arXiv:2606.06585), and such emitters pass for LRD candidates in broad bands (Zhang et al. 2025,
-    arXiv:2506.04350). So the red side is "line-explained" when the bands holding [OIII]+H-beta rise above the
-    UV power law by no more than an EW of 6850 A could make, and the rest-optical bands without those lines
-    (where there are any) rise above it by less than a strong Balmer break
-    (:data:`~astrorag.sed.diagnostics.STRONG_BREAK_MAG`, 0.5 mag): these emitters are young (< 5-10 Myr, Boyett
-    et al. 2024, arXiv:2401.16934), so they have no break, and their continuum follows the UV power law where
-    no strong line falls, while an LRD's rises from the Balmer limit on. H-alpha is not among these lines:
-    broad H-alpha is part of what an LRD is.
+    Star-forming extreme emitters at z ~ 7 have blue continua and rest EW([OIII]+H-beta) of 420-6850 A,
+    log-normal about 1700 A (Daikuhara et al. 2025, arXiv:2507.13456); bluer continua go with stronger lines
+    (Withers et al. 2026, arXiv:2606.06585), and such emitters pass for LRD candidates in broad bands (Zhang
+    et al. 2025, arXiv:2506.04350). "A line could make this" is not "a line made this": LRD hosts have strong
+    [OIII] too (EW([OIII]5008) ~ 1100 A, Sun et al. 2026, arXiv:2601.20929) and a dense-gas continuum rises
+    through the same bands. So the red side counts as line-made only when the emitter reading
+    (:func:`~astrorag.sed.diagnostics.emitter_reading`) survives every rest-optical band at once, a medium
+    band's larger rise included, with p >= :data:`~astrorag.sed.diagnostics.LINE_READING_REJECT_P`, needs an
+    EW within the range measured (<= 6850 A), and the bands without the lines rise above the UV power law by
+    less than a strong Balmer break (:data:`~astrorag.sed.diagnostics.STRONG_BREAK_MAG`, 0.5 mag): these
+    emitters are young (< 5-10 Myr, Boyett et al. 2024, arXiv:2401.16934), so they have no break. H-alpha is
+    not among these lines: broad H-alpha is part of what an LRD is.
     """
-    ew, free = diag.line_ew_needed_aa, diag.excess_line_free_mag
-    if ew is None:
+    ew, free, p = diag.line_ew_fit_aa, diag.excess_line_free_mag, diag.line_reading_p
+    if ew is None or p is None or free is None:
         return np.zeros(len(diag.beta_uv))
-    within = np.isfinite(ew) & (ew > 0) & (ew <= EW_MAX_OIII_HB_AA)
-    return np.where(within, np.where(np.isfinite(free), (free <= STRONG_BREAK_MAG).astype(float), np.nan), 0.0)
+    has_lines = np.isfinite(p)
+    with np.errstate(invalid="ignore"):
+        possible = has_lines & (p >= LINE_READING_REJECT_P) & (ew <= EW_MAX_OIII_HB_AA)
+        free_ok = np.where(np.isfinite(free), (free <= STRONG_BREAK_MAG).astype(float), np.nan)
+    # Without a line-free rest-optical band, lines that fit every band (a medium band's larger rise
+    # included) leave open whether a continuum rises beneath them, as in LRDs whose hosts have strong
+    # [OIII]: undecided, and the colour cuts decide. Lines that cannot fit them are ruled out either way.
+    return np.where(possible, free_ok, 0.0)
+
+
+def line_probability(diag: Diagnostics) -> np.ndarray:
+    """How well [OIII]+H-beta on a blue continuum accounts for the red side, 0-1 (NaN where no band holds
+    the lines): the emitter reading's p-value, 0 where :func:`line_explained` rules it out."""
+    p = diag.line_reading_p
+    if p is None:
+        return np.full(len(diag.beta_uv), np.nan)
+    explained = line_explained(diag)
+    return np.where(np.isfinite(p), np.where(explained == 0, 0.0, p), np.nan)
+
+
+def lrd_likeness(score: np.ndarray, diag: Diagnostics) -> np.ndarray:
+    """An LRD likeness on a sliding scale, 0-1, beside the yes/no flag: the share of the published criteria
+    that pass (:func:`lrd_flag`'s score) times the chance that the red side is not [OIII]+H-beta on a blue
+    continuum (1 - :func:`line_probability`, 1 where no band holds those lines). The field reads LRD-ness as
+    a continuum of V-shape strength rather than a class (Billand et al. 2026, arXiv:2604.11677); a source
+    every cut selects whose red side a line explains well is not as LRD-like as one no line can make.
+
+    >>> from astrorag.sed import synthetic as syn
+    >>> from astrorag.sed.analysis import analyse
+    >>> a = analyse(syn.population("lrd", 50, seed=2))
+    >>> bool((a.lrd_likeness <= a.lrd_score + 1e-12).all())
+    True
+    """
+    line = line_probability(diag)
+    return np.asarray(score, dtype=float) * (1.0 - np.where(np.isfinite(line), line, 0.0))
 
 
 def _kocevski(phot: Photometry, col: Colours, diag: Diagnostics) -> Criterion:
@@ -227,9 +262,11 @@ def _kocevski(phot: Photometry, col: Colours, diag: Diagnostics) -> Criterion:
             use &= rows[:, None]
             fit = fit_lines(logw, mags.mag, mags.err, use)
             if target is beta_opt:
-                # The optical slope from the bands without [OIII]+H-beta, where two of them remain: the slope
-                # is to measure the continuum, and those lines can fake a red one on their own.
-                free = fit_lines(logw, mags.mag, mags.err, use & ~oiii)
+                # The optical slope from the bands without [OIII]+H-beta, where two of them remain redward of
+                # the Balmer limit: the slope is to measure the continuum there, and those lines can fake a
+                # red one on their own (at z > 7 the set's F277W has moved blueward of the limit).
+                redward = logw - np.log10(1 + phot.z)[:, None] >= np.log10(BALMER_LIMIT_UM)
+                free = fit_lines(logw, mags.mag, mags.err, use & ~oiii & redward)
                 fit_beta = np.where(np.isfinite(free.beta), free.beta, fit.beta)
                 target[rows] = fit_beta[rows]
             else:
@@ -245,8 +282,9 @@ def _kocevski(phot: Photometry, col: Colours, diag: Diagnostics) -> Criterion:
         "beta_opt (Kocevski's bands)": (beta_opt, "> 0, without [OIII]+H-beta bands where two remain"),
         "beta_UV (Kocevski's bands)": (beta_uv, "between -2.8 and -0.37"),
         "S/N(F444W)": (sn444, "> 12"),
-        "EW([OIII]+H-beta) needed": (diag.line_ew_needed_aa, f"> {EW_MAX_OIII_HB_AA:g} A, or the line-free optical "
-                                                              f"bands red")},
+        "EW([OIII]+H-beta) needed": (diag.line_ew_needed_aa, "the rise a continuum-following line would need"),
+        "p(emitter reading)": (diag.line_reading_p, f"< {LINE_READING_REJECT_P:g}, or the line-free optical bands "
+                                                     f"red")},
         "slopes from the redshift-dependent band sets (z >= 2); a red side that [OIII]+H-beta can make on a blue "
         "continuum does not count; r_h < 1.5 r_h(stars) needs images and is not applied")
 
@@ -265,8 +303,10 @@ def v_shape_criterion(diag: Diagnostics) -> Criterion:
     passed = all_of(_cmp(excess, lambda v: v > RED_EXCESS_MIN), 1.0 - lines)
     return Criterion("v_shape_excess", "astrorag", passed,
                      {"red_excess_mag": (excess, f"> {RED_EXCESS_MIN}"),
-                      "EW([OIII]+H-beta) needed": (diag.line_ew_needed_aa, f"> {EW_MAX_OIII_HB_AA:g} A, or the "
-                                                                            f"line-free optical bands red")},
+                      "EW([OIII]+H-beta) needed": (diag.line_ew_needed_aa, "the rise a continuum-following line "
+                                                                            "would need"),
+                      "p(emitter reading)": (diag.line_reading_p, f"< {LINE_READING_REJECT_P:g}, or the "
+                                                                   f"line-free optical bands red")},
                      "rest-optical band brightest above the extrapolated UV power law, not by [OIII]+H-beta alone; "
                      "used with the colour cuts when no compactness is available", published=False)
 

@@ -7,11 +7,13 @@ m = -2.5 (beta + 2) log10(lambda) + c (f_lambda ~ lambda^beta), the form Kocevsk
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .filters import line_weight_per_um
 from .magnitudes import Magnitudes
 from .photometry import Photometry
 from ..graph.regions import REGIONS
@@ -70,6 +72,9 @@ class Diagnostics:
     optical_slope_line_free: np.ndarray | None = None
     excess_line_free_mag: np.ndarray | None = None
     line_ew_needed_aa: np.ndarray | None = None
+    line_ew_fit_aa: np.ndarray | None = None
+    line_reading_p: np.ndarray | None = None
+    line_bands_used: np.ndarray | None = None
     oiii_bands: np.ndarray | None = None  # (N, B)
     band_names: tuple[str, ...] = ()
 
@@ -81,7 +86,8 @@ class Diagnostics:
 
     #: the scalar diagnostics, in display order (catalog columns and the advice's ``diagnostics``)
     SCALARS = ("beta_uv", "n_uv", "beta_opt", "n_opt", "turnover_um", "balmer_break_mag", "red_excess_mag",
-               "mir_slope", "n_mir", "optical_slope_line_free", "excess_line_free_mag", "line_ew_needed_aa")
+               "mir_slope", "n_mir", "optical_slope_line_free", "excess_line_free_mag", "line_ew_needed_aa",
+               "line_ew_fit_aa", "line_reading_p")
 
     def columns(self) -> dict[str, np.ndarray]:
         """Flat name -> array view, with residuals as ``resid_<region>`` and ``n_<region>``."""
@@ -187,6 +193,21 @@ OIII_HB_UM = (0.4861, 0.4959, 0.5007)
 #: The largest rest-frame EW([OIII]+H-beta) among the 119 F410M-excess emitters at z ~ 7 of Daikuhara et al.
 #: 2025 (arXiv:2507.13456; 420-6850 A, median about 1700 A): a boost that needs more is not these lines.
 EW_MAX_OIII_HB_AA = 6850.0
+#: The EW distribution of those emitters: log-normal with median 1700 A and 16 % above 3000 A (19 of 119),
+#: i.e. sigma(ln EW) = ln(3000 / 1700) / 1.0 = 0.57 (Daikuhara et al. 2025, arXiv:2507.13456).
+EW_OIII_HB_MEDIAN_AA, EW_OIII_HB_SIGMA_LN = 1700.0, 0.57
+#: Shares of the [OIII]+H-beta flux: H-beta : [OIII]4959 : [OIII]5007 = 1 : 2 : 6 ([OIII]5007/4959 = 2.98 by
+#: atomic physics; [OIII]5007/H-beta ~ 6 in z > 6 star-forming galaxies).
+OIII_HB_SHARES = {0.4861: 1 / 9, 0.4959: 2 / 9, 0.5007: 6 / 9}
+#: How far an emitter's rest-optical continuum may sit off its UV power law (1 sigma, mag): the nebular
+#: continuum and a little dust move it by tenths of a magnitude, and these young galaxies have no Balmer
+#: break (Boyett et al. 2024, arXiv:2401.16934), so an offset of a strong break (STRONG_BREAK_MAG) is 2 sigma.
+EMITTER_CONTINUUM_SIGMA_MAG = 0.25
+#: Per band, beyond the catalog's error (mag): line ratios ([OIII]/H-beta 3-10 moves a band holding only
+#: H-beta by a factor 2 in its share) and zero points.
+LINE_BAND_SYSTEMATIC_MAG = 0.1
+#: The emitter reading is rejected below this p-value (the fits' own bar for "the data reject the model").
+LINE_READING_REJECT_P = 0.01
 
 
 def holds_strong_line(filter_name: str, z, lines: tuple[float, ...] = STRONG_LINES_UM) -> np.ndarray:
@@ -246,8 +267,108 @@ def line_measures(phot: Photometry, mags: Magnitudes, rest: np.ndarray, logw: np
     with np.errstate(invalid="ignore"):
         span = np.where(clean, logw, -np.inf).max(1) - np.where(clean, logw, np.inf).min(1)
     slope = np.where(span >= 0.1, slope_free.beta, np.nan)
+    reading = emitter_reading(phot, rise, mags.err, in_opt & np.isfinite(rise), oiii)
     return {"oiii_bands": oiii, "excess_line_free_mag": np.where(np.isfinite(free), free, np.nan),
-            "line_ew_needed_aa": np.where(np.isfinite(ew), ew, np.nan), "optical_slope_line_free": slope}
+            "line_ew_needed_aa": np.where(np.isfinite(ew), ew, np.nan), "optical_slope_line_free": slope,
+            **reading}
+
+
+def emitter_reading(phot: Photometry, rise: np.ndarray, err: np.ndarray, use: np.ndarray,
+                    oiii: np.ndarray) -> dict[str, np.ndarray]:
+    """Can [OIII]+H-beta of the published emitters' EWs, on a continuum that follows the UV power law, make
+    what the rest-optical bands show?
+
+    Every detected rest-optical band enters: one holding the lines rises above the UV power law by
+    c + 2.5 log10(1 + EW (1+z) sum_l share_l w(l)), one without them by c, where w is the band's response to a
+    line (:func:`~astrorag.sed.filters.line_weight_per_um`, from its transmission curve), c the continuum's
+    offset (Gaussian, :data:`EMITTER_CONTINUUM_SIGMA_MAG`, marginalised) and EW the rest EW with the emitters'
+    log-normal distribution as its prior. The statistic is min over EW of the chi-square plus the prior's
+    -2 ln term, referred to chi-square with one degree of freedom per band.
+
+    A line adds the same EW to a medium and a broad band, so it raises the medium band more (F410M by 2.4x
+    F444W's rise at z ~ 7); a continuum raises both alike. So where a catalog has a medium band beside a
+    broad one, a red continuum that lines could mimic in one band is told apart (the F410M test of Daikuhara
+    et al. 2025 and Williams et al. 2024, arXiv:2311.07483); with one line band and no line-free band the
+    reading stays possible for any EW of the distribution's body and the p-value says how likely that EW is.
+
+    Returns ``line_ew_fit_aa`` (the EW of the best emitter reading, NaN where no band holds the lines),
+    ``line_reading_p`` (its p-value, NaN where no band holds the lines) and ``line_bands_used`` (how many
+    detected rest-optical bands hold the lines).
+    """
+    n, nb = rise.shape
+    z = phot.z
+    gain = np.zeros((n, nb))  # rise factor per micron of rest EW
+    for j, band in enumerate(phot.bands):
+        for line, share in OIII_HB_SHARES.items():
+            observed = line * (1 + np.nan_to_num(z, nan=0.0))
+            gain[:, j] += share * line_weight_per_um(band.name, observed) * (1 + np.nan_to_num(z, nan=0.0))
+    gain = np.where(oiii, gain, 0.0)
+    holds = (use & oiii & (gain > 0)).any(1)
+    out_ew, out_p = np.full(n, np.nan), np.full(n, np.nan)
+    n_line = (use & oiii & (gain > 0)).sum(1)
+    rows = np.where(holds)[0]
+    if not len(rows):
+        return {"line_ew_fit_aa": out_ew, "line_reading_p": out_p, "line_bands_used": n_line}
+    cols = use[rows].any(0)  # only the bands some source uses
+    u = use[np.ix_(rows, cols)]
+    g = gain[np.ix_(rows, cols)] * 1e-4  # per A of rest EW
+    r_obs = np.where(u, rise[np.ix_(rows, cols)], 0.0)
+    var = np.where(u, np.nan_to_num(err[np.ix_(rows, cols)], nan=1.0) ** 2 + LINE_BAND_SYSTEMATIC_MAG ** 2, np.inf)
+    inv = np.where(u, 1.0 / var, 0.0)
+    s_c = EMITTER_CONTINUUM_SIGMA_MAG ** 2
+    shrink = s_c / (1.0 + s_c * inv.sum(1))
+
+    def statistic(ew: np.ndarray) -> np.ndarray:
+        """chi-square with the continuum offset marginalised (Sherman-Morrison on diag + s_c 11^T), plus the
+        EW prior's -2 ln term, for one EW per source."""
+        r = r_obs - 2.5 * np.log10(1.0 + ew[:, None] * g)
+        chi2 = (r ** 2 * inv).sum(1) - shrink * (r * inv).sum(1) ** 2
+        return chi2 + (np.log(ew / EW_OIII_HB_MEDIAN_AA) / EW_OIII_HB_SIGMA_LN) ** 2
+
+    # a coarse grid (0.15 dex), then 0.01 dex steps about each source's best point
+    best, best_ew = np.full(len(rows), np.inf), np.full(len(rows), np.nan)
+
+    def search(candidates) -> None:
+        nonlocal best, best_ew
+        for ew in candidates:
+            total = statistic(ew)
+            better = total < best
+            best, best_ew = np.where(better, total, best), np.where(better, ew, best_ew)
+
+    search(np.full(len(rows), 10 ** log_ew) for log_ew in np.arange(1.0, 4.5, 0.15))
+    centre = best_ew.copy()
+    search(centre * 10 ** step for step in np.arange(-0.15, 0.151, 0.01))
+    out_ew[rows] = best_ew
+    out_p[rows] = chi2_sf(best, u.sum(1))
+    return {"line_ew_fit_aa": out_ew, "line_reading_p": out_p, "line_bands_used": n_line}
+
+
+def chi2_sf(x: np.ndarray, dof: np.ndarray) -> np.ndarray:
+    """P(chi-square >= x) for integer degrees of freedom, exact (the closed forms for even and odd dof).
+
+    >>> chi2_sf(np.array([3.841, 5.991, 0.0]), np.array([1, 2, 3])).round(3).tolist()
+    [0.05, 0.05, 1.0]
+    """
+    x = np.clip(np.asarray(x, dtype=float), 0.0, None)
+    dof = np.asarray(dof, dtype=int)
+    half = x / 2.0
+    out = np.zeros_like(x)
+    even = dof % 2 == 0
+    # even: exp(-x/2) sum_{i < k/2} (x/2)^i / i!
+    term = np.exp(-half)
+    acc = np.zeros_like(x)
+    for i in range(int(dof.max(initial=0)) // 2 + 1):
+        acc = acc + np.where(i < dof // 2, term, 0.0)
+        term = term * half / (i + 1)
+    out = np.where(even, acc, out)
+    # odd: erfc(sqrt(x/2)) + exp(-x/2) sum_{i=1}^{(k-1)/2} (x/2)^(i-1/2) / Gamma(i+1/2)
+    erfc = np.frompyfunc(math.erfc, 1, 1)(np.sqrt(half)).astype(float)
+    term = np.exp(-half) * np.sqrt(half) / math.gamma(1.5)
+    acc = erfc
+    for i in range(1, int(dof.max(initial=0)) // 2 + 1):
+        acc = acc + np.where(i <= (dof - 1) // 2, term, 0.0)
+        term = term * half / (i + 0.5)
+    return np.where(dof <= 0, 1.0, np.where(even, out, acc))
 
 
 def _fitted(phot: Photometry) -> np.ndarray:

@@ -126,6 +126,36 @@ def passband_um(name: str) -> tuple[float, float] | None:
     return float(inside.min()) / 1e4, float(inside.max()) / 1e4
 
 
+@lru_cache(maxsize=None)
+def _curve_um(name: str) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """A filter's curve in micron with its normalisation int T lambda d lambda (None for handbook-only bands)."""
+    path = curve_file(registry()[name])
+    if path is None:
+        return None
+    wave, trans = _read_curve(path)
+    wave = wave / 1e4
+    return wave, trans, float(np.trapezoid(trans * wave, wave))
+
+
+def line_weight_per_um(name: str, observed_um: np.ndarray) -> np.ndarray:
+    """How much an emission line at ``observed_um`` raises a band's f_nu, per micron of observed EW.
+
+    A line of flux F on a continuum f_lambda (flat across the band) adds F T(l) l to the photon-counting
+    integral int f_lambda T lambda d lambda, so the band's flux rises by the factor 1 + EW_obs T(l) l /
+    int T lambda d lambda. Near a passband's edge a line counts for less than at its centre, which the
+    half-maximum top-hat misses by up to a factor 2. Zero outside the curve and for handbook-only bands.
+
+    >>> w = line_weight_per_um("jwst.nircam.F410M", np.array([4.08, 5.0])); round(float(1 / w[0]), 2), float(w[1])
+    (0.44, 0.0)
+    """
+    curve = _curve_um(name)
+    observed = np.asarray(observed_um, dtype=float)
+    if curve is None:
+        return np.zeros_like(observed)
+    wave, trans, norm = curve
+    return np.interp(observed, wave, trans, left=0.0, right=0.0) * observed / norm
+
+
 def get_filter(name: str) -> Filter:
     """Look a band up by any common spelling; an unknown band is an error that lists close names.
 

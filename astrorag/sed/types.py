@@ -30,12 +30,13 @@ class Advice:
     plot: str | None = None
     notices: list[str] = field(default_factory=list)
     lrd_score: float | None = None
+    lrd_likeness: float | None = None
     lrd_votes: list[str] = field(default_factory=list)
     fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # UV/optical line fits (m vs log10 rest um)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.source_id, "redshift": self.redshift, "is_lrd": self.is_lrd,
-                "lrd_score": self.lrd_score, "lrd_votes": self.lrd_votes, "fits": self.fits,
+                "lrd_score": self.lrd_score, "lrd_likeness": self.lrd_likeness, "lrd_votes": self.lrd_votes, "fits": self.fits,
                 "diagnostics": self.diagnostics, "criteria": self.criteria, "symptoms": self.symptoms,
                 "actions": [a.to_dict() for a in self.actions], "interpretations": self.interpretations,
                 "narrative": self.narrative, "backend": self.backend, "plot": self.plot,
