@@ -105,8 +105,8 @@ def log_sfr(theta: np.ndarray) -> np.ndarray:
     SFR(t) = A t exp(-t/tau), normalised so that its integral over the age T is the mass formed M:
     SFR(T) = M T exp(-T/tau) / (tau^2 [1 - exp(-T/tau) (1 + T/tau)]).
 
-    >>> round(float(log_sfr(np.array([[10.0, 0.5, 1.0, 1.0, 0.0]]))[0]), 3)
-    0.979
+    >>> round(float(log_sfr(np.array([[10.0, 0.5, 1.0, 1.0, 0.0]]))[0]), 3)  # 1e10 Msun over 0.5 Gyr, rising
+    1.527
     """
     mass = 10 ** theta[:, PARAMETERS.index("log_mass_formed")]
     age = theta[:, PARAMETERS.index("age_gyr")] * 1e9
