@@ -287,8 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "token, prefill and decode rates (the Gemma 3 270M GGUF, or --model path.gguf)")
     bench.add_argument("--model", dest="llm_model", metavar="GGUF", help="with --llm: the GGUF to time (e.g. "
                        "AstroSage-8B's)")
-    bench.add_argument("--threads", dest="llm_threads", type=int, help="with --llm: threads (default: usable CPUs)")
+    bench.add_argument("--threads", dest="llm_threads", type=int, help="with --llm or --amortize: threads (default: usable CPUs)")
     bench.add_argument("--repeats", type=int, default=3, help="with --llm: cold runs (default 3)")
+    bench.add_argument("--amortize", metavar="MODEL", help="instead: CPU ms per source of an amortized model's "
+                       "posteriors (1,000 draws and the goodness of fit), its training cost and the 1e9-source "
+                       "projection")
+    bench.add_argument("--sources", type=bounded_int(10, 10_000_000), default=2000,
+                       help="with --amortize: fresh simulations to time (default 2000)")
     return parser
 
 
@@ -828,6 +833,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.amortize:
+        from .evaluation.amortize_bench import run_amortize_bench
+
+        results = run_amortize_bench(settings_from(args), args.amortize, n=args.sources, threads=args.llm_threads)
+        if args.json:
+            _print_json(results)
+        else:
+            p = results["projection_1e9_sources"]
+            print(f"{results['cpu_model']} ({results['cpu_cores']} cores, {results['torch_threads']} torch threads): "
+                  f"{results['inference_cpu_ms_per_source']} CPU ms a source ({results['draws']} draws and the goodness "
+                  f"of fit; {results['inference_wall_ms_per_source']} ms wall), {results['sources']} sources; 1e9 "
+                  f"sources: {p['amortized_cpu_hours']:,.0f} CPU-hours against the agent's {p['agent_gpu_hours']:,.0f} "
+                  f"GPU-hours or USD {p['agent_usd']:,.0f}")
+        return 0
     if args.llm:
         from .evaluation.llm_bench import run_llm_bench
 

@@ -4,42 +4,20 @@ an out-of-distribution score and the ``unexplained`` flag."""
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
 from ..fit.likelihood import REJECT_P
-from ..fit.spec import age_cap_myr
 from ..sed.diagnostics import chi2_sf
 from .model import Artifact, emulator_inputs, features, need_sbi
-from .simulator import DERIVED, PARAMETERS, log_sfr
+from .simulator import DERIVED, PARAMETERS, from_unbounded, log_sfr
 
 #: Sources per batch (1,000 draws each): bounds the memory at about 100 MB.
 BATCH = 1000
 #: A band whose median standardised residual over the draws is beyond this fails (named in the output).
 FAILING_BAND_SIGMA = 3.0
-#: A posterior with at least this share of its draws outside the prior lies outside what the baseline allows.
-OUTSIDE_PRIOR = 0.99
 #: The columns written per source for each parameter.
 QUANTILES = {"p16": 16.0, "p50": 50.0, "p84": 84.0}
-
-
-def _age_caps(z: np.ndarray) -> np.ndarray:
-    return np.array([age_cap_myr(float(zz)) / 1e3 if math.isfinite(zz) else np.inf for zz in z])
-
-
-def _inside(theta: np.ndarray, caps: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """(draws, n): the draws inside the prior's support (the flow leaks a little outside it)."""
-    inside = np.all((theta >= lo) & (theta <= hi), axis=-1)
-    return inside & (theta[..., PARAMETERS.index("age_gyr")] <= caps[None, :])
-
-
-def _clip_into(theta: np.ndarray, caps: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """The draws moved to the nearest point of the support: what the baseline allows closest to them."""
-    out = np.clip(theta, lo, hi)
-    j = PARAMETERS.index("age_gyr")
-    out[..., j] = np.minimum(out[..., j], caps[None, :])
-    return out
 
 
 def posteriors(artifact: Artifact, flux: np.ndarray, err: np.ndarray, present: np.ndarray, z: np.ndarray,
@@ -52,10 +30,10 @@ def posteriors(artifact: Artifact, flux: np.ndarray, err: np.ndarray, present: n
       own error added;
     - ``best_chi2_per_band``: the smallest chi-square over the draws per band;
     - ``ood_score``: the share of held-out simulations that fit better than this source (1: beyond all);
-    - ``unexplained``: ``ppc_pvalue`` below the fits' own rejection level (0.01), or 99 % of the draws
-      outside the prior (the network extrapolating from a source unlike every simulation);
-    - ``failing_bands``: the bands whose median standardised residual is beyond 3 sigma;
-    - ``leakage``: the share of draws outside the prior (dropped).
+    - ``unexplained``: ``ppc_pvalue`` below the fits' own rejection level (0.01);
+    - ``failing_bands``: the bands whose mean standardised residual over the draws is beyond 3 sigma;
+    - ``leakage``: the share of draws that are not finite (0 unless the network fails: draws are mapped
+      into the prior by construction, :func:`~astrorag.amortize.simulator.from_unbounded`).
     """
     torch = need_sbi()
     n = len(flux)
@@ -78,25 +56,17 @@ def posteriors(artifact: Artifact, flux: np.ndarray, err: np.ndarray, present: n
         x = features(flux[rows], err[rows], present[rows], z[rows])
         with torch.no_grad():
             raw = artifact.posterior.sample((draws,), condition=torch.as_tensor(x, dtype=torch.float32)).detach().numpy()
-        raw = raw.astype(float)
-        caps = _age_caps(z[rows])
-        inside = _inside(raw, caps, lo, hi)                                   # (draws, n)
-        out["leakage"][rows] = 1.0 - inside.mean(0)
-        theta = np.where(inside[..., None], raw, np.nan)
-        derived = np.where(inside, log_sfr(np.nan_to_num(theta, nan=1.0).reshape(-1, len(PARAMETERS))
-                                           ).reshape(draws, len(rows)), np.nan)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a source whose draws all leaked: NaN, said by leakage
-            for j, name in enumerate(names):
-                values = theta[..., j] if j < len(PARAMETERS) else derived
-                for q, level in QUANTILES.items():
-                    out[f"{name}_{q}"][rows] = np.nanpercentile(values, level, axis=0)
-        # the goodness of fit over the draws inside the prior; where none is (the network extrapolating from a
-        # source unlike any simulation), over the draws moved into it: the nearest the baseline allows
-        none_inside = ~inside.any(0)
-        gof = _clip_into(raw, caps, lo, hi)   # the draws inside are unchanged; the others count only then
-        valid = inside | none_inside[None, :]
-        flat = gof.reshape(-1, len(PARAMETERS))
+        theta = from_unbounded(raw.astype(float), z[rows], lo, hi)            # (draws, n, P), inside the prior
+        finite = np.isfinite(theta).all(-1)
+        out["leakage"][rows] = 1.0 - finite.mean(0)
+        derived = log_sfr(theta.reshape(-1, len(PARAMETERS))).reshape(draws, len(rows))
+        for j, name in enumerate(names):
+            values = theta[..., j] if j < len(PARAMETERS) else derived
+            levels = np.percentile(values, list(QUANTILES.values()), axis=0)
+            for q, level_values in zip(QUANTILES, levels):
+                out[f"{name}_{q}"][rows] = level_values
+        # the goodness of fit over the draws, through the emulator
+        flat = theta.reshape(-1, len(PARAMETERS))
         zz = np.broadcast_to(z[rows], (draws, len(rows))).reshape(-1)
         with torch.no_grad():
             mags = artifact.emulator(torch.as_tensor(emulator_inputs(flat, zz), dtype=torch.float32)).numpy()
@@ -105,18 +75,12 @@ def posteriors(artifact: Artifact, flux: np.ndarray, err: np.ndarray, present: n
         resid = np.where(present[rows][None], (flux[rows][None] - model) / sigma, 0.0)
         chi2 = (resid ** 2).sum(-1)
         k = present[rows].sum(1)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            p = chi2_sf(chi2.reshape(-1), np.broadcast_to(k, chi2.shape).reshape(-1)).reshape(chi2.shape)
-            out["ppc_pvalue"][rows] = np.where(valid.any(0), np.nanmean(np.where(valid, p, np.nan), 0), np.nan)
-            out["best_chi2_per_band"][rows] = np.where(valid.any(0), np.nanmin(np.where(valid, chi2, np.nan), 0) / k,
-                                                       np.nan)
-            median_resid = np.nanmedian(np.where(valid[..., None], resid, np.nan), 0)
-        bad = present[rows] & (np.abs(median_resid) > FAILING_BAND_SIGMA)
+        p = chi2_sf(chi2.reshape(-1), np.broadcast_to(k, chi2.shape).reshape(-1)).reshape(chi2.shape)
+        out["ppc_pvalue"][rows] = p.mean(0)
+        out["best_chi2_per_band"][rows] = chi2.min(0) / k
+        bad = present[rows] & (np.abs(resid.mean(0)) > FAILING_BAND_SIGMA)
         failing[rows] = [",".join(b for b, hit in zip(artifact.bands, row) if hit) for row in bad]
-    # unexplained: the goodness of fit rejects every allowed model, or the posterior lies outside the prior
-    rejected = (out["ppc_pvalue"] < REJECT_P) | (out["leakage"] >= OUTSIDE_PRIOR)
-    out["unexplained"] = np.where(np.isfinite(out["ppc_pvalue"]), rejected.astype(float), np.nan)
+    out["unexplained"] = np.where(np.isfinite(out["ppc_pvalue"]), (out["ppc_pvalue"] < REJECT_P).astype(float), np.nan)
     out["failing_bands"] = failing
     if with_reference and "ood_reference" in artifact.meta:
         reference = np.asarray(artifact.meta["ood_reference"])

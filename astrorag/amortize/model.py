@@ -27,7 +27,7 @@ from ..errors import InputError
 from .simulator import NoiseModel, PARAMETERS
 
 #: Artifact format; a change refuses older artifacts with a message to retrain.
-FORMAT = 1
+FORMAT = 2
 #: Softening of the asinh magnitudes: fluxes near zero or negative stay finite (Lupton et al. 1999).
 ZERO_POINT_UJY = 3631e6
 
@@ -122,6 +122,9 @@ class Artifact:
         if meta.get("format") != FORMAT:
             raise InputError(f"{folder} was written in format {meta.get('format')} (this astrorag reads {FORMAT}): "
                              "train again with `astrorag amortize train`")
+        if "standardisation" not in meta:
+            raise InputError(f"{folder} was written before models kept their training statistics: train again with "
+                             "`astrorag amortize train`")
         if config_key(meta["config"]) != meta.get("key") or folder.name != meta.get("key"):
             raise InputError(f"{folder}: its configuration does not hash to its name, so it is not the model it says; "
                              "train again with `astrorag amortize train`")
@@ -146,10 +149,16 @@ def build_posterior_net(meta: dict):
     from sbi.neural_nets import posterior_nn
 
     net = meta["config"]["network"]
-    builder = posterior_nn(model=net["model"], hidden_features=net["hidden"], num_transforms=net["transforms"])
+    builder = posterior_nn(model=net["model"], hidden_features=net["hidden"],
+                           **network_size(net["model"], net["components"]))
     stats = meta["standardisation"]
     return builder(_two_rows(torch, stats["theta_mean"], stats["theta_std"]),
                    _two_rows(torch, stats["x_mean"], stats["x_std"]))
+
+
+def network_size(model: str, components: int) -> dict[str, int]:
+    """The builder's size argument: Gaussian components for a mixture density network, else transforms."""
+    return {"num_components": components} if model == "mdn" else {"num_transforms": components}
 
 
 def _two_rows(torch, mean: list[float], std: list[float]):

@@ -89,6 +89,42 @@ def support(z_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+#: How close to a prior edge the unbounded coordinates reach (a share of the range).
+EDGE = 1e-6
+
+
+def _position(theta: np.ndarray, z: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each parameter's range at ``z``: the support's, the age's capped by the age of the Universe."""
+    low = np.broadcast_to(lo, theta.shape).copy()
+    high = np.broadcast_to(hi, theta.shape).copy()
+    j = PARAMETERS.index("age_gyr")
+    caps = np.array([age_cap_myr(float(zz)) / 1e3 for zz in np.atleast_1d(z)])
+    high[..., j] = np.minimum(high[..., j], caps)
+    return low, high
+
+
+def to_unbounded(theta: np.ndarray, z: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The parameters as logits of their position within the prior's range at each redshift: the network
+    learns an unbounded density, and every draw maps back inside the prior (none leaks out).
+
+    >>> lo, hi = np.zeros(5), np.ones(5) * 2
+    >>> u = to_unbounded(np.array([[1.0, 0.5, 1.0, 1.0, 1.0]]), np.array([5.0]), lo, hi)
+    >>> np.allclose(from_unbounded(u, np.array([5.0]), lo, hi), [[1.0, 0.5, 1.0, 1.0, 1.0]])
+    True
+    """
+    low, high = _position(theta, z, lo, hi)
+    share = np.clip((theta - low) / (high - low), EDGE, 1 - EDGE)
+    return np.log(share) - np.log1p(-share)
+
+
+def from_unbounded(u: np.ndarray, z: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`to_unbounded` (``u`` may carry leading draw axes: (..., N, P))."""
+    low, high = _position(np.zeros(u.shape[-2:]), z, lo, hi)
+    with np.errstate(over="ignore"):
+        share = 1.0 / (1.0 + np.exp(-u))
+    return low + share * (high - low)
+
+
 def draw_parameters(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(N, len(PARAMETERS)) draws from the baseline's uniform priors, the age capped at each redshift."""
     prior = BaselinePrior.at(float(np.median(z)))

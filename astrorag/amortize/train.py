@@ -13,8 +13,8 @@ import numpy as np
 
 from ..errors import InputError
 from .model import (FORMAT, Artifact, ab_mag, build_emulator, config_key, emulator_inputs, features, need_sbi,
-                    standardisation)
-from .simulator import PARAMETERS, NoiseModel, simulate, support
+                    network_size, standardisation)
+from .simulator import PARAMETERS, NoiseModel, simulate, support, to_unbounded
 
 #: Share of the simulations held out from training: the emulator's error and the out-of-distribution
 #: reference are measured on them.
@@ -29,10 +29,10 @@ class TrainOptions:
     n_sims: int = 20000
     seed: int = 0
     z_range: tuple[float, float] = (0.5, 10.0)
-    model: str = "maf"
+    model: str = "mdn"          # a mixture density network: 1,000 draws cost one forward pass (see train())
     hidden: int = 64
-    transforms: int = 5
-    emulator_hidden: int = 128
+    components: int = 10        # mdn: Gaussian components; maf/nsf: the number of transforms
+    emulator_hidden: int = 64
     max_epochs: int = 200
     emulator_epochs: int = 300
 
@@ -79,18 +79,22 @@ def _train_emulator(torch, emulator, inputs: np.ndarray, mags: np.ndarray, epoch
 def train(options: TrainOptions, noise: NoiseModel | None = None, workers: int = 1, progress=None) -> Artifact:
     """Simulate, train and return the artifact (not yet saved).
 
+    The default estimator is a mixture density network (10 full-covariance Gaussians over the parameters'
+    logits): its 1,000 draws per source cost one forward pass, where a masked autoregressive flow of the
+    same width needs one pass per parameter and transform (measured on this 2-core machine: 0.3 against
+    78 ms a source). Its calibration is measured, not assumed (`astrorag amortize calibrate`).
+
     ``progress(stage, done, total)`` is called as simulations and epochs finish.
     """
     torch = need_sbi()
     from sbi.inference import NPE
     from sbi.neural_nets import posterior_nn
-    from sbi.utils import BoxUniform
 
     noise = noise or NoiseModel.default(options.bands)
     torch.manual_seed(options.seed)
     config = {"format": FORMAT, "bands": list(options.bands), "n_sims": options.n_sims, "seed": options.seed,
               "z_range": list(options.z_range), "noise": noise.to_dict(), "parameters": list(PARAMETERS),
-              "network": {"model": options.model, "hidden": options.hidden, "transforms": options.transforms,
+              "network": {"model": options.model, "hidden": options.hidden, "components": options.components,
                           "emulator_hidden": options.emulator_hidden, "max_epochs": options.max_epochs,
                           "emulator_epochs": options.emulator_epochs},
               "versions": _versions()}
@@ -103,11 +107,13 @@ def train(options: TrainOptions, noise: NoiseModel | None = None, workers: int =
     train_rows, hold_rows = np.arange(options.n_sims - n_hold), np.arange(options.n_sims - n_hold, options.n_sims)
     x_all = features(sims["flux"], sims["err"], sims["present"], sims["z"])
     theta_all = sims["theta"]
+    builder = posterior_nn(model=options.model, hidden_features=options.hidden,
+                           **network_size(options.model, options.components))
+    inference = NPE(prior=None, density_estimator=builder, show_progress_bars=False)
+    # the network learns the parameters' logits within the prior (to_unbounded): no draw can leave it
     lo, hi = support(options.z_range)
-    prior = BoxUniform(torch.as_tensor(lo, dtype=torch.float32), torch.as_tensor(hi, dtype=torch.float32))
-    builder = posterior_nn(model=options.model, hidden_features=options.hidden, num_transforms=options.transforms)
-    inference = NPE(prior=prior, density_estimator=builder, show_progress_bars=False)
-    theta_train = torch.as_tensor(theta_all[train_rows], dtype=torch.float32)
+    unbounded = to_unbounded(theta_all, sims["z"], lo, hi)
+    theta_train = torch.as_tensor(unbounded[train_rows], dtype=torch.float32)
     x_train = torch.as_tensor(x_all[train_rows], dtype=torch.float32)
     inference.append_simulations(theta_train, x_train)
     t1 = time.perf_counter()

@@ -59,7 +59,7 @@ def train_model(settings: Settings, bands: tuple[str, ...], n_sims: int, seed: i
                              "of --bands, or leave --noise-from out (a 5-sigma depth of 29 AB is assumed)")
         noise = NoiseModel.from_catalog(bands, np.column_stack([phot.err[:, lookup[b]] for b in bands]))
     options = TrainOptions(bands, n_sims=n_sims, seed=seed, z_range=z_range,
-                           **({"max_epochs": 10, "emulator_epochs": 40} if quick else {}))
+                           **({"max_epochs": 20, "emulator_epochs": 300} if quick else {}))
     artifact = train(options, noise=noise, workers=workers, progress=progress)
     artifact.save(models_dir(settings))
     return artifact
@@ -145,7 +145,7 @@ def calibrate_model(settings: Settings, name: str, n: int = 2000, seed: int = 12
 
     from ..amortize.infer import posteriors
     from ..amortize.model import Artifact, features, need_sbi
-    from ..amortize.simulator import PARAMETERS, simulate
+    from ..amortize.simulator import PARAMETERS, from_unbounded, simulate
     from ..evaluation.report import wilson_interval
 
     torch = need_sbi()
@@ -158,8 +158,8 @@ def calibrate_model(settings: Settings, name: str, n: int = 2000, seed: int = 12
     x = features(sims["flux"], sims["err"], sims["present"], sims["z"])
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        theta = artifact.posterior.sample((draws,), condition=torch.as_tensor(x, dtype=torch.float32)).detach().numpy()
-    theta = np.where(np.all((theta >= lo) & (theta <= hi), -1)[..., None], theta, np.nan)
+        raw = artifact.posterior.sample((draws,), condition=torch.as_tensor(x, dtype=torch.float32))
+    theta = from_unbounded(raw.detach().numpy().astype(float), sims["z"], lo, hi)
     for j, name_j in enumerate(PARAMETERS):
         report.coverage[name_j], report.coverage_ci95[name_j] = {}, {}
         for level in (68, 95):
