@@ -191,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     am_cal.add_argument("--n", type=bounded_int(10, 1_000_000), default=2000, help="fresh simulations (default 2000)")
     am_cal.add_argument("--seed", type=int, default=12345)
     am_cal.add_argument("--workers", type=bounded_int(1, 512), default=1)
+    am_cmp = command(amortize, "compare", cmd_amortize_compare, "a model's posteriors against the nested-sampling "
+                     "baseline fit on real sources of a catalog", as_json)
+    am_cmp.add_argument("model", help="a key from `amortize list` or a model folder")
+    am_cmp.add_argument("catalog", help="photometry table (its rows with a redshift in the model's range)")
+    am_cmp.add_argument("--n", type=bounded_int(1, 10_000), default=20, help="sources, drawn with --seed (default 20)")
+    am_cmp.add_argument("--seed", type=int, default=0)
+    am_cmp.add_argument("--out", help="also write the per-source comparison here (JSON)")
 
     fitting = argparse.ArgumentParser(add_help=False)
     add_setting_flags(fitting.add_argument_group("fitting"), "fitter", "fit_steps", "fit_width", "n_live", "n_eff",
@@ -700,6 +707,26 @@ def cmd_amortize_calibrate(args: argparse.Namespace) -> int:
     print(f"  flagged unexplained (false alarms at a 1 % test): {report.unexplained_share:.3f}; with 30 % of bands "
           f"removed: {report.missing_bands['unexplained_share']:.3f}; with 2x unstated noise: "
           f"{report.noise_scaled['unexplained_share']:.3f}")
+    return 0
+
+
+def cmd_amortize_compare(args: argparse.Namespace) -> int:
+    from .workflows.amortize import compare_with_nautilus
+
+    report = compare_with_nautilus(settings_from(args), args.model, args.catalog, n=args.n, seed=args.seed,
+                                   log=None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(report, fh, indent=1)
+    if args.json:
+        _print_json(report)
+        return 0
+    print(f"model {report['model'][:12]} against nautilus ({report['sampler']}) on {report['fitted']} of {report['n']} "
+          f"sources of {report['catalog']} (seed {report['seed']}); nautilus {report['nautilus_cpu_s_per_source']} CPU s "
+          "a source")
+    for name, row in report["per_parameter"].items():
+        print(f"  {name:16s} amortized median inside the nautilus 68 %: {row['median_inside_nautilus_68']}; median "
+              f"offset {row['median_offset_in_half_widths']} half-widths")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -188,3 +188,74 @@ def calibrate_model(settings: Settings, name: str, n: int = 2000, seed: int = 12
 
 def _width(result: dict, name: str) -> float:
     return round(float(np.nanmedian(result[f"{name}_p84"] - result[f"{name}_p16"])), 3)
+
+
+#: The bagpipes fit's names for the amortized model's parameters (massformed is log10 Msun in both).
+NAUTILUS_NAMES = {"log_mass_formed": "delayed:massformed", "age_gyr": "delayed:age", "tau_gyr": "delayed:tau",
+                  "metallicity": "delayed:metallicity", "av": "dust:Av"}
+
+
+def compare_with_nautilus(settings: Settings, name: str, catalog: str | Path, n: int = 20, seed: int = 0,
+                          log=None) -> dict:
+    """The amortized posterior against nested sampling (the bagpipes baseline fit, nautilus, the fit's own
+    sampler settings) on ``n`` real sources of ``catalog`` drawn with ``seed`` among those with a redshift in
+    the model's range and at least five of its bands: per parameter, the share of amortized medians inside
+    the nautilus 68 % interval, and the median difference of medians in units of the nautilus half-width.
+    Both fits see the same bands, errors and error floor."""
+    from ..amortize.infer import posteriors
+    from ..amortize.model import Artifact
+    from ..amortize.simulator import PARAMETERS
+    from ..fit import get_fitter
+    from ..fit.base import FitError
+    from ..fit.spec import baseline
+    from ..sed.photometry import read_photometry
+
+    artifact = Artifact.load(find_model(settings, name))
+    phot = read_photometry(catalog)
+    columns = artifact.check_bands(tuple(b.short for b in phot.bands))
+    flux, err = phot.flux[:, columns].astype(float), phot.err[:, columns].astype(float)
+    present = ~phot.upper[:, columns] & np.isfinite(flux) & np.isfinite(err) & (err > 0)
+    z_lo, z_hi = artifact.meta["config"]["z_range"]
+    eligible = np.flatnonzero(np.isfinite(phot.z) & (phot.z >= z_lo) & (phot.z <= z_hi) & (present.sum(1) >= 5))
+    if len(eligible) < n:
+        raise InputError(f"{catalog}: {len(eligible)} sources have a redshift in {z_lo:g}-{z_hi:g} and five of the "
+                         f"model's bands; asked for {n}")
+    chosen = np.sort(np.random.default_rng(seed).choice(eligible, n, replace=False))
+    amortized = posteriors(artifact, flux[chosen], err[chosen], present[chosen], phot.z[chosen], seed=seed)
+    fit = settings.fit
+    fitter = get_fitter("bagpipes", fit.sampler)
+    rows, cpu = [], 0.0
+    # the nested-sampling fit sees the model's bands only, as the amortized one does
+    same_bands = replace(phot, bands=[phot.bands[j] for j in columns], flux=phot.flux[:, columns],
+                         err=phot.err[:, columns], upper=phot.upper[:, columns], model=None, extras={})
+    for k, i in enumerate(chosen):
+        source = same_bands.source(int(i), error_floor=fit.error_floor)
+        try:
+            result = fitter.fit(source, baseline(float(phot.z[i])))
+        except FitError as exc:
+            rows.append({"id": str(phot.ids[i]), "error": str(exc)})
+            continue
+        cpu += result.seconds
+        row = {"id": str(phot.ids[i]), "z": float(phot.z[i]), "chi2_red": result.chi2_red,
+               "nautilus_rejected": bool(result.rejected), "ppc_pvalue": float(amortized["ppc_pvalue"][k])}
+        for p in PARAMETERS:
+            q = result.posterior[NAUTILUS_NAMES[p]]
+            row[p] = {"nautilus": [q["p16"], q["p50"], q["p84"]],
+                      "amortized": [float(amortized[f"{p}_{s}"][k]) for s in ("p16", "p50", "p84")]}
+        rows.append(row)
+        if log:
+            log(f"compare: {k + 1}/{n} {phot.ids[i]} (z {phot.z[i]:.2f}) fitted in {result.seconds:.0f} CPU s")
+    done = [r for r in rows if "error" not in r]
+    summary = {}
+    for p in PARAMETERS:
+        inside = [r[p]["nautilus"][0] <= r[p]["amortized"][1] <= r[p]["nautilus"][2] for r in done]
+        offsets = [(r[p]["amortized"][1] - r[p]["nautilus"][1]) / max((r[p]["nautilus"][2] - r[p]["nautilus"][0]) / 2,
+                                                                       1e-9) for r in done]
+        summary[p] = {"median_inside_nautilus_68": round(float(np.mean(inside)), 3) if done else None,
+                      "median_offset_in_half_widths": round(float(np.median(offsets)), 3) if done else None}
+    return {"model": artifact.key, "catalog": str(catalog), "n": n, "seed": seed, "fitted": len(done),
+            "nautilus_cpu_s_per_source": round(cpu / max(len(done), 1), 1),
+            "sampler": {"n_live": fit.sampler.n_live, "n_eff": fit.sampler.n_eff, "seed": fit.sampler.seed,
+                        "max_likelihood_calls": fit.sampler.max_likelihood_calls}, "per_parameter": summary,
+            "rejected_by_nautilus": sum(r["nautilus_rejected"] for r in done),
+            "unexplained_amortized": int(sum(r["ppc_pvalue"] < 0.01 for r in done)), "sources": rows}
