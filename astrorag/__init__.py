@@ -9,8 +9,8 @@ Examples
 
 __version__ = "0.1.0"
 
-from .errors import AstroRagError  # noqa: E402
-from .settings import Settings  # noqa: E402
-from .index.types import Answer, Chunk, Document, Evidence  # noqa: E402
+from .errors import AstroRagError
+from .index.types import Answer, Chunk, Document, Evidence
+from .settings import Settings
 
-__all__ = ["__version__", "AstroRagError", "Settings", "Answer", "Chunk", "Document", "Evidence"]
+__all__ = ["Answer", "AstroRagError", "Chunk", "Document", "Evidence", "Settings", "__version__"]

@@ -4,25 +4,26 @@ write, keep only honest citations."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Generator, Iterator, Protocol
+from typing import Protocol, Self
 
 import numpy as np
 
-from .graph.rulebook import RuleBook
+from .errors import ContextOverflowError, InputError
 from .graph.retrieve import graph_search, rule_text, rule_to_evidence
+from .graph.rulebook import RuleBook
 from .index.embed import Embedder
 from .index.embedders import get_query_embedder
 from .index.retrieve import Retriever
 from .index.store import Index
+from .index.types import Answer, Evidence, QueryParams, number_evidence
 from .ingest.sample import ensure_sample_index
-from .errors import ContextOverflowError, InputError
 from .llm import LLMBackend, get_backend
 from .llm.degenerate import ReplyGuard
 from .llm.extractive import ExtractiveAnswerer
 from .llm.prompt import build_messages, check_citations, quote_evidence
 from .settings import MAX_K, MAX_QUESTION_CHARS, Settings
-from .index.types import Answer, Evidence, QueryParams, number_evidence
 
 #: Streamed text is shown a line at a time, once the line is checked; a line longer than this is shown
 #: before it ends.
@@ -297,7 +298,7 @@ class Assistant:
         return hits[0].scores.get("dense") if hits else None
 
     def stream(self, question: str, params: QueryParams | None = None,
-               history: list[dict] | None = None) -> "AnswerStream":
+               history: list[dict] | None = None) -> AnswerStream:
         """The answer as it is written: iterate for the checked text, then read ``.answer``.
 
         The stream also holds ``.prepared``, the prompt the writer read (what a reproducibility bundle
@@ -308,7 +309,7 @@ class Assistant:
         return response
 
     def _stream(self, question: str, params: QueryParams | None, history: list[dict] | None,
-                response: "AnswerStream") -> Generator[str, None, Answer]:
+                response: AnswerStream) -> Generator[str, None, Answer]:
         prepared = response.prepared = self.prepare(question, params, history)
         if prepared.no_evidence:
             text = no_evidence_text(question, prepared.closest, self.settings.retrieval.no_evidence_min_cosine)
@@ -408,7 +409,7 @@ class Assistant:
         if self.llm is not None and self._owns_llm:
             self.llm.close()
 
-    def __enter__(self) -> "Assistant":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -22,14 +22,7 @@ _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": 
             "}": r"\textbraceright{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "$": r"\$"}
 #: Control sequences inline math may use in a title; any other (``\input``, ``\write18``, ``\def``...) makes
 #: the math plain text.
-MATH_MACROS = frozenset("""
-alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi rho sigma tau
-upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega
-sim lesssim gtrsim approx simeq propto times cdot pm mp leq geq le ge lt gt neq ll gg odot oplus star prime
-rm mathrm text textrm it mathit bf mathbf sf cal mathcal log ln exp sqrt frac over left right mathring AA
-infty partial nabla int sum rightarrow leftarrow to ell hbar circ deg dot ddot bar hat tilde vec overline
-textit textbf mbox hbox , ; : ! quad qquad
-""".split())
+MATH_MACROS = frozenset(["alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega", "sim", "lesssim", "gtrsim", "approx", "simeq", "propto", "times", "cdot", "pm", "mp", "leq", "geq", "le", "ge", "lt", "gt", "neq", "ll", "gg", "odot", "oplus", "star", "prime", "rm", "mathrm", "text", "textrm", "it", "mathit", "bf", "mathbf", "sf", "cal", "mathcal", "log", "ln", "exp", "sqrt", "frac", "over", "left", "right", "mathring", "AA", "infty", "partial", "nabla", "int", "sum", "rightarrow", "leftarrow", "to", "ell", "hbar", "circ", "deg", "dot", "ddot", "bar", "hat", "tilde", "vec", "overline", "textit", "textbf", "mbox", "hbox", ",", ";", ":", "!", "quad", "qquad"])
 
 DOI = re.compile(r"10\.\d{4,9}/[^\s{}\"\\%#,]+")
 BIBCODE = re.compile(r"\d{4}[A-Za-z&.]{5}[A-Za-z0-9&.]{9}[A-Z.]")

@@ -199,8 +199,8 @@ def replay(settings: Settings, directory: str | Path, backend: str | None = None
     """
     from .assistant import Assistant
     from .bundle_schema import REPLAYED_SETTINGS, plain_index_name
-    from .llm import backend_names
     from .index.types import Filters, QueryParams
+    from .llm import backend_names
 
     bundle = load_bundle(directory)
     stored = dict(bundle["settings"])

@@ -6,7 +6,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import __version__
 from .errors import AstroRagError, BackendError
@@ -813,9 +814,9 @@ def cmd_eval_sed(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_fit(args: argparse.Namespace) -> int:
-    from .errors import InputError
     from dataclasses import replace
 
+    from .errors import InputError
     from .evaluation.fit_eval import run_fit_eval, run_fit_eval_real
 
     log = None if args.json else print

@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import re
 
-from .llm.base import LLMBackend
 from .index.types import Evidence
+from .llm.base import LLMBackend
 
 REWRITES = ("hyde", "keywords")
 #: The longest rewrite the model may write, in tokens: an abstract-style paragraph, or a line of keywords.

@@ -25,9 +25,10 @@ import math
 import os
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 
@@ -437,7 +438,7 @@ class Settings:
         """Folder of the active index: ``storage.index_dir / storage.index_name``."""
         return self.storage.index_dir / self.storage.index_name
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed, by flat key or group (``None`` values are ignored)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         groups = {k: changes.pop(k) for k in list(changes) if k in _GROUPS}
@@ -470,7 +471,7 @@ class Settings:
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, env: Mapping[str, str] | None = None,
-             **overrides: Any) -> "Settings":
+             **overrides: Any) -> Settings:
         """Build settings from defaults, a TOML file, the environment and overrides, in that order.
 
         A TOML file may give flat keys (``k = 8``) or group tables (``[retrieval]`` ``k = 8``,

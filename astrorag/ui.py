@@ -8,13 +8,20 @@ import os
 import tempfile
 import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import AstroRagError
 from .index.types import QueryParams
-from .render import (actions_markdown, diagnostics_markdown, fit_markdown, library_markdown, link_citations,
-                     sources_markdown)
+from .render import (
+    actions_markdown,
+    diagnostics_markdown,
+    fit_markdown,
+    library_markdown,
+    link_citations,
+    sources_markdown,
+)
 from .settings import Settings
 from .workflows import LRD_EXAMPLES, AskSession
 

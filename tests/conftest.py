@@ -16,15 +16,15 @@ os.environ.setdefault("ASTRORAG_EMBEDDING_BACKEND", "torch")
 os.environ["OLLAMA_HOST"] = os.environ.get("ASTRORAG_TEST_OLLAMA_HOST", "http://127.0.0.1:9")
 os.environ["ASTRORAG_OPENAI_URL"] = "http://127.0.0.1:9/v1"  # and never an OpenAI-compatible one
 # Kept fits (the fit cache) go to a folder of this test session, never the user's ~/.cache.
-import tempfile  # noqa: E402
+import tempfile
 
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="astrorag-test-cache-")
 
-from astrorag.index.embedders import get_embedder  # noqa: E402
-from astrorag.index.store import Index  # noqa: E402
-from astrorag.ingest.pipeline import ingest_documents  # noqa: E402
-from astrorag.ingest.records import read_files  # noqa: E402
-from astrorag.settings import Settings  # noqa: E402
+from astrorag.index.embedders import get_embedder
+from astrorag.index.store import Index
+from astrorag.ingest.pipeline import ingest_documents
+from astrorag.ingest.records import read_files
+from astrorag.settings import Settings
 
 DATA = Path(__file__).parent / "data"
 

@@ -8,7 +8,7 @@ streaming NDJSON and without).
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from loopback import LoopbackServer, QuietHandler
 

@@ -17,8 +17,8 @@ import pytest
 pytest.importorskip("sbi")
 pytest.importorskip("bagpipes")
 
-from astrorag.errors import InputError  # noqa: E402
-from astrorag.settings import Settings  # noqa: E402
+from astrorag.errors import InputError
+from astrorag.settings import Settings
 
 BANDS = ("f090w", "f115w", "f150w", "f200w", "f277w", "f356w", "f410m", "f444w")
 

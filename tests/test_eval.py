@@ -5,11 +5,11 @@ import subprocess
 import sys
 
 import pytest
+from fake_ollama import FakeOllama
 
 from astrorag.evaluation.mcq import extract_choice, load_suite, predict_llm, run_mcq
 from astrorag.evaluation.report import wilson_interval
 from astrorag.llm.ollama_backend import OllamaBackend
-from fake_ollama import FakeOllama
 
 MMLU = [["question", "choice0", "choice1", "choice2", "choice3", "answer"],
         ["Which planet has the strongest magnetic field?", "Mars", "Jupiter", "Venus", "Mercury", "1"],

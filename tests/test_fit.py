@@ -4,27 +4,26 @@ import csv
 import json
 import os
 import re
-from pathlib import Path
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
+from cigale_validator import problems
 
 from astrorag.errors import ConfigError, InputError
-from astrorag.settings import FitSettings
 from astrorag.fit import FitResult, Fitter, get_fitter
-from astrorag.fit.base import chi2_of
 from astrorag.fit.bagpipes_fitter import to_bagpipes
+from astrorag.fit.base import chi2_of
 from astrorag.fit.loop import MIN_DELTA_BIC, run_loop
 from astrorag.fit.spec import NotAModelChange, apply_action, baseline, cosmic_age_myr, parse_range
 from astrorag.graph.learn import learn, read_fitlog
 from astrorag.graph.model import RuleGraph
-from astrorag.sed import synthetic as syn
 from astrorag.graph.types import Action
-
-from cigale_validator import problems
+from astrorag.sed import synthetic as syn
+from astrorag.settings import FitSettings
 
 LRD_TABLE = __import__("pathlib").Path(__file__).parent.parent / "astrorag" / "data" / "kokorev2024_lrd_dev.csv"
 
@@ -253,8 +252,8 @@ def test_bagpipes_fits_a_source_it_generated_and_the_cli_prints_the_path(tmp_pat
 
 
 def test_cigale_files_follow_cigales_format_and_say_why(tmp_path):
-    from astrorag.fit.cigale import CigaleFitter, write_ini
     from astrorag.fit import FitError
+    from astrorag.fit.cigale import CigaleFitter, write_ini
 
     source = syn.population("lrd", 1, seed=5).source(0, error_floor=FitSettings.error_floor)
     spec, _ = apply_action(baseline(source.redshift), Action("increase", "EBV", "skirtor2016", "0.1 - 0.5"))
@@ -613,7 +612,7 @@ def test_a_killed_fit_leaves_no_process_or_folder_and_the_same_command_resumes(t
     command = [sys.executable, "-m", "astrorag", "fit", str(table), "--steps", "0", "--width", "2", "--workers", "2",
                "--n-live", "30", "--n-eff", "0", "--json"]
     first = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    kept = lambda: list((cache / "astrorag" / "fits").glob("*/*.json"))  # noqa: E731
+    kept = lambda: list((cache / "astrorag" / "fits").glob("*/*.json"))
     deadline = time.time() + 300
     while not kept() and time.time() < deadline and first.poll() is None:
         time.sleep(0.2)

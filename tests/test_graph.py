@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import DATA
+from fake_ollama import FakeOllama
 
 from astrorag.errors import InputError
 from astrorag.graph import vocabulary as vocab
@@ -12,11 +14,9 @@ from astrorag.graph.distill import distill, rule_schema
 from astrorag.graph.learn import learn, read_fitlog
 from astrorag.graph.model import RuleGraph, graph_path, load_graph, load_seed_rules
 from astrorag.graph.retrieve import graph_search
+from astrorag.index.types import Chunk, Document
 from astrorag.llm.base import LLMBackend
 from astrorag.llm.ollama_backend import OllamaBackend
-from astrorag.index.types import Chunk, Document
-from conftest import DATA
-from fake_ollama import FakeOllama
 
 ATTENUATION = {"E_BV_lines", "E_BV_factor", "powerlaw_slope", "Av_ISM", "uv_bump_amplitude", "EBV"}
 

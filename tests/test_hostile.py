@@ -107,9 +107,10 @@ def _saved_bundle(settings, folder):
 
 
 def test_a_received_bundle_replays_on_local_configuration_only(small_settings, tmp_path):
-    from astrorag.bundle import replay
-    from fake_openai import FakeOpenAI
     from fake_ollama import FakeOllama
+    from fake_openai import FakeOpenAI
+
+    from astrorag.bundle import replay
 
     folder = tmp_path / "received"
     bundle = _saved_bundle(small_settings, folder)
@@ -219,8 +220,8 @@ def test_save_refuses_to_overwrite_never_follows_links_and_checks_outputs_before
 def test_records_with_no_word_to_index_are_kept_and_found_by_meaning_only(tmp_path):
     """A corpus whose text has no word of two letters (a title "3") gave bm25s an empty vocabulary and a
     traceback; it is ingested, the keyword half finds nothing, and the next real paper is found by keyword."""
-    from astrorag.index.retrieve import Retriever
     from astrorag.index.embedders import get_embedder
+    from astrorag.index.retrieve import Retriever
     from astrorag.index.store import Index
     from astrorag.ingest.pipeline import ingest_documents
     from astrorag.settings import Settings

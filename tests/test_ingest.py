@@ -2,20 +2,20 @@ import dataclasses
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
-import sqlite3
 
 import pytest
+from conftest import DATA
 
 from astrorag.errors import IndexMismatchError, IndexNotFoundError
-from astrorag.ingest.rebuild import rebuild_index
 from astrorag.index.store import Index
 from astrorag.ingest.chunking import chunk_document
 from astrorag.ingest.pipeline import ingest_documents
+from astrorag.ingest.rebuild import rebuild_index
 from astrorag.ingest.records import read_files
-from conftest import DATA
 
 
 def _docs():

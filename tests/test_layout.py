@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).parent.parent / "astrorag"
 FRONT_ENDS = ("cli.py", "ui.py", "tools.py")
 ORCHESTRATION = {
@@ -84,3 +86,16 @@ def test_the_packages_import_downward_only():
                 if target in level and level[target] > level[here]:
                     upward.append(f"{'/'.join(parts)}.py imports {target}")
     assert not upward, upward
+
+
+def test_ruff_finds_nothing():
+    """The lint rules of pyproject.toml ([tool.ruff]) hold over the package, the tests and eval/."""
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip('ruff is not installed: pip install -e ".[test]"')
+    run = subprocess.run([ruff, "check", "--no-cache", "astrorag", "tests", "eval", "app.py"], cwd=PACKAGE.parent,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:]

@@ -4,19 +4,18 @@ import subprocess
 import sys
 
 import pytest
+from fake_ollama import FakeOllama
+from fake_openai import FakeOpenAI
 
 from astrorag.assistant import Assistant
 from astrorag.errors import BackendError, LLMUnavailableError
+from astrorag.index.types import Evidence, QueryParams
 from astrorag.llm import get_backend
 from astrorag.llm.extractive import ExtractiveAnswerer
 from astrorag.llm.ollama_backend import OllamaBackend
 from astrorag.llm.openai_backend import OpenAIBackend
 from astrorag.llm.prompt import build_messages, check_citations
 from astrorag.settings import Settings
-from astrorag.index.types import QueryParams
-from astrorag.index.types import Evidence
-from fake_ollama import FakeOllama
-from fake_openai import FakeOpenAI
 
 
 def _ev(key, text="LRDs are compact red sources.", arxiv_id=None):
@@ -415,8 +414,9 @@ def test_the_prompt_budget_shortens_passages_but_keeps_every_paper(small_setting
 
 
 def test_openai_json_schema_falls_back_to_json_object_and_timeouts_say_slow():
-    from astrorag.errors import LLMTimeoutError
     from fake_openai import FakeOpenAI
+
+    from astrorag.errors import LLMTimeoutError
 
     schema = {"type": "object", "properties": {"scores": {"type": "array"}}}
     with FakeOpenAI(model="astrosage", reply='{"scores": [1]}', reject_json_schema=True) as server:

@@ -20,8 +20,8 @@ import pytest
 from astrorag.assistant import Assistant
 from astrorag.errors import LLMTimeoutError
 from astrorag.evaluation.mcq import Question, extract_choice, mcq_prompt, predict_llm, run_mcq, without_echo
-from astrorag.llm.openai_backend import OpenAIBackend
 from astrorag.index.types import QueryParams
+from astrorag.llm.openai_backend import OpenAIBackend
 
 QUESTION = "What powers little red dots?"
 MCQ = [["question", "choice0", "choice1", "choice2", "choice3", "answer"],

@@ -1,10 +1,10 @@
 import json
 
 import pytest
+from conftest import DATA
 
 from astrorag.errors import InputError
 from astrorag.ingest.records import read_files
-from conftest import DATA
 
 
 def test_arxiv_jsonl_records():

@@ -9,15 +9,15 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import DATA
 
 from astrorag.assistant import Assistant
 from astrorag.errors import IndexDamagedError, InputError
 from astrorag.index.store import Index
+from astrorag.index.types import QueryParams
 from astrorag.ingest.pipeline import ingest_documents
 from astrorag.ingest.records import read_files
 from astrorag.ingest.repair import repair_index
-from astrorag.index.types import QueryParams
-from conftest import DATA
 
 LRD_TABLE = DATA.parent.parent / "astrorag" / "data" / "kokorev2024_lrd_dev.csv"
 QUESTION = "What powers little red dots?"
@@ -141,7 +141,7 @@ def test_keyword_rebuilds_are_safe_across_writers_and_readers(copy_of_small):
         try:
             for _ in range(6):
                 job(index)
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             index.close()
@@ -161,7 +161,7 @@ def test_an_ingest_counts_only_what_it_wrote(settings, embedder, monkeypatch):
     index = Index.open(settings, create=True)
     ingest_documents(index, docs, embedder, settings)
     # A second run whose first look at the ledger predates the other writer's commit:
-    monkeypatch.setattr(index.ledger, "content_hashes", lambda: {})
+    monkeypatch.setattr(index.ledger, "content_hashes", dict)
     again = ingest_documents(index, docs, embedder, settings)
     index.close()
     assert (again.added, again.updated, again.unchanged, again.chunks_written) == (0, 0, 12, 0)
@@ -173,7 +173,7 @@ def test_vectors_are_stored_in_batches_the_client_accepts(settings, embedder):
     doc = Document.create(title="A long record", abstract=" ".join(f"Sentence {i} about dust." for i in range(900)),
                           arxiv_id="2401.09981")
     index = Index.open(settings, create=True)
-    index.vectors.collection  # open the client
+    _ = index.vectors.collection  # open the client
     index.vectors.client.get_max_batch_size = lambda: 7        # a small server limit, as 5,461 is for chromadb
     report = ingest_documents(index, [doc], embedder, settings.replace(chunk_size=64, chunk_overlap=8))
     assert report.chunks_written > 7 and index.vectors.count() == index.count_chunks() == report.chunks_written
@@ -279,7 +279,7 @@ def test_overlapping_ingests_count_each_paper_once_between_them(settings, embedd
     def run():
         index = Index.open(settings)
         # every run's first look predates the others' commits: the worst interleaving
-        index.ledger.content_hashes = lambda: {}
+        index.ledger.content_hashes = dict
         index.ledger.content_hashes_of = lambda ids: {}
         barrier.wait()
         reports.append(ingest_documents(index, docs, embedder, settings.replace(ingest_batch_size=4)))

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA
+from fake_openai import FakeOpenAI
 
 from astrorag.errors import LLMUnavailableError
 from astrorag.index.store import Index
 from astrorag.ingest.pipeline import ingest_documents
 from astrorag.ingest.records import read_files
 from astrorag.llm.openai_backend import OpenAIBackend
-from conftest import DATA
-from fake_openai import FakeOpenAI
 
 LRD_TABLE = Path(__file__).parent.parent / "astrorag" / "data" / "kokorev2024_lrd_dev.csv"
 
@@ -156,7 +156,7 @@ def test_onnx_int8_embedder_is_checked_against_torch(settings, embedder, monkeyp
     texts = [d.title + "\n" + d.abstract for d in read_files([DATA / "abstracts_small.jsonl"]).documents]
     cos = np.sum(emb.encode(texts) * embedder.encode(texts), axis=1)
     assert cos.min() >= 0.99
-    assert list((settings.storage.index_dir / ".onnx").iterdir())[0].name.startswith("sentence-transformers_all-MiniLM-L6-v2-int8")
+    assert next((settings.storage.index_dir / ".onnx").iterdir()).name.startswith("sentence-transformers_all-MiniLM-L6-v2-int8")
     # An index built with torch vectors refuses ONNX settings (and the other way round).
     Index.open(settings, create=True).close()
     with pytest.raises(IndexMismatchError, match="onnx-int8"):

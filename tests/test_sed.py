@@ -69,8 +69,8 @@ def test_cigale_observation_file_in_mjy_with_a_bad_line(tmp_path):
 
 
 def test_units_upper_limits_and_magnitudes(tmp_path):
-    from astropy.table import Table
     import astropy.units as u
+    from astropy.table import Table
 
     t = Table({"id": ["s1", "s2"], "z": [6.0, 6.0], "F444W_flux": [900.0, 1200.0] * u.nJy,
                "F444W_fluxerr": [30.0, 40.0] * u.nJy, "F150W_flux": [50.0, -10.0] * u.nJy,
@@ -263,8 +263,8 @@ def test_advise_catalog_keeps_string_ids(tmp_path):
 def test_fits_flux_units_are_converted_per_column(tmp_path):
     """erg/s/cm2/Hz, nJy and mJy columns in one FITS table give the same verdict as the uJy original; a column
     whose unit is not a flux density is refused by name."""
-    from astropy.table import Table
     import astropy.units as u
+    from astropy.table import Table
 
     ref = read_photometry(LRD_TABLE, ids=["11219"])
     want = analyse(ref).lrd_flag[0]

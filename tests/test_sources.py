@@ -7,15 +7,15 @@ import sys
 import time
 
 import pytest
+from replay_server import Replay
 
 from astrorag.errors import SourceError
 from astrorag.index.store import Index
+from astrorag.index.types import Document
 from astrorag.ingest.ads_source import ingest_ads
 from astrorag.ingest.arxiv_source import ingest_arxiv
 from astrorag.ingest.fulltext import pdf_to_body
 from astrorag.ingest.pipeline import ingest_documents
-from astrorag.index.types import Document
-from replay_server import Replay
 
 TOKEN = "test-token-not-a-secret-1234"
 

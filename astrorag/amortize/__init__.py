@@ -9,4 +9,4 @@ rules and the refit loop. Needs the ``sbi`` extra (``pip install -e ".[sbi]"``).
 from .model import Artifact, need_sbi
 from .simulator import DERIVED, PARAMETERS, NoiseModel
 
-__all__ = ["Artifact", "DERIVED", "NoiseModel", "PARAMETERS", "need_sbi"]
+__all__ = ["DERIVED", "PARAMETERS", "Artifact", "NoiseModel", "need_sbi"]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .simulator import NoiseModel, PARAMETERS
+from .simulator import PARAMETERS, NoiseModel
 
 #: Artifact format; a change refuses older artifacts with a message to retrain.
 FORMAT = 2
@@ -108,7 +108,7 @@ class Artifact:
         return folder
 
     @classmethod
-    def load(cls, folder: Path) -> "Artifact":
+    def load(cls, folder: Path) -> Artifact:
         torch = need_sbi()
         folder = Path(folder)
         meta_file, weights = folder / "meta.json", folder / "weights.pt"

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
-from ..sed.filters import curve_file, get_filter
 from ..fit.bagpipes_fitter import to_bagpipes
 from ..fit.spec import age_cap_myr, baseline
+from ..sed.filters import curve_file, get_filter
 
 #: The inferred parameters, in the network's order, with the units the output columns use.
 PARAMETERS = ("log_mass_formed", "age_gyr", "tau_gyr", "metallicity", "av")
@@ -71,7 +71,7 @@ class BaselinePrior:
     log_u: float
 
     @classmethod
-    def at(cls, z: float) -> "BaselinePrior":
+    def at(cls, z: float) -> BaselinePrior:
         instructions, _ = to_bagpipes(baseline(z))
         delayed, dust = instructions["delayed"], instructions["dust"]
         ranges = {"log_mass_formed": LOG_MASS_RANGE, "age_gyr": tuple(delayed["age"]),
@@ -163,14 +163,14 @@ class NoiseModel:
     error_floor: float = ERROR_FLOOR
 
     @classmethod
-    def default(cls, bands: tuple[str, ...]) -> "NoiseModel":
+    def default(cls, bands: tuple[str, ...]) -> NoiseModel:
         """Errors about a 5-sigma depth of :data:`DEFAULT_DEPTH_AB` in every band."""
         one_sigma = 10 ** ((23.9 - DEFAULT_DEPTH_AB) / 2.5) / 5.0
         grid = one_sigma * 2.0 ** np.linspace(-1, 1, 41)
         return cls(bands, {b: grid for b in bands})
 
     @classmethod
-    def from_catalog(cls, bands: tuple[str, ...], err: np.ndarray) -> "NoiseModel":
+    def from_catalog(cls, bands: tuple[str, ...], err: np.ndarray) -> NoiseModel:
         """The catalog's own errors per band (finite and positive ones), as SBI++ draws them."""
         errors = {}
         for j, band in enumerate(bands):
@@ -187,7 +187,7 @@ class NoiseModel:
                 "error_quantiles": {b: np.quantile(e, np.linspace(0, 1, 21)).tolist() for b, e in self.errors.items()}}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "NoiseModel":
+    def from_dict(cls, data: dict) -> NoiseModel:
         return cls(tuple(data["bands"]), {b: np.asarray(q, dtype=float) for b, q in data["error_quantiles"].items()},
                    float(data["missing_share"]), float(data["error_floor"]))
 

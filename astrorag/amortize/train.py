@@ -12,8 +12,18 @@ from importlib import metadata
 import numpy as np
 
 from ..errors import InputError
-from .model import (FORMAT, Artifact, ab_mag, build_emulator, config_key, emulator_inputs, features, need_sbi,
-                    network_size, standardisation)
+from .model import (
+    FORMAT,
+    Artifact,
+    ab_mag,
+    build_emulator,
+    config_key,
+    emulator_inputs,
+    features,
+    need_sbi,
+    network_size,
+    standardisation,
+)
 from .simulator import PARAMETERS, NoiseModel, simulate, support, to_unbounded
 
 #: Share of the simulations held out from training: the emulator's error and the out-of-distribution
@@ -150,9 +160,9 @@ def train(options: TrainOptions, noise: NoiseModel | None = None, workers: int =
             "holdout": {"rows": int(n_hold)}, "training": {"epochs": epochs, "converged": converged}}
     artifact = Artifact(meta, estimator, emulator)
     # the out-of-distribution reference: the goodness of fit of held-out simulations, as inference computes it
-    from .infer import posteriors
+    from .infer import REFERENCE_DRAWS, posteriors
 
     reference = posteriors(artifact, sims["flux"][hold_rows], sims["err"][hold_rows], sims["present"][hold_rows],
-                           sims["z"][hold_rows], draws=200, seed=options.seed, with_reference=False)
+                           sims["z"][hold_rows], draws=REFERENCE_DRAWS, seed=options.seed, with_reference=False)
     meta["ood_reference"] = np.quantile(reference["best_chi2_per_band"], np.linspace(0, 1, 101)).round(4).tolist()
     return artifact

@@ -11,11 +11,13 @@ from __future__ import annotations
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from ..hardware import cpu_info
 from ..index.embedders import get_embedder
 from ..index.retrieve import Retriever
 from ..index.store import Index
@@ -23,7 +25,6 @@ from ..ingest.chunking import chunk_document, embedding_text
 from ..ingest.pipeline import ingest_documents
 from ..ingest.records import read_files
 from ..ingest.sample import sample_corpus_path
-from ..hardware import cpu_info
 from ..settings import Settings
 
 
@@ -164,7 +165,7 @@ def _cold_ask(settings: Settings, question: str = "Why are little red dots V-sha
     for _ in range(runs):
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True, check=False)
         walls.append(time.perf_counter() - t0)
         if proc.returncode != 0:
             raise RuntimeError(f"the cold ask exited with status {proc.returncode}: {proc.stderr[-500:]}")
@@ -223,10 +224,10 @@ def _catalog_throughput(tmp: Path, rows: int = 200_000) -> dict:
     path = tmp / "catalog.csv"
     with open(path, "w") as fh:
         fh.write(lines[0] + "\n")
-        for _ in range(rows // (len(lines) - 1)):
-            fh.write(body)
+        fh.writelines(body for _ in range(rows // (len(lines) - 1)))
     run = subprocess.run([sys.executable, "-m", "astrorag", "advise-catalog", str(path), "--out",
-                          str(tmp / "catalog_out.parquet"), "--json", "--quiet"], capture_output=True, text=True)
+                          str(tmp / "catalog_out.parquet"), "--json", "--quiet"], capture_output=True, text=True,
+                         check=False)
     if run.returncode != 0:
         return {"catalog_error": run.stderr[-500:]}
     report = json.loads(run.stdout)

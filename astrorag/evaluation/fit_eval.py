@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +37,15 @@ from ..errors import InputError
 from ..fit import SamplerOptions, get_fitter
 from ..fit.base import FitResult
 from ..fit.cache import FitCache
-from ..fit.loop import (MIN_DELTA_LN_Z, acceptance_threshold, applicable_change, candidate_actions, fit_or_reason,
-                        fit_symptoms, run_loop)
+from ..fit.loop import (
+    MIN_DELTA_LN_Z,
+    acceptance_threshold,
+    applicable_change,
+    candidate_actions,
+    fit_or_reason,
+    fit_symptoms,
+    run_loop,
+)
 from ..fit.spec import BOUNDS, ModelSpec, age_cap_myr, apply_action, baseline
 from ..graph.model import load_graph
 from ..hardware import usable_cpus

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..hardware import cpu_info
 from ..settings import Settings
@@ -80,7 +81,7 @@ def run_llm_bench(settings: Settings, gguf: str | Path | None = None, repeats: i
         warm = []
         for i in range(1, len(prompts)):
             reused = _common_prefix(tokens[i - 1], tokens[i])
-            first, total, pieces = timed(prompts[i])
+            first, _total, _pieces = timed(prompts[i])
             warm.append((first, reused, len(tokens[i])))
         ttft = statistics.median(c[0] for c in cold)
         decode = statistics.median((c[2] - 1) / (c[1] - c[0]) for c in cold if c[2] > 1 and c[1] > c[0])

@@ -273,14 +273,13 @@ def choose_modes(modes: str | list[str], settings: Settings, backend: str | None
     """
     notices: list[str] = []
     wanted = [m.strip() for m in modes.split(",") if m.strip()] if isinstance(modes, str) else list(modes)
-    if wanted == ["auto"] or any(m in ("closed", "rag") for m in wanted):
-        if llm is None:
-            from ..llm import get_backend
+    if (wanted == ["auto"] or any(m in ("closed", "rag") for m in wanted)) and llm is None:
+        from ..llm import get_backend
 
-            selected = get_backend(settings, "eval", backend)
-            llm = selected.llm
-            if selected.notice:
-                notices.append(selected.notice)
+        selected = get_backend(settings, "eval", backend)
+        llm = selected.llm
+        if selected.notice:
+            notices.append(selected.notice)
     if wanted == ["auto"]:
         if llm is None:
             notices.append("notice: no language model: scoring with the retrieval-only method (--mode retrieval)")

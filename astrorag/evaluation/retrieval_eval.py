@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..index.types import QueryParams
 from ..jsonl import jsonl_lines
 from ..settings import Settings
-from ..index.types import QueryParams
 from .report import finish_report, markdown_table, pyplot, report_dir, write_jsonl
 
 MODES = ("dense", "bm25", "fused", "fused+graph")

@@ -5,7 +5,7 @@ Fitters are looked up by name with :func:`get_fitter`; :func:`fitter_names` list
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import ConfigError
 from .base import FitError, FitResult, Fitter, SamplerOptions

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..sed.photometry import Photometry
-from .base import FitError, FitResult, Fitter, chi2_of, fit_seed, prior_edge, significant
 from . import bhstar
+from .base import FitError, FitResult, Fitter, chi2_of, fit_seed, prior_edge, significant
 from .likelihood import INFLATION_NAME, LIKELIHOOD
 from .scratch import scratch_dir
 from .spec import ModelSpec, age_cap_myr, as_range

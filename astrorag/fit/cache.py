@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import time
@@ -160,14 +161,13 @@ class FitCache:
 
     def _refuse(self, path: Path, why: str) -> None:
         self.refused.append(f"{path.name}: {why}")
-        return None
 
     def put(self, key: str, result: FitResult) -> None:
         if not self.enabled:
             return
         fit: dict[str, Any] = {f.name: getattr(result, f.name) for f in dataclasses.fields(FitResult)
                                if f.name != "spec"}
-        fit["model_ujy"] = [float(v) if v == v else None for v in fit["model_ujy"]]   # NaN -> null
+        fit["model_ujy"] = [float(v) if not math.isnan(v) else None for v in fit["model_ujy"]]   # NaN -> null
         fit = json.loads(json.dumps(fit, default=float))   # the form it is read back in, for the digest
         written = round(time.time(), 3)
         target = self._path(key)

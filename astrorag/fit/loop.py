@@ -23,19 +23,20 @@ count (:func:`learnable`).
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
-import statistics
 from statistics import NormalDist
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ..graph.model import RuleGraph
-from ..sed.analysis import analyse
-from ..sed.photometry import Photometry
 from ..graph.regions import REGIONS
 from ..graph.types import RankedAction
+from ..sed.analysis import analyse
+from ..sed.photometry import Photometry
 from .base import FitError, FitResult, Fitter
 from .cache import FitCache, fit_key
 from .scratch import init_worker
@@ -72,7 +73,7 @@ def acceptance_threshold(err_old: float | None, err_new: float | None, compariso
     return (MIN_DELTA_LN_Z, "kass_raftery") if MIN_DELTA_LN_Z >= noise else (noise, "noise")
 
 
-def learnable(step: "FitStep", before: FitResult, after: FitResult | None, duplicate_of: str = "") -> str:
+def learnable(step: FitStep, before: FitResult, after: FitResult | None, duplicate_of: str = "") -> str:
     """Why a step's record must not count as evidence for its rule, or ``""`` when it counts.
 
     It counts when the comparison was decisive on models the data accept: a kept change confirmed by a second
@@ -130,7 +131,7 @@ class FitStep:
 
     @classmethod
     def from_fit(cls, step: int, action: dict[str, Any] | None, change: str, fit: FitResult,
-                 symptoms: list[str], **extra: Any) -> "FitStep":
+                 symptoms: list[str], **extra: Any) -> FitStep:
         """The step of one finished fit (its figures read from the fit)."""
         return cls(step, action, change, fit.chi2, fit.chi2_red, fit.log_evidence, fit.bic, extra.pop("delta", None),
                    False, fit.seconds, list(symptoms), fit.not_represented, log_evidence_err=fit.log_evidence_err,
@@ -513,7 +514,7 @@ def _dusty_agn_alternative(spec: ModelSpec) -> ModelSpec:
     return new
 
 
-def prior_check(run: "_Runner", path: FitPath, say) -> dict[str, Any] | None:
+def prior_check(run: _Runner, path: FitPath, say) -> dict[str, Any] | None:
     """Refit the winning family and its best rival under :func:`second_prior`; say whether the verdict holds.
 
     Runs when the loop kept a non-stellar family (AGN or BH*) for a source with a V-shaped SED. The rival is the
@@ -562,7 +563,7 @@ def prior_check(run: "_Runner", path: FitPath, say) -> dict[str, Any] | None:
 def run_loop(source: Photometry, graph: RuleGraph, fitter: Fitter, *, steps: int,
              width: int, workers: int = 1, submit: Callable[..., Future] | None = None,
              progress: Callable[[str], None] | None = None, start: ModelSpec | None = None,
-             cache: FitCache | None = None, on_round: Callable[["FitPath"], None] | None = None,
+             cache: FitCache | None = None, on_round: Callable[[FitPath], None] | None = None,
              check_prior: bool = True) -> FitPath:
     """Baseline fit of one source (a one-row table from :meth:`Photometry.source`, with its error floor),
     then up to ``steps`` rounds of refits with the top ``width`` actions.

@@ -19,8 +19,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 PREFIX = "astrorag-bagpipes-"
 _NAME = re.compile(rf"{PREFIX}(\d+)-")

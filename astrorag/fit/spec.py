@@ -14,14 +14,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Union
 
 from ..errors import InputError
 from ..graph import vocabulary as vocab
 from ..graph.types import Action, RankedAction
 
 #: A parameter is a fixed value, a (low, high) range the fitter samples, or a CIGALE string option.
-Value = Union[float, tuple[float, float], str]
+Value = float | tuple[float, float] | str
 
 #: Modules that play the same role: ``switch_module`` replaces one member of a family by another.
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -128,21 +127,21 @@ class ModelSpec:
         """The module this specification uses for a family (``"agn"``, ``"attenuation"``, ...), if any."""
         return next((m for m in self.modules if m in FAMILIES[family]), None)
 
-    def with_module(self, name: str, values: dict[str, Value] | None = None) -> "ModelSpec":
+    def with_module(self, name: str, values: dict[str, Value] | None = None) -> ModelSpec:
         values = dict(MODULE_DEFAULTS.get(name, {}) if values is None else values)
         if self.has(name):
             return self._set(name, values)
         return replace(self, params=self.params + ((name, tuple(values.items())),))
 
-    def without(self, name: str) -> "ModelSpec":
+    def without(self, name: str) -> ModelSpec:
         return replace(self, params=tuple((m, v) for m, v in self.params if m != name))
 
-    def with_value(self, module: str, parameter: str, value: Value) -> "ModelSpec":
+    def with_value(self, module: str, parameter: str, value: Value) -> ModelSpec:
         values = self.module(module)
         values[parameter] = value
         return self._set(module, values)
 
-    def _set(self, name: str, values: dict[str, Value]) -> "ModelSpec":
+    def _set(self, name: str, values: dict[str, Value]) -> ModelSpec:
         return replace(self, params=tuple((m, tuple(values.items()) if m == name else v) for m, v in self.params))
 
     def to_dict(self) -> dict:

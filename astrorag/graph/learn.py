@@ -30,11 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InputError
 from ..jsonl import jsonl_lines
-from .regions import REGIONS
-from .types import Action, Rule
 from ..types import Problem
 from . import vocabulary as vocab
 from .model import RuleGraph, new_rule_id, validate_rule
+from .regions import REGIONS
+from .types import Action, Rule
 
 
 @dataclass

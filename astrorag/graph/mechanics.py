@@ -91,14 +91,14 @@ def check_rule(rule: Rule) -> list[str]:
             and "E_BV_factor" not in also:
         problems.append("lowering E_BV_lines alone also brightens the continuum; raise E_BV_factor with it")
     mentions_optical_share = "optical light" in text or "rest-optical light" in text
-    if (a.parameter == "fracAGN" or "fracAGN" in text.replace("fracagn", "fracAGN")) and mentions_optical_share:
-        if also.get("lambda_fracAGN", "0/0") in ("0/0", "") and "lambda_fracagn" not in text:
-            problems.append("fracAGN is a share of the dust luminosity unless lambda_fracAGN names a range: a "
-                            "share of the optical light needs lambda_fracAGN (e.g. 0.4/0.7)")
-    if a.parameter == "alpha_ox" or "alpha_ox" in also:
-        if a.parameter != "max_dev_alpha_ox" and "max_dev_alpha_ox" not in also:
-            problems.append(f"models far from the alpha_ox relation are discarded unless max_dev_alpha_ox "
-                            f"(default {MAX_DEV_ALPHA_OX_DEFAULT}) is relaxed")
+    if ((a.parameter == "fracAGN" or "fracAGN" in text.replace("fracagn", "fracAGN")) and mentions_optical_share
+            and also.get("lambda_fracAGN", "0/0") in ("0/0", "") and "lambda_fracagn" not in text):
+        problems.append("fracAGN is a share of the dust luminosity unless lambda_fracAGN names a range: a "
+                        "share of the optical light needs lambda_fracAGN (e.g. 0.4/0.7)")
+    if ((a.parameter == "alpha_ox" or "alpha_ox" in also) and a.parameter != "max_dev_alpha_ox"
+            and "max_dev_alpha_ox" not in also):
+        problems.append(f"models far from the alpha_ox relation are discarded unless max_dev_alpha_ox "
+                        f"(default {MAX_DEV_ALPHA_OX_DEFAULT}) is relaxed")
     if a.parameter == "max_dev_alpha_ox" and "alpha_ox" not in also:
         problems.append(f"the default alpha_ox grid stops at {ALPHA_OX_DEFAULT_GRID[0]}: extend alpha_ox too")
     ebv_ranges = [a.range] if a.parameter == "EBV" else []

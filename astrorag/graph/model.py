@@ -9,19 +9,28 @@ is byte-stable for the same content.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import networkx as nx
 
 from ..errors import InputError
 from ..files import write_atomically
-from .types import Rule
 from ..types import content_hash
 from . import vocabulary as vocab
+
 # validate_rule, load_seed_rules and seed_rules_path live with the rules; imported here for existing callers.
-from .rulebook import (RULES_FILE, RuleBook, RuleMatch, load_seed_rules, read_graph_json,  # noqa: F401
-                       refreshed_seeds, seed_rules_path, validate_rule)
+from .rulebook import (  # noqa: F401
+    RULES_FILE,
+    RuleBook,
+    RuleMatch,
+    load_seed_rules,
+    read_graph_json,
+    refreshed_seeds,
+    seed_rules_path,
+    validate_rule,
+)
+from .types import Rule
 
 
 class RuleGraph:
@@ -42,7 +51,7 @@ class RuleGraph:
 
     # ---- building ----------------------------------------------------------------------------
     @classmethod
-    def from_seeds(cls, path: Path | None = None) -> "RuleGraph":
+    def from_seeds(cls, path: Path | None = None) -> RuleGraph:
         g = cls()
         for rule in load_seed_rules(path):
             g.add_rule(rule)
@@ -141,7 +150,7 @@ class RuleGraph:
         return RuleBook(self.rules()).match(symptoms, parameters, modules, interpretations, limit=limit,
                                             strict=strict)
 
-    def neighbourhood(self, node: str, radius: int = 2) -> "RuleGraph":
+    def neighbourhood(self, node: str, radius: int = 2) -> RuleGraph:
         if node not in self.graph:
             raise InputError(f"no node {node!r} in the rule graph; nodes look like rule:ID, symptom:NAME, "
                              f"parameter:NAME, module:NAME, paper:ID")
@@ -159,7 +168,7 @@ class RuleGraph:
         write_atomically(path, self.to_json())
 
     @classmethod
-    def load(cls, path: Path) -> "RuleGraph":
+    def load(cls, path: Path) -> RuleGraph:
         return cls(nx.node_link_graph(read_graph_json(path), directed=True, multigraph=True, edges="edges"))
 
 

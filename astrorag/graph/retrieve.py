@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..sentences import split_sentences
-from .types import Rule
 from ..index.types import Evidence
+from ..sentences import split_sentences
 from .rulebook import RuleBook, RuleMatch
+from .types import Rule
 from .vocabulary import link_text
 
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
 
 from ..errors import InputError
-from .types import Action, Rule
 from ..types import normalize_arxiv_id
 from . import vocabulary as vocab
 from .mechanics import check_rule
+from .types import Action, Rule
 
 RULES_FILE = "rules.json"
 
@@ -117,7 +117,7 @@ class RuleBook:
         self._rules = sorted(rules, key=lambda r: r.rule_id)
 
     @classmethod
-    def load(cls, index_path: Path | None) -> "RuleBook":
+    def load(cls, index_path: Path | None) -> RuleBook:
         """The rules of the index's saved graph (seed rules refreshed, as :func:`load_graph` does), else the
         seed rules."""
         path = index_path / RULES_FILE if index_path is not None else None

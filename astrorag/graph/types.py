@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .papers import cite, paper_year
-
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from .papers import cite, paper_year
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class Rule:
                 "summary": self.describe()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Rule":
+    def from_dict(cls, data: dict[str, Any]) -> Rule:
         return cls(rule_id=data["rule_id"], condition=tuple(data["condition"]), action=Action(**data["action"]),
                    rationale=data["rationale"], prior_confidence=data["prior_confidence"],
                    citations=tuple(data["citations"]), origin=data["origin"],

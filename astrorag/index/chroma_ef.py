@@ -28,5 +28,5 @@ class ChromaEmbeddingGuard(EmbeddingFunction[Documents]):
         return {}
 
     @staticmethod
-    def build_from_config(config: dict) -> "ChromaEmbeddingGuard":
+    def build_from_config(config: dict) -> ChromaEmbeddingGuard:
         return ChromaEmbeddingGuard()

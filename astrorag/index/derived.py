@@ -12,9 +12,9 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -71,7 +71,7 @@ class ChunkFilters:
     categories: list[set[str]]
 
     @classmethod
-    def of(cls, ids: list[str], rows: dict[str, tuple[int | None, str]]) -> "ChunkFilters":
+    def of(cls, ids: list[str], rows: dict[str, tuple[int | None, str]]) -> ChunkFilters:
         """From the ledger's ``chunk_filters()`` rows."""
         return cls(np.array([rows.get(i, (None, ""))[0] or -1 for i in ids], dtype=int),
                    [set(category_keys(rows[i][1].split(";"))) if rows.get(i, (None, ""))[1] else set() for i in ids])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import ConfigError, ExportRefusedError
 from ..settings import Settings

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from .types import Chunk, Document
 

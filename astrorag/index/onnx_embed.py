@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from ..hardware import usable_cpus
 from ..errors import ConfigError, ExportRefusedError
+from ..hardware import usable_cpus
 from .embed import Embedder, SentenceTransformerEmbedder, resolve_model_path
 
 MIN_COSINE = 0.99
@@ -80,14 +80,14 @@ class OnnxEmbedder(Embedder):
         self.batch_size = 8
 
     @classmethod
-    def cached(cls, model: str, index_dir: Path, quant: str, fast_load: bool = False) -> "OnnxEmbedder | None":
+    def cached(cls, model: str, index_dir: Path, quant: str, fast_load: bool = False) -> OnnxEmbedder | None:
         """The export if it is already on disk (no torch needed), else None."""
         identity = resolve_model_path(model)[1]
         folder = cache_dir(index_dir, identity, quant)
         return cls(folder, identity, quant, fast_load=fast_load) if (folder / "meta.json").is_file() else None
 
     @classmethod
-    def build(cls, model: str, index_dir: Path, quant: str = "int8") -> "OnnxEmbedder":
+    def build(cls, model: str, index_dir: Path, quant: str = "int8") -> OnnxEmbedder:
         """Load the cached export, or build, quantise and check it now (seconds on 2 cores).
 
         Torch is loaded only for an architecture the torch-free builder does not cover, or as the reference

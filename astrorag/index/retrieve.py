@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..types import bibcode_parts
 from ..errors import ConfigError
 from ..settings import Settings
-from .types import Evidence, Filters, number_evidence
+from ..types import bibcode_parts
 from .embed import Embedder
 from .store import Index
+from .types import Evidence, Filters, number_evidence
 from .vectors import Hit
 
 MODES = ("dense", "bm25", "fused")

@@ -17,21 +17,22 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Self
 
 import numpy as np
 
 from ..errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError
 from ..settings import Settings
-from .types import Chunk, Document
 from .dense_cache import DenseCache
 from .fingerprint import index_fingerprint, mismatch_message
 from .keyword import KeywordIndex
 from .ledger import Ledger, ledger_damage
+from .types import Chunk, Document
 from .vectors import Hit, VectorStore
 
-__all__ = ["Index", "Hit", "index_fingerprint"]
+__all__ = ["Hit", "Index", "index_fingerprint"]
 
 
 class Index:
@@ -102,7 +103,7 @@ class Index:
 
     # ---- opening ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, settings: Settings, create: bool = False) -> "Index":
+    def open(cls, settings: Settings, create: bool = False) -> Index:
         """The index the settings name; with ``create``, a new one when there is none.
 
         Opening and creating hold one lock beside the index folder, so that processes that start together on
@@ -116,7 +117,7 @@ class Index:
             return cls._open(settings, create)
 
     @classmethod
-    def _open(cls, settings: Settings, create: bool) -> "Index":
+    def _open(cls, settings: Settings, create: bool) -> Index:
         path = settings.index_path
         spec = index_fingerprint(settings)
         manifest = path / "manifest.json"
@@ -163,7 +164,7 @@ class Index:
             return True
         return False
 
-    def __enter__(self) -> "Index":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

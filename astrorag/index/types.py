@@ -38,7 +38,7 @@ class Document:
     url: str | None = None
 
     @classmethod
-    def create(cls, *, title: str, abstract: str = "", body: str = "", **fields: Any) -> "Document":
+    def create(cls, *, title: str, abstract: str = "", body: str = "", **fields: Any) -> Document:
         """Build a Document, deriving ``doc_id`` and ``url`` from its identifiers."""
         arxiv_id = normalize_arxiv_id(fields.pop("arxiv_id", None))
         bibcode = (fields.pop("bibcode", None) or None)
@@ -78,7 +78,7 @@ class Document:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Document":
+    def from_dict(cls, data: dict[str, Any]) -> Document:
         data = dict(data)
         data["authors"] = tuple(data.get("authors") or ())
         data["categories"] = tuple(data.get("categories") or ())
@@ -96,7 +96,7 @@ class Chunk:
     section: str = ""
 
     @classmethod
-    def create(cls, doc_id: str, position: int, text: str, section: str = "") -> "Chunk":
+    def create(cls, doc_id: str, position: int, text: str, section: str = "") -> Chunk:
         return cls(content_hash(doc_id, str(position), section, text), doc_id, position, text, section)
 
 
@@ -109,7 +109,7 @@ class Filters:
     category: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Filters":
+    def from_settings(cls, settings: Any) -> Filters:
         return cls(settings.retrieval.year_min, settings.retrieval.year_max, settings.retrieval.category)
 
 
@@ -133,7 +133,7 @@ class QueryParams:
     rewrite: str | None = None   # "hyde" or "keywords": the model rewrites the query first (needs a model)
     rescore: bool = False        # the model rates the candidates' relevance before the answer (needs a model)
 
-    def resolve(self, settings: Any) -> "QueryParams":
+    def resolve(self, settings: Any) -> QueryParams:
         """Every field filled in from the settings where it is ``None``."""
         return QueryParams(k=self.k or settings.retrieval.k, mode=self.mode or settings.retrieval.mode,
                            filters=self.filters or Filters.from_settings(settings),

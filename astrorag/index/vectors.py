@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from .types import Chunk, Document
 from .fingerprint import category_key, category_keys
+from .types import Chunk, Document
 
 COLLECTION = "chunks"
 

@@ -119,7 +119,7 @@ def ingest_ads(query: str, index: Index, embedder: Embedder, settings: Settings,
                                  max_pages=1, token=token)
         search.HTTP_ENDPOINT = settings.sources.ads_url.rstrip("/") + "/search/query"
         last: dict = {}
-        search.session.hooks["response"].append(lambda r, *a, **k: last.update(
+        search.session.hooks["response"].append(lambda r, *a, _last=last, **k: _last.update(
             status=r.status_code, headers=r.headers, retries=len(getattr(r.raw, "retries", None).history)
             if getattr(getattr(r, "raw", None), "retries", None) is not None else 0))
         _mount_retries(search.session, settings)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import SourceError
 from ..index.embed import Embedder
 from ..index.store import Index
-from ..settings import Settings
 from ..index.types import Document
+from ..settings import Settings
 from .ads_source import SourceReport, checkpoint_key
 from .pipeline import ingest_documents
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ..index.embed import Embedder
 from ..index.store import Index
-from ..settings import Settings
 from ..index.types import Document
+from ..settings import Settings
+from ..types import Problem
 from .chunking import chunk_document, embedding_text
 from .merge import merge_documents
-from ..types import Problem
 
 
 @dataclass
@@ -31,7 +31,7 @@ class IngestReport:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def __add__(self, other: "IngestReport") -> "IngestReport":
+    def __add__(self, other: IngestReport) -> IngestReport:
         """Totals of two reports (a paged source ingests page by page)."""
         return IngestReport(**{f: getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__})
 

@@ -10,9 +10,9 @@ from ..errors import IndexDamagedError, IndexNotFoundError
 from ..index.embedders import get_embedder
 from ..index.ledger import Ledger, ledger_damage
 from ..index.store import Index
+from ..index.types import Document
 from ..index.vectors import VectorStore
 from ..settings import Settings
-from ..index.types import Document
 from .pipeline import IngestReport, ingest_documents
 
 

@@ -10,13 +10,14 @@ import csv
 import json
 import math
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ..errors import InputError
-from ..jsonl import jsonl_lines
 from ..index.types import Document
+from ..jsonl import jsonl_lines
 from ..types import Problem, normalize_arxiv_id
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv")
@@ -261,7 +262,7 @@ def _identifier(value: Any, name: str) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, (str, int, float)):
-        raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}")  # noqa: TRY004 (reported per line)
     text = str(value).strip()
     if len(text) > 300:
         raise ValueError(f"{name} is {len(text):,} characters long; an identifier has at most 300")

@@ -17,9 +17,9 @@ from ..index.embedders import get_embedder
 from ..index.fingerprint import index_fingerprint
 from ..index.ledger import Ledger, ledger_damage
 from ..index.store import Index
+from ..index.types import Chunk, Document
 from ..index.vectors import VectorStore
 from ..settings import Settings
-from ..index.types import Chunk, Document
 from ..types import normalize_arxiv_id
 from .chunking import embedding_text
 

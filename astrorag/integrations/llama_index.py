@@ -19,8 +19,8 @@ from __future__ import annotations
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from ..settings import Settings
 from ..index.types import Evidence, Filters, QueryParams
+from ..settings import Settings
 
 
 def evidence_to_node(evidence: Evidence) -> NodeWithScore:

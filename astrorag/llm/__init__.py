@@ -10,8 +10,8 @@ cannot (``distill``, ``catalog`` narratives) get an error that says how to start
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import BackendError
 from ..settings import OpenAIOptions, Settings
@@ -19,6 +19,7 @@ from .base import LLMBackend, Usage
 from .extractive import ExtractiveAnswerer
 from .ollama_backend import OllamaBackend
 from .openai_backend import OpenAIBackend
+
 
 def _ollama(s: Settings) -> LLMBackend:
     llm, own = s.llm, s.llm.ollama
@@ -153,5 +154,5 @@ def _auto(settings: Settings, purpose: str, needs_model: bool) -> Selected:
                        f"with --backend llamacpp --model file.gguf")
 
 
-__all__ = ["LLMBackend", "Usage", "OllamaBackend", "OpenAIBackend", "ExtractiveAnswerer", "Selected",
-           "get_backend", "backend_names", "BACKENDS", "PURPOSES"]
+__all__ = ["BACKENDS", "PURPOSES", "ExtractiveAnswerer", "LLMBackend", "OllamaBackend", "OpenAIBackend", "Selected",
+           "Usage", "backend_names", "get_backend"]

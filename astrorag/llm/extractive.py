@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from ..index.embed import Embedder
-from ..sentences import split_sentences
 from ..index.types import Evidence
+from ..sentences import split_sentences
 
 HEADER = ("Extractive answer (no language model was used): the retrieved sentences most relevant to "
           "the question, with their sources.")

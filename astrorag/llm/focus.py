@@ -10,12 +10,12 @@ every paper in the prompt and drops only the sentences that least resemble the q
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from ..sentences import split_sentences
 from ..index.types import Evidence
+from ..sentences import split_sentences
 
 ELLIPSIS = "…"
 

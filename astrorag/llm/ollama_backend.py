@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import LLMTimeoutError, LLMUnavailableError
 from .base import DEFAULT_MAX_TOKENS, ContextSize, LLMBackend, Usage, letter_logprobs

@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import ContextOverflowError, LLMTimeoutError, LLMUnavailableError
 from .base import DEFAULT_MAX_TOKENS, ContextSize, LLMBackend, TokenCount, Usage, letter_logprobs
@@ -29,7 +30,7 @@ TEMPLATE_TOKENS_PER_MESSAGE = 8
 #: The probe that makes llama-cpp-python's server say its context: longer than any context it is likely
 #: to be started with, and a few hundred kilobytes to tokenize
 PROBE_TOKENS = 140_000
-_CONTEXT_IN_ERROR = re.compile(r"(?:maximum context length is|context window of|context size of)\s*(\d+)", re.I)
+_CONTEXT_IN_ERROR = re.compile(r"(?:maximum context length is|context window of|context size of)\s*(\d+)", re.IGNORECASE)
 
 
 @dataclass
@@ -100,7 +101,7 @@ class OpenAIBackend(LLMBackend):
 
     @property
     def _root(self) -> str:
-        return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+        return self.base_url.removesuffix("/v1")
 
     def _request(self, method: str, path: str, timeout: float = 3.0, **kwargs):
         """A plain HTTP request to the server (its own endpoints: /props, /tokenize...), or None if it fails."""

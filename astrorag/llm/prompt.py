@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass, field
 
 from ..index.types import Evidence
-
 from ..types import normalize_arxiv_id
 
 SYSTEM_PROMPT = """You are astrorag, a careful research assistant for professional astronomers.

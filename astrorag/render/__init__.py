@@ -9,11 +9,19 @@ full JSON is each result's own ``to_dict``). The CLI, the app and the MCP tools 
 """
 
 from .advice import actions_markdown, diagnostics_markdown
-from .answer import (answer_brief, library_markdown, link_citations, paper_link, passages_brief, sources_markdown,
-                     sources_text)
+from .answer import (
+    answer_brief,
+    library_markdown,
+    link_citations,
+    paper_link,
+    passages_brief,
+    sources_markdown,
+    sources_text,
+)
 from .fit import fit_markdown, fit_text
 from .rules import rule_line, rule_text
 from .tex import plain_tex
 
-__all__ = ["actions_markdown", "answer_brief", "passages_brief", "diagnostics_markdown", "fit_markdown", "fit_text", "library_markdown",
-           "link_citations", "paper_link", "plain_tex", "rule_line", "rule_text", "sources_markdown", "sources_text"]
+__all__ = ["actions_markdown", "answer_brief", "diagnostics_markdown", "fit_markdown", "fit_text",
+           "library_markdown", "link_citations", "paper_link", "passages_brief", "plain_tex", "rule_line",
+           "rule_text", "sources_markdown", "sources_text"]

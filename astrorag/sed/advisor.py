@@ -7,17 +7,16 @@ from typing import Any
 
 import numpy as np
 
-from . import diagnostics
-
 from ..graph.model import RuleGraph, RuleMatch
 from ..graph.retrieve import rule_to_evidence
+from ..graph.types import RankedAction
 from ..graph.vocabulary import INTERPRETATIONS, SYMPTOMS
+from ..index.types import Evidence
 from ..llm.base import LLMBackend
 from ..llm.prompt import build_messages, check_citations
-from ..graph.types import RankedAction
-from ..index.types import Evidence
+from . import diagnostics
+from .analysis import SEDAnalysis
 from .types import Advice
-from .analysis import SEDAnalysis, analyse
 
 ADVICE_QUESTION = ("This galaxy's photometry shows the diagnostics and symptoms listed in the evidence. "
                    "Explain briefly what is anomalous about its SED or its fit, and which fitting changes to try "
@@ -64,6 +63,7 @@ def advise_source(analysis: SEDAnalysis, i: int, graph: RuleGraph, llm: LLMBacke
     Examples
     --------
     >>> from astrorag.sed import synthetic as syn
+    >>> from astrorag.sed.analysis import analyse
     >>> advice = advise_source(analyse(syn.population("lrd", 1, seed=2)), 0, RuleGraph.from_seeds())
     >>> advice.is_lrd, "v_shaped_sed" in advice.symptoms
     (True, True)

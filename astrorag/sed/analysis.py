@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import criteria as crit
-from . import diagnostics, symptoms as symp
+from . import diagnostics
+from . import symptoms as symp
 from .magnitudes import Magnitudes
 from .photometry import Photometry
 

@@ -9,14 +9,13 @@ blocks whatever the catalog size. Any dask-distributed scheduler works; a LocalC
 from __future__ import annotations
 
 import contextlib
-
 import csv
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -315,8 +314,7 @@ def write_narratives(items: list, graph: RuleGraph, llm, path: Path) -> dict:
     t0 = time.perf_counter()
     rows = llm.map(one, items)
     with open(path, "w") as fh:
-        for row in rows:
-            fh.write(json.dumps(row) + "\n")
+        fh.writelines(json.dumps(row) + "\n" for row in rows)
     return {"count": len(rows), "seconds": time.perf_counter() - t0, "path": str(path),
             "concurrency": llm.concurrency,
             "prompt_tokens": sum(r["prompt_tokens"] or 0 for r in rows),

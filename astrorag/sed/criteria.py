@@ -16,12 +16,19 @@ side of the threshold, so a limit decides a cut exactly when it can.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from .diagnostics import BALMER_LIMIT_UM, EW_MAX_OIII_HB_AA, LINE_READING_REJECT_P, STRONG_BREAK_MAG, Diagnostics, fit_lines
+from .diagnostics import (
+    BALMER_LIMIT_UM,
+    EW_MAX_OIII_HB_AA,
+    LINE_READING_REJECT_P,
+    STRONG_BREAK_MAG,
+    Diagnostics,
+    fit_lines,
+)
 from .magnitudes import Magnitudes
 from .photometry import Photometry
 

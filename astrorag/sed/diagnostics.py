@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from ..graph.regions import REGIONS
 from .filters import line_weight_per_um
 from .magnitudes import Magnitudes
 from .photometry import Photometry
-from ..graph.regions import REGIONS
 
 BALMER_LIMIT_UM = 0.3645
 UV_WINDOW = (0.125, BALMER_LIMIT_UM)       # redward of Ly-alpha, blueward of the Balmer limit
@@ -234,8 +234,8 @@ def _rest_widths_aa(phot: Photometry) -> np.ndarray:
     """(N, B) half-maximum widths of the bands in the rest frame, Angstrom (NaN for pivot-only bands)."""
     from .filters import passband_um
 
-    widths = np.array([(lambda pb: (pb[1] - pb[0]) * 1e4 if pb else np.nan)(passband_um(b.name))
-                       for b in phot.bands])
+    bands = [passband_um(b.name) for b in phot.bands]
+    widths = np.array([(pb[1] - pb[0]) * 1e4 if pb else np.nan for pb in bands])
     return widths[None, :] / (1 + phot.z[:, None])
 
 

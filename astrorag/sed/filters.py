@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -111,7 +111,7 @@ def _normalise(raw: str) -> str:
     return text
 
 
-@lru_cache(maxsize=None)
+@cache
 def passband_um(name: str) -> tuple[float, float] | None:
     """Where a filter transmits at least half its peak, in micron (None for handbook-only bands).
 
@@ -126,7 +126,7 @@ def passband_um(name: str) -> tuple[float, float] | None:
     return float(inside.min()) / 1e4, float(inside.max()) / 1e4
 
 
-@lru_cache(maxsize=None)
+@cache
 def _curve_um(name: str) -> tuple[np.ndarray, np.ndarray, float] | None:
     """A filter's curve in micron with its normalisation int T lambda d lambda (None for handbook-only bands)."""
     path = curve_file(registry()[name])

@@ -29,7 +29,7 @@ class Magnitudes:
     limit: np.ndarray  # faint limit (mag) where not detected but an error or upper limit is known, else NaN
 
     @classmethod
-    def of(cls, phot: Photometry) -> "Magnitudes":
+    def of(cls, phot: Photometry) -> Magnitudes:
         with np.errstate(divide="ignore", invalid="ignore"):
             mag = ujy_to_ab(phot.flux)
             err = np.where(np.isfinite(mag), MAG_PER_LN * phot.err / phot.flux, np.nan)

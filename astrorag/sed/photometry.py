@@ -16,9 +16,9 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -75,14 +75,14 @@ class Photometry:
                 return i
         return None
 
-    def select(self, mask: np.ndarray) -> "Photometry":
+    def select(self, mask: np.ndarray) -> Photometry:
         return Photometry(self.ids[mask], self.z[mask], self.bands, self.flux[mask], self.err[mask],
                           self.upper[mask], self.lines[mask], None if self.model is None else self.model[mask],
                           {k: v[mask] for k, v in self.extras.items()}, self.problems, self.error_floor)
 
     # One source: a table of one row is what the advisor reports and the fitters fit.
 
-    def source(self, i: int, error_floor: float | None = None) -> "Photometry":
+    def source(self, i: int, error_floor: float | None = None) -> Photometry:
         """Source ``i`` alone, as a one-row table (small enough to send to a fit worker).
 
         ``error_floor`` is the fraction of the flux added in quadrature to each error where the source is
@@ -246,7 +246,7 @@ def build(columns: dict[str, np.ndarray], lines: np.ndarray, flux_unit: str | No
         hints = []
         for u in unknown[:5]:  # a table of thousands of odd columns gets a message, not a megabyte
             try:
-                get_filter(re.sub(r"^(f_|mag_)|(_flux|_mag)$", "", u, flags=re.I))
+                get_filter(re.sub(r"^(f_|mag_)|(_flux|_mag)$", "", u, flags=re.IGNORECASE))
             except InputError as exc:
                 hints.append(f"{u}: {exc}")
         more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
@@ -483,14 +483,14 @@ def read_photometry(path: str | Path, z: float | None = None, flux_unit: str | N
         if missing:
             import difflib
 
-            close = difflib.get_close_matches(sorted(missing)[0], list(phot.ids), n=3)
+            close = difflib.get_close_matches(min(missing), list(phot.ids), n=3)
             raise InputError(f"no source with id {', '.join(sorted(missing))} in {path}"
                              f"{'; close ids: ' + ', '.join(close) if close else ''}")
         phot = phot.select(mask)
     return phot
 
 
-def redshift_warnings(phot: "Photometry") -> list[str]:
+def redshift_warnings(phot: Photometry) -> list[str]:
     """What a reader should know about the redshifts given: z = 0 (usually a failed photometric redshift),
     and redshifts below the LRD criteria's range.
 

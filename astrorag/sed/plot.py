@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .types import Advice
+from ..graph.regions import REGIONS
 from .diagnostics import BALMER_LIMIT_UM
 from .magnitudes import LIMIT_SIGMA
 from .photometry import DETECTION_SNR
-from ..graph.regions import REGIONS
+from .types import Advice
 from .units import MAG_PER_LN, ujy_to_ab
 
 REGION_COLOURS = {"uv": "#8172B3", "optical": "#55A868", "nir": "#DD8452", "mir": "#C44E52", "fir": "#937860"}

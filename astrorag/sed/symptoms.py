@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..graph.regions import REGIONS
 from .criteria import Colours
 from .diagnostics import RESIDUAL_THRESHOLD, STRONG_BREAK_MAG, Diagnostics
-from ..graph.regions import REGIONS
 
 #: Thresholds, each a published or conventional boundary (see the docstring of :func:`derive`).
 V_SHAPE_BETA_UV_MAX = -0.37       # Kocevski et al. 2024

@@ -38,7 +38,7 @@ _MAG_NAMES = {"abmag", "mag", "mag(ab)", "ab", "magab", "ab mag"}
 _COMMON = {"ujy": "uJy", "microjy": "uJy", "njy": "nJy", "mjy": "mJy", "jy": "Jy"}
 
 
-def parse_flux_unit(text, column: str = "") -> "u.UnitBase":
+def parse_flux_unit(text, column: str = "") -> u.UnitBase:
     """A column's unit: a spectral flux density (any astropy spelling) or an AB magnitude.
 
     Magnitude columns of catalogs often say just ``mag``; they are read as AB.
@@ -61,7 +61,7 @@ def parse_flux_unit(text, column: str = "") -> "u.UnitBase":
     """
     from ..errors import InputError
 
-    if isinstance(text, u.UnitBase) or isinstance(text, u.FunctionUnitBase):
+    if isinstance(text, (u.UnitBase, u.FunctionUnitBase)):
         unit = text
     else:
         raw = str(text).strip()
@@ -81,7 +81,7 @@ def parse_flux_unit(text, column: str = "") -> "u.UnitBase":
     return unit
 
 
-def to_ujy_scale(unit: "u.UnitBase") -> float:
+def to_ujy_scale(unit: u.UnitBase) -> float:
     """Factor from a flux-density unit to uJy.
 
     >>> to_ujy_scale(u.mJy)

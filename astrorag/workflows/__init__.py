@@ -22,16 +22,25 @@ from pathlib import Path
 #: The bundled development LRDs (Kokorev et al. 2024), the app's examples and the eval default.
 LRD_EXAMPLES = Path(str(resources.files("astrorag") / "data" / "kokorev2024_lrd_dev.csv"))
 
-from .advise import AdviceRun, advise_catalog_file, advise_csv_text, advise_file  # noqa: E402
-from .ask import AskOutputs, AskSession, query_params  # noqa: E402
-from .export import export_bibtex  # noqa: E402
-from .fit import FitRun, fit_catalog_file, fit_file, fit_sources, flagged_ids  # noqa: E402
-from .ingest import ingest_files, ingest_remote  # noqa: E402
-from .library import index_check, index_drop, index_info, index_list, library_summary  # noqa: E402
-from .rules import (COUNTED_RECORDS, distill_rules, draw_rules, get_rule, learn_rules, list_rules,  # noqa: E402
-                    rules_for_symptoms, undo_learn)
+from .advise import AdviceRun, advise_catalog_file, advise_csv_text, advise_file
+from .ask import AskOutputs, AskSession, query_params
+from .export import export_bibtex
+from .fit import FitRun, fit_catalog_file, fit_file, fit_sources, flagged_ids
+from .ingest import ingest_files, ingest_remote
+from .library import index_check, index_drop, index_info, index_list, library_summary
+from .rules import (
+    COUNTED_RECORDS,
+    distill_rules,
+    draw_rules,
+    get_rule,
+    learn_rules,
+    list_rules,
+    rules_for_symptoms,
+    undo_learn,
+)
 
-__all__ = ["LRD_EXAMPLES", "AdviceRun", "advise_file", "advise_csv_text", "advise_catalog_file", "AskOutputs", "AskSession",
-           "query_params", "export_bibtex", "FitRun", "fit_sources", "fit_file", "fit_catalog_file", "flagged_ids",
-           "ingest_files", "ingest_remote", "index_info", "index_check", "index_list", "index_drop", "library_summary", "distill_rules",
-           "learn_rules", "undo_learn", "COUNTED_RECORDS", "list_rules", "get_rule", "draw_rules", "rules_for_symptoms"]
+__all__ = ["COUNTED_RECORDS", "LRD_EXAMPLES", "AdviceRun", "AskOutputs", "AskSession", "FitRun",
+           "advise_catalog_file", "advise_csv_text", "advise_file", "distill_rules", "draw_rules", "export_bibtex",
+           "fit_catalog_file", "fit_file", "fit_sources", "flagged_ids", "get_rule", "index_check", "index_drop",
+           "index_info", "index_list", "ingest_files", "ingest_remote", "learn_rules", "library_summary",
+           "list_rules", "query_params", "rules_for_symptoms", "undo_learn"]

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..settings import Settings
 from ..sed.types import Advice
+from ..settings import Settings
 from ..types import Problem, first_problems
 
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import InputError
-from ..settings import Settings
 from ..index.types import Answer, Filters, QueryParams
+from ..settings import Settings
 
 
 def query_params(k: int | None = None, mode: str | None = None, year_min: int | None = None,
@@ -85,7 +85,7 @@ class AskSession:
 
     @classmethod
     def start(cls, settings: Settings, question: str, params: QueryParams | None = None,
-              backend: str | None = None) -> "AskSession":
+              backend: str | None = None) -> AskSession:
         """A session with its own assistant (closed by :meth:`close`)."""
         from ..assistant import Assistant
 

@@ -48,11 +48,10 @@ def fit_sources(settings: Settings, phot, *, workers: int = 1, scheduler: str | 
 
     from ..cluster import dask_client
     from ..fit import FitError, get_fitter
-    from ..fit.loop import run_loop
-    from ..graph.model import load_graph
-
     from ..fit.cache import FitCache
+    from ..fit.loop import run_loop
     from ..fit.scratch import sweep_stale
+    from ..graph.model import load_graph
 
     graph = load_graph(settings.index_path)
     options = settings.fit

@@ -22,10 +22,10 @@ from importlib import resources
 def one_fit(job):
     source_id, broad, seed = job
     from astrorag.fit import SamplerOptions, get_fitter
-    from astrorag.settings import FitSettings
     from astrorag.fit.spec import apply_action, baseline
     from astrorag.graph.model import RuleGraph
     from astrorag.sed.photometry import read_photometry
+    from astrorag.settings import FitSettings
 
     table = resources.files("astrorag") / "data" / "kokorev2024_lrd_dev.csv"
     source = read_photometry(str(table), ids=[source_id]).source(0, error_floor=FitSettings.error_floor)

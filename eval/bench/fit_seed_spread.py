@@ -24,9 +24,9 @@ CONFIGS = {"old": (100, 0, False), "default": (200, 1000, True), "wide": (400, 1
 def one_fit(job):
     source_id, config, seed = job
     from astrorag.fit import SamplerOptions, get_fitter
-    from astrorag.settings import FitSettings
     from astrorag.fit.spec import baseline
     from astrorag.sed.photometry import read_photometry
+    from astrorag.settings import FitSettings
 
     table = resources.files("astrorag") / "data" / "kokorev2024_lrd_dev.csv"
     phot = read_photometry(str(table), ids=[source_id])

@@ -28,9 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from astrorag.hardware import cpu_info, usable_cpus  # noqa: E402
-from astrorag.index.bert_onnx import build_bert_graph  # noqa: E402
-from astrorag.index.onnx_embed import PROBE, OnnxEmbedder, _ffn_output_matmuls, _quantize  # noqa: E402
+from astrorag.hardware import cpu_info, usable_cpus
+from astrorag.index.bert_onnx import build_bert_graph
+from astrorag.index.onnx_embed import PROBE, OnnxEmbedder, _ffn_output_matmuls, _quantize
 
 SAMPLE = Path(__file__).resolve().parents[2] / "astrorag" / "data" / "sample_abstracts.jsonl"
 
