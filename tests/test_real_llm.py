@@ -196,3 +196,22 @@ def test_a_slow_model_is_reported_as_slow_not_missing(llama_server):
     backend = OpenAIBackend(llama_server.url, "gemma-3-270m", timeout=0.05, max_tokens=200)
     with pytest.raises(LLMTimeoutError, match="slow"):
         "".join(backend.chat([{"role": "user", "content": "Tell a long story about the Moon. " * 40}]))
+
+
+def test_advise_narrative_from_an_echoing_model_is_set_aside_for_the_report(local_llm):
+    """The advisor's narrative passes the same reply guard as an answer: the base model's echo of the prompt
+    is stopped, the deterministic report stands in for it, and the JSON says so."""
+    from astrorag.graph.model import RuleGraph
+    from astrorag.sed.advisor import advise_source, structured_report
+    from astrorag.sed.analysis import analyse
+    from astrorag.sed.photometry import read_photometry
+    from astrorag.workflows import LRD_EXAMPLES
+
+    phot = read_photometry(LRD_EXAMPLES)
+    i = int(list(phot.ids).index("11219"))
+    advice = advise_source(analyse(phot), i, RuleGraph.from_seeds(), llm=local_llm)
+    data = advice.to_dict()
+    assert data["degenerate"] is True and "repeats the prompt" in data["degenerate_reason"]
+    assert data["backend"] == "report" and data["narrative"] == structured_report(advice)
+    assert "You are astrorag" not in data["narrative"] and "<evidence" not in data["narrative"]
+    assert any("set aside" in n for n in data["notices"])

@@ -57,7 +57,8 @@ def run_cost(settings: Settings, backend: str | None = None, questions: int = 10
     from ..assistant import Assistant
     from ..llm.prompt import count_tokens
     from ..sed import synthetic as syn
-    from ..sed.advisor import advise_source, analyse, llm_narrative, narrative_messages
+    from ..sed.advisor import advise_source, llm_narrative, narrative_messages
+    from ..sed.analysis import analyse
 
     directory = report_dir(settings, "cost", out)
     assistant = Assistant(settings, backend=backend, purpose="eval")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from ..graph.types import RankedAction
 from ..graph.vocabulary import INTERPRETATIONS, SYMPTOMS
 from ..index.types import Evidence
 from ..llm.base import LLMBackend
+from ..llm.degenerate import ReplyGuard
 from ..llm.prompt import build_messages, check_citations
 from . import diagnostics
 from .analysis import SEDAnalysis
@@ -93,10 +95,15 @@ def advise_source(analysis: SEDAnalysis, i: int, graph: RuleGraph, llm: LLMBacke
         advice.notices.append("no redshift: rest-frame diagnostics need one (give --z or a redshift column)")
     advice.narrative = structured_report(advice)
     if llm is not None and actions:
-        advice.narrative, dropped = llm_narrative(advice, graph, llm)
-        advice.backend = llm.name
-        if dropped:
-            advice.notices.append(f"dropped citation(s) of rules not given to the model: {', '.join(dropped)}")
+        told = llm_narrative(advice, graph, llm)
+        advice.narrative = told.text
+        advice.backend = "report" if told.degenerate else llm.name
+        advice.degenerate, advice.degenerate_reason = told.degenerate, told.degenerate_reason
+        if told.degenerate:
+            advice.notices.append(f"the model's narrative ({llm.name}) was set aside because "
+                                  f"{told.degenerate_reason}; the deterministic report stands in for it")
+        if told.dropped:
+            advice.notices.append(f"dropped citation(s) of rules not given to the model: {', '.join(told.dropped)}")
     return advice
 
 
@@ -147,12 +154,43 @@ def narrative_messages(advice: Advice, graph: RuleGraph | None = None) -> tuple[
     return evidence, build_messages(ADVICE_QUESTION, evidence)
 
 
-def llm_narrative(advice: Advice, graph: RuleGraph, llm: LLMBackend) -> tuple[str, list[str]]:
-    """A short narrative from the LLM, given the report and the ranked rules as quoted evidence."""
-    evidence = narrative_evidence(advice)
-    text = "".join(llm.answer(ADVICE_QUESTION, evidence))
-    check = check_citations(text, evidence)
-    return check.text, check.dropped
+@dataclass
+class Narrative:
+    """A language model's narrative, checked: its text (the deterministic report where the reply was set
+    aside), the citations dropped, and why the reply was set aside (``""`` when it was not)."""
+
+    text: str
+    dropped: list[str]
+    degenerate_reason: str = ""
+
+    @property
+    def degenerate(self) -> bool:
+        return bool(self.degenerate_reason)
+
+
+def llm_narrative(advice: Advice, graph: RuleGraph, llm: LLMBackend) -> Narrative:
+    """A short narrative from the LLM, given the report and the ranked rules as quoted evidence.
+
+    The reply passes the same guard as an answer (:class:`~astrorag.llm.degenerate.ReplyGuard`): an echo of
+    the prompt, a loop, a reply cut at the token limit or no text is stopped as soon as it shows, and the
+    deterministic report stands in for it.
+    """
+    evidence, messages = narrative_messages(advice, graph)
+    guard = ReplyGuard(messages, llm.reply_tokens())
+    pieces: list[str] = []
+    stream = llm.answer(ADVICE_QUESTION, evidence)
+    try:
+        for piece in stream:
+            pieces.append(piece)
+            if guard.feed(piece):
+                break  # closing the stream stops the model
+    finally:
+        stream.close()
+    reason = guard.finish(finish_reason=llm.last_usage.finish_reason)
+    if reason:
+        return Narrative(structured_report(advice), [], reason)
+    check = check_citations("".join(pieces), evidence)
+    return Narrative(check.text, check.dropped)
 
 
 def describe_symptom(name: str) -> str:

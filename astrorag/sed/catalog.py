@@ -304,11 +304,12 @@ def write_narratives(items: list, graph: RuleGraph, llm, path: Path) -> dict:
         if not advice.actions:
             return {"id": advice.source_id, "narrative": advice.narrative, "prompt_tokens": 0, "output_tokens": 0,
                     "seconds": 0.0, "backend": "report"}
-        text, dropped = llm_narrative(advice, graph, llm)
+        told = llm_narrative(advice, graph, llm)
         usage = llm.last_usage
-        return {"id": advice.source_id, "narrative": text, "dropped_citations": dropped,
+        return {"id": advice.source_id, "narrative": told.text, "dropped_citations": told.dropped,
+                "degenerate": told.degenerate, "degenerate_reason": told.degenerate_reason,
                 "prompt_tokens": usage.prompt_tokens, "output_tokens": usage.output_tokens,
-                "seconds": round(time.perf_counter() - t0, 3), "backend": llm.name,
+                "seconds": round(time.perf_counter() - t0, 3), "backend": "report" if told.degenerate else llm.name,
                 "top_rule": advice.actions[0].rule_id}
 
     t0 = time.perf_counter()

@@ -31,6 +31,9 @@ class Advice:
     notices: list[str] = field(default_factory=list)
     lrd_score: float | None = None
     lrd_likeness: float | None = None
+    #: the model's narrative was set aside (an echo, a loop, cut at the token limit); why
+    degenerate: bool = False
+    degenerate_reason: str = ""
     lrd_votes: list[str] = field(default_factory=list)
     fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # UV/optical line fits (m vs log10 rest um)
 
@@ -40,4 +43,5 @@ class Advice:
                 "diagnostics": self.diagnostics, "criteria": self.criteria, "symptoms": self.symptoms,
                 "actions": [a.to_dict() for a in self.actions], "interpretations": self.interpretations,
                 "narrative": self.narrative, "backend": self.backend, "plot": self.plot,
+                "degenerate": self.degenerate, "degenerate_reason": self.degenerate_reason,
                 "notices": self.notices, "sed": self.sed.to_dict()}
