@@ -216,6 +216,8 @@ class SourceSettings(_Group):
     arxiv_delay_s: float = setting(3.0, at_least=0, help="seconds between arXiv requests (arXiv asks for 3)")
     http_retries: int = setting(5, at_least=0, at_most=100, help="retries of a failed request")
     http_backoff_s: float = setting(2.0, at_least=0, help="first wait before a retry, doubled each time")
+    http_connect_timeout_s: float = setting(5.0, at_least=0.1, at_most=600, help="seconds to wait for a "
+                                            "connection to ADS before giving up (one retry)")
 
 
 @dataclass(frozen=True)

@@ -84,15 +84,26 @@ def checkpoint_key(kind: str, *parts: str) -> str:
 
 
 def _mount_retries(session, settings: Settings) -> None:
-    """Retries by urllib3 on the ads package's requests session: 429 and 5xx (honouring Retry-After) and
-    connection errors, with exponential backoff from ``http_backoff_s``."""
+    """Retries by urllib3 on the ads package's requests session: 429 and 5xx (honouring Retry-After) with
+    exponential backoff from ``http_backoff_s``; a connection that cannot be made is tried once more after
+    ``http_connect_timeout_s``, so an offline machine hears so in seconds, not after a minute of backoff."""
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    retry = Retry(total=settings.sources.http_retries, backoff_factor=settings.sources.http_backoff_s,
+    connect = settings.sources.http_connect_timeout_s
+
+    class ConnectTimeoutAdapter(HTTPAdapter):
+        def send(self, request, **kwargs):
+            timeout = kwargs.get("timeout")
+            read = timeout[1] if isinstance(timeout, tuple) else timeout
+            kwargs["timeout"] = (connect, read or 60.0)
+            return super().send(request, **kwargs)
+
+    retry = Retry(total=settings.sources.http_retries, connect=min(1, settings.sources.http_retries),
+                  backoff_factor=settings.sources.http_backoff_s,
                   status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
                   respect_retry_after_header=True, raise_on_status=False)
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = ConnectTimeoutAdapter(max_retries=retry)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
 
@@ -134,8 +145,9 @@ def ingest_ads(query: str, index: Index, embedder: Embedder, settings: Settings,
             raise SourceError(redact(f"ADS answered HTTP {status} for {query!r}{': ' + hint if hint else ''} "
                                      f"({str(exc)[:200]})", token)) from None
         except OSError as exc:  # connection refused, DNS, timeouts, after the retries
-            raise SourceError(redact(f"cannot reach ADS at {settings.sources.ads_url} ({exc.__class__.__name__}); "
-                                     f"check the network or ASTRORAG_ADS_URL", token)) from None
+            raise SourceError(redact(f"cannot reach ADS at {settings.sources.ads_url} ({exc.__class__.__name__}, "
+                                     f"two tries of {settings.sources.http_connect_timeout_s:g} s); check the "
+                                     "network or ASTRORAG_ADS_URL, and try again later", token)) from None
         report.retries += last.get("retries", 0)
         docs = [_from_ads(dict(a._raw)) for a in search.response.articles if a._raw.get("bibcode")]
         report.ingest += ingest_documents(index, docs, embedder, settings, progress=False)
