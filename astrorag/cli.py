@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(parent, name: str, func: Callable, help: str, *extra: argparse.ArgumentParser):
         p = parent.add_parser(name, parents=[common, *extra], help=help)
-        p.set_defaults(func=func)
+        p.set_defaults(func=func, command_parser=p)
         return p
 
     ingest = sub.add_parser("ingest", help="add papers to an index").add_subparsers(dest="source", required=True)
@@ -898,10 +898,26 @@ EXTRAS = {"gradio": "app", "gradio_client": "app", "mcp": "app", "playwright": "
           "sentence_transformers": "torch", "sbi": "sbi"}
 
 
+def unrecognised(parser: argparse.ArgumentParser, words: list[str]) -> None:
+    """Exit with the sub-command's own usage and, for a mistyped flag, the closest one it has."""
+    import difflib
+
+    flags = [option for action in parser._actions for option in action.option_strings]
+    hints = []
+    for word in words:
+        if word.startswith("-"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], flags, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{word}: did you mean {close[0]}?")
+    parser.error(f"unrecognized arguments: {' '.join(words)}" + (f" ({'; '.join(hints)})" if hints else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        unrecognised(getattr(args, "command_parser", parser), unknown)
     func: Callable[[argparse.Namespace], int] = args.func
     from .signals import Interrupted, terminate_on_sigterm
 

@@ -106,3 +106,14 @@ def test_the_guide_prints_the_settings_the_code_has():
 
     guide = (Path(__file__).parent.parent / "docs" / "GUIDE.md").read_text()
     assert settings_markdown() in guide
+
+
+def test_a_mistyped_flag_gets_the_subcommands_usage_and_the_closest_flag(capsys):
+    from astrorag.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["advise-catalog", "catalog.csv", "--out", "x.csv", "--workres", "2"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith("usage: astrorag advise-catalog")
+    assert "--workres: did you mean --workers?" in err
