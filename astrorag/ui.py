@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import AstroRagError
 from .index.types import QueryParams
+from .llm import backend_names
 from .render import (
     actions_markdown,
     diagnostics_markdown,
@@ -221,7 +222,7 @@ def build_app(settings: Settings | None = None):
         gr.Markdown("# astrorag\nCitable answers and SED-fitting advice from the astronomy literature.")
         with gr.Accordion("Settings", open=False):
             with gr.Row():
-                backend = gr.Dropdown(["auto", "ollama", "extractive"], value=base.llm.backend, label="backend")
+                backend = gr.Dropdown(backend_names(), value=base.llm.backend, label="backend")
                 model = gr.Textbox(value=base.llm.ollama.model, label="Ollama model")
                 host = gr.Dropdown(base.llm.ollama.allowed_hosts, value=base.llm.ollama.host, label="Ollama host",
                                    allow_custom_value=False)
