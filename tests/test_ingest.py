@@ -119,3 +119,27 @@ def test_cli_ingest_reports_bad_lines_and_keeps_good(tmp_path):
     assert f"skipped {bad}:2: not valid JSON" in run.stderr
     assert "3 added" in run.stdout and "1 record(s) skipped" in run.stdout
     assert "Traceback" not in run.stderr
+
+
+def test_an_empty_default_index_left_by_a_failed_ingest_is_replaced_by_the_sample(tmp_path):
+    """A first `ingest ads` without a token creates the default index and stops before any record; the next
+    `ask` must not answer from that empty index but build the sample corpus as on a fresh install."""
+    from astrorag.index.store import Index
+    from astrorag.ingest.sample import ensure_sample_index
+    from astrorag.settings import Settings
+
+    settings = Settings(index_dir=tmp_path / "indexes", progress=False)
+    Index.open(settings, create=True).close()
+    ensure_sample_index(settings)
+    index = Index.open(settings)
+    try:
+        assert index.count_documents() == 687
+    finally:
+        index.close()
+    # an index with the user's own papers is never replaced
+    ensure_sample_index(settings)
+    index = Index.open(settings)
+    try:
+        assert index.count_documents() == 687
+    finally:
+        index.close()
