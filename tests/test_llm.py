@@ -479,3 +479,25 @@ def test_an_explicit_openai_backend_records_the_model_the_server_really_serves(s
     assert any("serves 'gemma-3-270m'" in n for n in answer.get("notices", [])), answer.get("notices")
     bundle = _json.loads((tmp_path / "b" / "bundle.json").read_text())
     assert bundle["model"]["model"] == "gemma-3-270m"
+
+
+def test_the_extractive_answer_keeps_to_the_questions_specific_subject():
+    """"What causes pulsar glitches?" over passages mostly about pulsar timing: the sentences about glitches
+    answer, not the ones that share only the word "pulsar" (a real case from the sample corpus)."""
+    from astrorag.index.types import Evidence
+    from astrorag.llm.extractive import ExtractiveAnswerer
+
+    evidence = [
+        Evidence(key="1", kind="chunk", doc_id="a", text="Pulsar timing arrays seek to detect a nano-Hz gravitational-wave "
+                 "background. We argue for careful timing and noise modelling of the pulsars in such arrays."),
+        Evidence(key="2", kind="chunk", doc_id="b", text="Two glitches were detected for the first time in this pulsar. "
+                 "The second glitch showed an exponential recovery over 45 days."),
+        Evidence(key="3", kind="chunk", doc_id="c", text="The pulsar's timing parallax becomes a significant detection "
+                 "when red noise is modelled. The lack of timing glitches complicates a magnetar reading."),
+    ]
+    text = "".join(ExtractiveAnswerer().answer("What causes pulsar glitches?", evidence))
+    picked = [line for line in text.splitlines() if line.startswith("- ")]
+    assert len(picked) == 3 and all("glitch" in line for line in picked)
+    # a question whose words every sentence shares is answered as before, by similarity alone
+    text = "".join(ExtractiveAnswerer(max_sentences=2).answer("How do pulsar timing arrays work?", evidence))
+    assert sum(line.startswith("- ") for line in text.splitlines()) == 2
