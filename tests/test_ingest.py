@@ -121,25 +121,19 @@ def test_cli_ingest_reports_bad_lines_and_keeps_good(tmp_path):
     assert "Traceback" not in run.stderr
 
 
-def test_an_empty_default_index_left_by_a_failed_ingest_is_replaced_by_the_sample(tmp_path):
-    """A first `ingest ads` without a token creates the default index and stops before any record; the next
-    `ask` must not answer from that empty index but build the sample corpus as on a fresh install."""
-    from astrorag.index.store import Index
-    from astrorag.ingest.sample import ensure_sample_index
-    from astrorag.settings import Settings
 
+def test_an_ads_ingest_without_a_token_creates_no_index(tmp_path, monkeypatch):
+    """Without a token, `ingest ads` stops before it creates the (default) index: otherwise an empty index stays
+    behind and the next `ask` answers from it instead of building the sample corpus."""
+    from astrorag.errors import SourceError
+    from astrorag.index.store import Index
+    from astrorag.settings import Settings
+    from astrorag.workflows import ingest_remote
+
+    for var in ("ADS_API_TOKEN", "ADS_DEV_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     settings = Settings(index_dir=tmp_path / "indexes", progress=False)
-    Index.open(settings, create=True).close()
-    ensure_sample_index(settings)
-    index = Index.open(settings)
-    try:
-        assert index.count_documents() == 687
-    finally:
-        index.close()
-    # an index with the user's own papers is never replaced
-    ensure_sample_index(settings)
-    index = Index.open(settings)
-    try:
-        assert index.count_documents() == 687
-    finally:
-        index.close()
+    with pytest.raises(SourceError, match="no NASA ADS API token"):
+        ingest_remote(settings, "ads", "little red dots", 5)
+    assert not Index.exists(settings)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AstroRagError
 from ..index.embed import PACKAGED_MODEL_IDENTITY, Embedder, resolve_model_path
 from ..index.store import Index
 from ..settings import IngestSettings, Settings
@@ -109,27 +108,10 @@ def ensure_sample_index(settings: Settings, embedder: Embedder | None = None) ->
     start = time.perf_counter()
     with locked(settings.storage.index_dir / f".{settings.storage.index_name}.build.lock"):
         waited = time.perf_counter() - start
-        if Index.exists(settings) and _holds_nothing(settings):
-            # an ingest that failed before its first record (no ADS token, no network) left the default index
-            # empty: nothing is lost by building the sample in its place, and `ask` would otherwise find nothing
-            import shutil
-
-            shutil.rmtree(settings.index_path)
         if not Index.exists(settings):
             build_sample_index(settings, embedder)
     return (f"notice: waited {waited:.0f} s for another process to finish building the sample index"
             if waited >= 1 else "")
-
-
-def _holds_nothing(settings: Settings) -> bool:
-    try:
-        index = Index.open(settings)
-    except AstroRagError:
-        return False   # damaged or mismatched: its own error says what to do when it is opened
-    try:
-        return index.count_documents() == 0
-    finally:
-        index.close()
 
 
 def build_sample_index(settings: Settings, embedder: Embedder | None = None, quiet: bool = False) -> IngestReport:

@@ -61,6 +61,10 @@ def ingest_remote(settings: Settings, source: str, query: str = "", count: int =
         raise InputError(f"unknown literature source {source!r}; valid names: ads, arxiv")
     if not query and not ids:
         raise InputError("give a query (or arXiv ids)")
+    if source == "ads":
+        from ..ingest.ads_source import find_token
+
+        find_token()  # no token: say so before an index is created (an empty default index would stay behind)
     index = Index.open(settings, create=True)
     try:
         if source == "ads":
