@@ -109,9 +109,9 @@ def test_bagpipes_gives_young_and_old_stars_cigales_continuum_attenuation(factor
     pytest.importorskip("bagpipes")
     import warnings
 
-    from astrorag.evaluation.fit_truths import _bagpipes
+    from astrorag.fit.bagpipes_fitter import import_bagpipes
 
-    pipes = _bagpipes()
+    pipes = import_bagpipes()
     # micron, away from strong stellar features and short of bagpipes' own dust emission (energy balance)
     rest = np.array([0.16, 0.25, 0.40, 0.55, 0.80])
     z = 3.0

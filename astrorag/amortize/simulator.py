@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
-from ..fit.bagpipes_fitter import to_bagpipes
+from ..fit.bagpipes_fitter import import_bagpipes, to_bagpipes
 from ..fit.spec import age_cap_myr, baseline
 from ..sed.filters import curve_file, get_filter
 
@@ -43,17 +43,6 @@ ERROR_FLOOR = 0.05
 DEFAULT_DEPTH_AB = 29.0
 #: The share of bands dropped at random per simulation (at most all but four).
 MISSING_SHARE = 0.1
-
-
-def _bagpipes():
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            import bagpipes as pipes
-    except ImportError as exc:
-        raise InputError('amortized posteriors simulate with bagpipes, which is not installed: '
-                         'pip install -e ".[fit,sbi]"') from exc
-    return pipes
 
 
 @dataclass(frozen=True)
@@ -229,7 +218,8 @@ class Simulator:
                 "nebular": {"logU": log_u}, "dust": {"type": "Calzetti", "Av": float(p["av"]), "eta": 1.0}}
 
     def __call__(self, theta: np.ndarray, z: np.ndarray, workdir: str | None = None) -> np.ndarray:
-        pipes = _bagpipes()
+        pipes = import_bagpipes('amortized posteriors simulate with bagpipes, which is not installed: '
+                                'pip install -e ".[fit,sbi]"')
         log_u = BaselinePrior.at(float(np.median(z))).log_u
         out = np.empty((len(theta), len(self.bands)))
         here = os.getcwd()

@@ -14,8 +14,6 @@ depth's alone (the fit adds the floor itself).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
+from ..fit.bagpipes_fitter import import_bagpipes
 from ..sed.filters import curve_file, get_filter
 from ..sed.photometry import Photometry
 
@@ -136,13 +135,6 @@ def draw_truths(per_kind: int, nulls: int, seed: int) -> list[Truth]:
     return [draw_truth(kind, i, rng) for kind in KINDS for i in range(counts[kind])]
 
 
-def _bagpipes():
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        import bagpipes as pipes
-    return pipes
-
-
 def synthesise(truth: Truth):
     """Noisy photometry of one truth (uJy), as the loop reads it: one source with the fit's error floor.
 
@@ -151,7 +143,7 @@ def synthesise(truth: Truth):
     """
     from ..settings import FitSettings
 
-    pipes = _bagpipes()
+    pipes = import_bagpipes()
     filters = [get_filter(b) for b in BANDS]
     curves = [str(curve_file(f)) for f in filters]
     comps = {k: dict(v) if isinstance(v, dict) else v for k, v in truth.components.items()}

@@ -225,6 +225,22 @@ def _flambda_to_ujy(flam: np.ndarray, wave_aa: np.ndarray) -> np.ndarray:
     return flam * wave_aa ** 2 / C_ANGSTROM_S * 1e29
 
 
+#: What to install when the fitter's packages are missing.
+FITTER_MISSING = 'the bagpipes fitter is not installed: pip install -e ".[fit]" (bagpipes and nautilus-sampler)'
+
+
+def import_bagpipes(missing: str = FITTER_MISSING):
+    """bagpipes, imported without the banner it prints and the warnings it raises; ``missing`` is the
+    FitError's message when it is not installed (each caller names the extra it needs)."""
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            import bagpipes as pipes
+    except ImportError as exc:
+        raise FitError(missing) from exc
+    return pipes
+
+
 class BagpipesFitter(Fitter):
     """Fits with bagpipes and nautilus; log-evidence from nautilus, model fluxes at the best-fit sample."""
 
@@ -284,14 +300,11 @@ class BagpipesFitter(Fitter):
 
     def fit(self, phot: Photometry, spec: ModelSpec, workdir: str | None = None,
             replicate: int = 0) -> FitResult:
+        pipes = import_bagpipes()
         try:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
-                import bagpipes as pipes
-                from nautilus import Sampler
+            from nautilus import Sampler
         except ImportError as exc:
-            raise FitError('the bagpipes fitter is not installed: pip install -e ".[fit]" '
-                           '(bagpipes and nautilus-sampler)') from exc
+            raise FitError(FITTER_MISSING) from exc
         if phot.redshift > pipes.config.max_redshift:
             raise FitError(f"z = {phot.redshift} is above bagpipes' grid limit ({pipes.config.max_redshift})")
         instructions, lost = to_bagpipes(spec)
