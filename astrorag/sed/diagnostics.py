@@ -74,7 +74,6 @@ class Diagnostics:
     line_ew_needed_aa: np.ndarray | None = None
     line_ew_fit_aa: np.ndarray | None = None
     line_reading_p: np.ndarray | None = None
-    line_bands_used: np.ndarray | None = None
     oiii_bands: np.ndarray | None = None  # (N, B)
     band_names: tuple[str, ...] = ()
 
@@ -291,24 +290,20 @@ def emitter_reading(phot: Photometry, rise: np.ndarray, err: np.ndarray, use: np
     et al. 2025 and Williams et al. 2024, arXiv:2311.07483); with one line band and no line-free band the
     reading stays possible for any EW of the distribution's body and the p-value says how likely that EW is.
 
-    Returns ``line_ew_fit_aa`` (the EW of the best emitter reading, NaN where no band holds the lines),
-    ``line_reading_p`` (its p-value, NaN where no band holds the lines) and ``line_bands_used`` (how many
-    detected rest-optical bands hold the lines).
+    Returns ``line_ew_fit_aa`` (the EW of the best emitter reading) and ``line_reading_p`` (its p-value),
+    both NaN where no detected rest-optical band holds the lines.
     """
     n, nb = rise.shape
-    z = phot.z
+    one_plus_z = 1 + np.nan_to_num(phot.z, nan=0.0)
     gain = np.zeros((n, nb))  # rise factor per micron of rest EW
     for j, band in enumerate(phot.bands):
         for line, share in OIII_HB_SHARES.items():
-            observed = line * (1 + np.nan_to_num(z, nan=0.0))
-            gain[:, j] += share * line_weight_per_um(band.name, observed) * (1 + np.nan_to_num(z, nan=0.0))
+            gain[:, j] += share * line_weight_per_um(band.name, line * one_plus_z) * one_plus_z
     gain = np.where(oiii, gain, 0.0)
-    holds = (use & oiii & (gain > 0)).any(1)
     out_ew, out_p = np.full(n, np.nan), np.full(n, np.nan)
-    n_line = (use & oiii & (gain > 0)).sum(1)
-    rows = np.where(holds)[0]
+    rows = np.flatnonzero((use & (gain > 0)).any(1))
     if not len(rows):
-        return {"line_ew_fit_aa": out_ew, "line_reading_p": out_p, "line_bands_used": n_line}
+        return {"line_ew_fit_aa": out_ew, "line_reading_p": out_p}
     cols = use[rows].any(0)  # only the bands some source uses
     u = use[np.ix_(rows, cols)]
     g = gain[np.ix_(rows, cols)] * 1e-4  # per A of rest EW
@@ -346,7 +341,7 @@ def emitter_reading(phot: Photometry, rise: np.ndarray, err: np.ndarray, use: np
     search(centre * 10 ** step for step in np.arange(-0.15, 0.151, 0.01))
     out_ew[rows] = best_ew
     out_p[rows] = chi2_sf(best, u.sum(1))
-    return {"line_ew_fit_aa": out_ew, "line_reading_p": out_p, "line_bands_used": n_line}
+    return {"line_ew_fit_aa": out_ew, "line_reading_p": out_p}
 
 
 def chi2_sf(x: np.ndarray, dof: np.ndarray) -> np.ndarray:
