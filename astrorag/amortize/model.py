@@ -175,32 +175,28 @@ def standardisation(torch, theta, x) -> dict[str, list[float]]:
             "x_mean": x.mean(0).tolist(), "x_std": x.std(0).tolist()}
 
 
-class _Emulator:
-    """Factory for the emulator network (a plain MLP on standardised inputs and outputs)."""
-
-    @staticmethod
-    def make(n_in: int, n_out: int, hidden: int):
-        torch = need_sbi()
-        nn = torch.nn
-
-        class Emulator(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.register_buffer("in_mean", torch.zeros(n_in))
-                self.register_buffer("in_std", torch.ones(n_in))
-                self.register_buffer("out_mean", torch.zeros(n_out))
-                self.register_buffer("out_std", torch.ones(n_out))
-                self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-                                         nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, n_out))
-
-            def forward(self, inputs):
-                return self.net((inputs - self.in_mean) / self.in_std) * self.out_std + self.out_mean
-
-        return Emulator()
-
-
 def build_emulator(meta: dict):
-    return _Emulator.make(len(PARAMETERS) + 1, len(meta["bands"]), meta["config"]["network"]["emulator_hidden"])
+    """The emulator network for an artifact's bands: a plain MLP on standardised inputs and outputs (its
+    statistics are buffers, so ``load_state_dict`` restores them)."""
+    n_in, n_out = len(PARAMETERS) + 1, len(meta["bands"])
+    hidden = meta["config"]["network"]["emulator_hidden"]
+    torch = need_sbi()
+    nn = torch.nn
+
+    class Emulator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("in_mean", torch.zeros(n_in))
+            self.register_buffer("in_std", torch.ones(n_in))
+            self.register_buffer("out_mean", torch.zeros(n_out))
+            self.register_buffer("out_std", torch.ones(n_out))
+            self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                     nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, n_out))
+
+        def forward(self, inputs):
+            return self.net((inputs - self.in_mean) / self.in_std) * self.out_std + self.out_mean
+
+    return Emulator()
 
 
 def emulator_inputs(theta: np.ndarray, z: np.ndarray) -> np.ndarray:
